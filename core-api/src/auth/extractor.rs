@@ -1,0 +1,66 @@
+//! The authenticated caller, from `Authorization: Bearer <access token>`.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use heart_shared::token::bearer_token;
+use heart_shared::ErrorCode;
+
+use super::sessions;
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// A member proven by a valid, unrevoked access token. Identity comes from here, never from the request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedMember {
+    /// The member (`sub`).
+    pub member_id: i64,
+    /// The session (`sid`).
+    pub session_id: String,
+}
+
+impl FromRequestParts<AppState> for AuthenticatedMember {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(bearer_token) else {
+            return Err(ApiError::with_message(
+                ErrorCode::InvalidAccessToken,
+                "Missing access token",
+            ));
+        };
+        let claims = state
+            .tokens
+            .verifier()
+            .verify(token, state.clock.now())
+            .map_err(|e| ApiError::with_message(e.error_code(), e.to_string()))?;
+        let member_id = claims
+            .member_id()
+            .ok_or_else(|| ApiError::code(ErrorCode::InvalidAccessToken))?;
+
+        let revoked = match state.revocations.is_revoked(&claims.sid).await {
+            Ok(revoked) => revoked,
+            Err(error) => {
+                tracing::warn!(error = %crate::error::cause_chain(&error), "revocation check falls back to the database");
+                sessions::is_revoked(&state.db, &claims.sid).await?
+            }
+        };
+        if revoked {
+            return Err(ApiError::with_message(
+                ErrorCode::InvalidAccessToken,
+                "Revoked access token",
+            ));
+        }
+        Ok(AuthenticatedMember {
+            member_id,
+            session_id: claims.sid,
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! The auth use cases, independent of HTTP: each takes the state and plain inputs.
+
+use heart_shared::rate_limit::RateLimitRule;
+use heart_shared::wire::{JoinRequest, LoginResponse, ReissueTokenResponse};
+use heart_shared::ErrorCode;
+
+use super::extractor::AuthenticatedMember;
+use super::sessions::{self, Rotation};
+use super::validation::{check_email, check_join, normalize_email};
+use super::verification;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::mail::OutgoingMail;
+use crate::member::repo::{self as members, NewMember};
+
+fn require_valid_email(email: &str) -> Result<(), ApiError> {
+    match check_email(email) {
+        Some(error) => Err(ApiError::Validation(vec![error])),
+        None => Ok(()),
+    }
+}
+
+/// Mails a new verification code to `email`, replacing any earlier one.
+pub async fn send_verification_code(
+    state: &AppState,
+    email: &str,
+    client_ip: &str,
+) -> Result<(), ApiError> {
+    let email = normalize_email(email);
+    require_valid_email(&email)?;
+    let now = state.clock.now();
+    state
+        .rate_limiter
+        .check(RateLimitRule::VerificationSendPerIp, client_ip, now)
+        .await?;
+    state
+        .rate_limiter
+        .check(RateLimitRule::VerificationSendPerEmail, &email, now)
+        .await?;
+    if members::email_exists(&state.db, &email).await? {
+        return Err(ApiError::code(ErrorCode::EmailTaken));
+    }
+
+    let code = verification::new_code();
+    verification::replace_code(&state.db, &email, &code, now).await?;
+    let mail = OutgoingMail {
+        to: email.clone(),
+        subject: format!("[Heart to Heart] Your verification code: {code}"),
+        body: format!(
+            "Welcome to Heart to Heart!\n\nYour verification code is: {code}\n\n\
+             Enter it in the app within 5 minutes. If you did not ask for it, ignore this mail.\n"
+        ),
+    };
+    if let Err(error) = state.mailer.send(&mail).await {
+        // No code the member never received may stay usable.
+        verification::delete(&state.db.pool, &email).await?;
+        return Err(ApiError::Unavailable {
+            dependency: "mail",
+            code: ErrorCode::MailNotSent,
+            source: error.into(),
+        });
+    }
+    if state.mailer.backend() == "outbox" {
+        tracing::info!(%email, %code, "verification code (outbox mail, local development)");
+    }
+    Ok(())
+}
+
+/// Checks the code mailed to `email`; a correct one marks the email verified for 30 minutes.
+pub async fn confirm_verification_code(
+    state: &AppState,
+    email: &str,
+    code: &str,
+    client_ip: &str,
+) -> Result<(), ApiError> {
+    let email = normalize_email(email);
+    require_valid_email(&email)?;
+    if code.trim().is_empty() {
+        return Err(ApiError::invalid_field(
+            "verification_code",
+            "must not be blank",
+        ));
+    }
+    let now = state.clock.now();
+    state
+        .rate_limiter
+        .check(RateLimitRule::ConfirmPerIp, client_ip, now)
+        .await?;
+    state
+        .rate_limiter
+        .check(RateLimitRule::ConfirmPerEmail, &email, now)
+        .await?;
+
+    let Some(row) = verification::find(&state.db, &email).await? else {
+        return Err(ApiError::code(ErrorCode::NoVerificationCode));
+    };
+    if row.expires_at <= now {
+        return Err(ApiError::code(ErrorCode::VerificationCodeExpired));
+    }
+    if !row.matches(code.trim()) {
+        let discarded = verification::record_failure(&state.db, &email).await?;
+        if discarded {
+            tracing::warn!(%email, "verification code discarded after too many wrong attempts");
+        }
+        return Err(ApiError::code(ErrorCode::WrongVerificationCode));
+    }
+    verification::mark_verified(&state.db, &email, now).await?;
+    Ok(())
+}
+
+/// Creates a member from a verified email. Returns the new id.
+pub async fn join(
+    state: &AppState,
+    request: &JoinRequest,
+    client_ip: &str,
+) -> Result<i64, ApiError> {
+    let email = normalize_email(&request.email);
+    let errors = check_join(request, &email);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let now = state.clock.now();
+    state
+        .rate_limiter
+        .check(RateLimitRule::JoinPerIp, client_ip, now)
+        .await?;
+
+    let verified = verification::find(&state.db, &email)
+        .await?
+        .and_then(|v| v.verified_until)
+        .is_some_and(|until| until > now);
+    if !verified {
+        if members::email_exists(&state.db, &email).await? {
+            return Err(ApiError::code(ErrorCode::EmailTaken));
+        }
+        return Err(ApiError::code(ErrorCode::EmailNotVerified));
+    }
+
+    let password_hash = state.passwords.hash(request.password.clone()).await?;
+    let new_member = NewMember {
+        email: &email,
+        name: request.name.trim(),
+        nickname: request.nickname.trim(),
+        password_hash: &password_hash,
+    };
+    let mut tx = state.db.pool.begin().await?;
+    let member_id = match members::insert(&mut *tx, &new_member, now).await {
+        Ok(id) => id,
+        // Two joins raced for one email: the unique index decides, the loser hears AUTH_000.
+        Err(e) if crate::db::Db::is_unique_violation(&e) => {
+            return Err(ApiError::code(ErrorCode::EmailTaken))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    verification::delete(&mut *tx, &email).await?;
+    tx.commit().await?;
+    tracing::info!(member_id, "member joined");
+    Ok(member_id)
+}
+
+/// Logs in: a new session with its own token pair. Unknown email and wrong password answer alike.
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client_ip: &str,
+) -> Result<LoginResponse, ApiError> {
+    let email = normalize_email(email);
+    let now = state.clock.now();
+    state
+        .rate_limiter
+        .check(RateLimitRule::LoginPerIp, client_ip, now)
+        .await?;
+    if !email.is_empty() {
+        state
+            .rate_limiter
+            .check(RateLimitRule::LoginPerEmail, &email, now)
+            .await?;
+    }
+    let member = members::find_by_email(&state.db, &email).await?;
+    let matched = state
+        .passwords
+        .verify(
+            password.to_owned(),
+            member.as_ref().map(|m| m.password_hash.clone()),
+        )
+        .await?;
+    let member = match member {
+        Some(member) if matched => member,
+        _ => return Err(ApiError::code(ErrorCode::WrongCredentials)),
+    };
+    let issued = sessions::start(
+        &state.db,
+        member.id,
+        now,
+        state.config.tokens.refresh_ttl_secs,
+    )
+    .await?;
+    let access_token = state
+        .tokens
+        .issue_access_token(member.id, &issued.session_id, now)?;
+    tracing::info!(member_id = member.id, session_id = %issued.session_id, "logged in");
+    Ok(LoginResponse {
+        member_id: member.id,
+        access_token,
+        refresh_token: issued.refresh_token,
+        name: member.name,
+        nickname: member.nickname,
+    })
+}
+
+/// Exchanges a refresh token for a new pair, detecting reuse.
+pub async fn reissue(
+    state: &AppState,
+    member_id: i64,
+    refresh_token: &str,
+    client_ip: &str,
+) -> Result<ReissueTokenResponse, ApiError> {
+    let now = state.clock.now();
+    state
+        .rate_limiter
+        .check(RateLimitRule::ReissuePerIp, client_ip, now)
+        .await?;
+    state
+        .rate_limiter
+        .check(RateLimitRule::ReissuePerMember, &member_id.to_string(), now)
+        .await?;
+    if refresh_token.trim().is_empty() {
+        return Err(ApiError::code(ErrorCode::InvalidRefreshToken));
+    }
+    let rotation = sessions::rotate(
+        &state.db,
+        member_id,
+        refresh_token.trim(),
+        now,
+        state.config.tokens.refresh_ttl_secs,
+    )
+    .await?;
+    let (member_id, issued) = match rotation {
+        Rotation::Rotated { member_id, issued } => (member_id, issued),
+        Rotation::Invalid => return Err(ApiError::code(ErrorCode::InvalidRefreshToken)),
+        Rotation::Expired => return Err(ApiError::code(ErrorCode::ExpiredRefreshToken)),
+        Rotation::ReuseDetected { session_id } => {
+            tracing::warn!(member_id, %session_id, "refresh token reuse: session revoked");
+            publish_revocation(state, &session_id).await;
+            return Err(ApiError::code(ErrorCode::InvalidRefreshToken));
+        }
+    };
+    let Some(member) = members::find_by_id(&state.db, member_id).await? else {
+        return Err(ApiError::code(ErrorCode::InvalidRefreshToken));
+    };
+    let access_token = state
+        .tokens
+        .issue_access_token(member.id, &issued.session_id, now)?;
+    Ok(ReissueTokenResponse {
+        member_id: member.id,
+        access_token,
+        refresh_token: issued.refresh_token,
+        name: member.name,
+        nickname: member.nickname,
+        email: member.email,
+        avatar_url: None,
+    })
+}
+
+/// Logs out: the session's refresh tokens and access tokens stop working now.
+pub async fn logout(state: &AppState, caller: &AuthenticatedMember) -> Result<(), ApiError> {
+    sessions::revoke(&state.db, &caller.session_id, "logout", state.clock.now()).await?;
+    publish_revocation(state, &caller.session_id).await;
+    tracing::info!(member_id = caller.member_id, session_id = %caller.session_id, "logged out");
+    Ok(())
+}
+
+/// Tells the cache (and through Redis, the edge) that a session is revoked. The database already
+/// says so, and the core falls back to it when the cache is down, so a failure here is logged only.
+pub async fn publish_revocation(state: &AppState, session_id: &str) {
+    if let Err(error) = state.revocations.revoke(session_id).await {
+        tracing::error!(%session_id, error = %crate::error::cause_chain(&error), "revocation not published to the cache");
+    }
+}

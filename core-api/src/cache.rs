@@ -1,0 +1,356 @@
+//! The cache: session revocations and rate-limit counters, in process or in Redis.
+//!
+//! [`Cache`] is the small set of primitives both backends implement; [`Revocations`] and
+//! [`RateLimiter`] put the shared key layout (`heart_shared::cache_keys`) and policy on top.
+//! With Redis configured, every core replica (and the edge) sees the same revocations and counts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use heart_shared::cache_keys::KeySpace;
+use heart_shared::rate_limit::{RateLimit, RateLimitRule};
+use redis::aio::ConnectionManager;
+
+use crate::error::{ApiError, BoxError};
+
+/// The cache could not be reached or answered nonsense.
+#[derive(Debug, thiserror::Error)]
+#[error("cache: {0}")]
+pub struct CacheError(#[source] pub BoxError);
+
+/// Primitives over a key-value store with expiry.
+#[async_trait]
+pub trait Cache: Send + Sync + std::fmt::Debug {
+    /// Increments the counter at `key`, giving it a lifetime of `ttl` when it is new; returns the new count.
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, CacheError>;
+    /// Sets `key` to `1` for `ttl`.
+    async fn set_flag(&self, key: &str, ttl: Duration) -> Result<(), CacheError>;
+    /// Whether `key` exists (and has not expired).
+    async fn exists(&self, key: &str) -> Result<bool, CacheError>;
+    /// Whether the store answers.
+    async fn ping(&self) -> Result<(), CacheError>;
+    /// The backend's name, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+}
+
+/// The embedded cache: a map in this process. Enough for one core replica.
+#[derive(Debug, Default)]
+pub struct InProcessCache {
+    entries: Mutex<HashMap<String, (u64, Instant)>>,
+}
+
+impl InProcessCache {
+    /// Above this many entries, expired ones are swept on the next write.
+    const SWEEP_ABOVE: usize = 10_000;
+
+    fn with_entries<T>(&self, f: impl FnOnce(&mut HashMap<String, (u64, Instant)>) -> T) -> T {
+        // A poisoned lock only means another thread panicked mid-update of plain counters.
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut entries)
+    }
+}
+
+#[async_trait]
+impl Cache for InProcessCache {
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        let now = Instant::now();
+        Ok(self.with_entries(|entries| {
+            if entries.len() > Self::SWEEP_ABOVE {
+                entries.retain(|_, (_, expires)| *expires > now);
+            }
+            let entry = entries.entry(key.to_owned()).or_insert((0, now + ttl));
+            if entry.1 <= now {
+                *entry = (0, now + ttl);
+            }
+            entry.0 += 1;
+            entry.0
+        }))
+    }
+
+    async fn set_flag(&self, key: &str, ttl: Duration) -> Result<(), CacheError> {
+        let expires = Instant::now() + ttl;
+        self.with_entries(|entries| entries.insert(key.to_owned(), (1, expires)));
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        let now = Instant::now();
+        Ok(
+            self.with_entries(|entries| {
+                entries.get(key).is_some_and(|(_, expires)| *expires > now)
+            }),
+        )
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "in-process"
+    }
+}
+
+/// Redis (ElastiCache in production), through a reconnecting connection manager.
+#[derive(Clone)]
+pub struct RedisCache {
+    connection: ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCache").finish_non_exhaustive()
+    }
+}
+
+impl RedisCache {
+    /// Connects to `url` (`redis://` or `rediss://`).
+    pub async fn connect(url: &str) -> Result<RedisCache, CacheError> {
+        let client = redis::Client::open(url).map_err(|e| CacheError(e.into()))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| CacheError(e.into()))?;
+        Ok(RedisCache { connection })
+    }
+}
+
+fn redis_error(e: redis::RedisError) -> CacheError {
+    CacheError(e.into())
+}
+
+fn ttl_secs(ttl: Duration) -> u64 {
+    ttl.as_secs().max(1)
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        // One round trip: INCR, and EXPIRE only if the key has none yet (NX), so the window never slides.
+        let (count,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(key, 1)
+            .cmd("EXPIRE")
+            .arg(key)
+            .arg(ttl_secs(ttl))
+            .arg("NX")
+            .ignore()
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(redis_error)?;
+        Ok(count)
+    }
+
+    async fn set_flag(&self, key: &str, ttl: Duration) -> Result<(), CacheError> {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("EX")
+            .arg(ttl_secs(ttl))
+            .query_async::<()>(&mut self.connection.clone())
+            .await
+            .map_err(redis_error)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<bool>(&mut self.connection.clone())
+            .await
+            .map_err(redis_error)
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.connection.clone())
+            .await
+            .map(|_| ())
+            .map_err(redis_error)
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+}
+
+/// Revoked sessions, so that their access tokens are refused before they expire.
+#[derive(Debug, Clone)]
+pub struct Revocations {
+    cache: Arc<dyn Cache>,
+    keys: KeySpace,
+    /// How long a revocation must be remembered: the longest an access token lives.
+    ttl: Duration,
+}
+
+impl Revocations {
+    /// Revocations in `cache`, remembered for `ttl` (at least the access-token lifetime).
+    pub fn new(cache: Arc<dyn Cache>, keys: KeySpace, ttl: Duration) -> Revocations {
+        Revocations { cache, keys, ttl }
+    }
+
+    /// Marks session `sid` revoked.
+    pub async fn revoke(&self, sid: &str) -> Result<(), CacheError> {
+        self.cache
+            .set_flag(&self.keys.revoked_session(sid), self.ttl)
+            .await
+    }
+
+    /// Whether session `sid` is revoked.
+    pub async fn is_revoked(&self, sid: &str) -> Result<bool, CacheError> {
+        self.cache.exists(&self.keys.revoked_session(sid)).await
+    }
+}
+
+/// Fixed-window rate limits, counted in the cache.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    cache: Arc<dyn Cache>,
+    keys: KeySpace,
+    limits: Arc<HashMap<RateLimitRule, RateLimit>>,
+    enabled: bool,
+}
+
+impl RateLimiter {
+    /// A limiter with `limits` (rules missing from it use their defaults).
+    pub fn new(
+        cache: Arc<dyn Cache>,
+        keys: KeySpace,
+        limits: HashMap<RateLimitRule, RateLimit>,
+        enabled: bool,
+    ) -> RateLimiter {
+        RateLimiter {
+            cache,
+            keys,
+            limits: Arc::new(limits),
+            enabled,
+        }
+    }
+
+    /// Counts one hit of `rule` by `subject` at `now`; `GLOBAL_106` with `Retry-After` when over the limit.
+    ///
+    /// If the cache is down the hit is allowed (and logged): an outage of Redis must not lock every
+    /// member out, and the database still enforces the code and password checks themselves.
+    pub async fn check(
+        &self,
+        rule: RateLimitRule,
+        subject: &str,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let limit = self
+            .limits
+            .get(&rule)
+            .copied()
+            .unwrap_or_else(|| rule.default_limit());
+        let key = self.keys.rate_limit(rule, subject, limit.window_index(now));
+        match self
+            .cache
+            .increment(&key, Duration::from_secs(u64::from(limit.window_secs)))
+            .await
+        {
+            Ok(count) if limit.allows(count) => Ok(()),
+            Ok(_) => {
+                metrics::counter!("heart_rate_limited_total", "rule" => rule.name()).increment(1);
+                Err(ApiError::RateLimited {
+                    retry_after_secs: limit.retry_after(now),
+                })
+            }
+            Err(error) => {
+                tracing::warn!(rule = rule.name(), error = %crate::error::cause_chain(&error), "rate limit not checked: cache unavailable");
+                metrics::counter!("heart_dependency_errors_total", "dependency" => "cache")
+                    .increment(1);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_process_counter_expires_with_its_window() {
+        let cache = InProcessCache::default();
+        assert_eq!(
+            cache
+                .increment("k", Duration::from_millis(30))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            cache
+                .increment("k", Duration::from_millis(30))
+                .await
+                .unwrap(),
+            2
+        );
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(
+            cache
+                .increment("k", Duration::from_millis(30))
+                .await
+                .unwrap(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn in_process_flag_expires() {
+        let cache = InProcessCache::default();
+        cache
+            .set_flag("f", Duration::from_millis(20))
+            .await
+            .unwrap();
+        assert!(cache.exists("f").await.unwrap());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!cache.exists("f").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn limiter_refuses_past_the_limit_with_retry_after() {
+        let cache: Arc<dyn Cache> = Arc::new(InProcessCache::default());
+        let limits = HashMap::from([(RateLimitRule::LoginPerIp, RateLimit::new(2, 60))]);
+        let limiter = RateLimiter::new(cache, KeySpace::new("t"), limits, true);
+        assert!(limiter
+            .check(RateLimitRule::LoginPerIp, "1.2.3.4", 130)
+            .await
+            .is_ok());
+        assert!(limiter
+            .check(RateLimitRule::LoginPerIp, "1.2.3.4", 130)
+            .await
+            .is_ok());
+        match limiter
+            .check(RateLimitRule::LoginPerIp, "1.2.3.4", 130)
+            .await
+        {
+            Err(ApiError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 50),
+            other => panic!("expected rate limit, got {other:?}"),
+        }
+        assert!(
+            limiter
+                .check(RateLimitRule::LoginPerIp, "5.6.7.8", 130)
+                .await
+                .is_ok(),
+            "other subjects unaffected"
+        );
+        assert!(
+            limiter
+                .check(RateLimitRule::LoginPerIp, "1.2.3.4", 180)
+                .await
+                .is_ok(),
+            "next window"
+        );
+    }
+}

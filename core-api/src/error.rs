@@ -1,0 +1,168 @@
+//! The one error type of the core, and how it becomes a contract error answer.
+//!
+//! Handlers and services return [`ApiError`]. Expected failures carry their contract code;
+//! unexpected ones are logged here with their cause chain and answered `GLOBAL_500` (or
+//! `GLOBAL_503` when a dependency is down), never with their details.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use heart_shared::{ErrorBody, ErrorCode, FieldError};
+
+/// Boxed cause of an unexpected error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// An expected failure with its contract code and a message safe to show.
+    #[error("{code}: {message}")]
+    Contract {
+        /// The contract code.
+        code: ErrorCode,
+        /// The message.
+        message: String,
+    },
+    /// Validation failed (`GLOBAL_002`), field by field.
+    #[error("invalid input: {0:?}")]
+    Validation(Vec<FieldError>),
+    /// Rate limited (`GLOBAL_106`), with the seconds until the window ends.
+    #[error("rate limited for {retry_after_secs}s")]
+    RateLimited {
+        /// `Retry-After` in seconds.
+        retry_after_secs: u32,
+    },
+    /// A dependency is down (`GLOBAL_503`, or a more specific code such as `AUTH_001`).
+    #[error("{dependency} unavailable")]
+    Unavailable {
+        /// What is down: `database`, `cache`, `mail`, `storage`.
+        dependency: &'static str,
+        /// The code to answer with.
+        code: ErrorCode,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// A bug or an unexpected failure (`GLOBAL_500`).
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    /// An expected failure with the code's default message.
+    pub fn code(code: ErrorCode) -> ApiError {
+        ApiError::Contract {
+            code,
+            message: code.default_message().to_owned(),
+        }
+    }
+
+    /// An expected failure with a specific message.
+    pub fn with_message(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError::Contract {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A validation failure of one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+
+    /// An unexpected failure.
+    pub fn internal(source: impl Into<BoxError>) -> ApiError {
+        ApiError::Internal(source.into())
+    }
+
+    /// The contract code this error answers with.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            ApiError::Contract { code, .. } => *code,
+            ApiError::Validation(_) => ErrorCode::InvalidInput,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Unavailable { code, .. } => *code,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => ApiError::Unavailable {
+                dependency: "database",
+                code: ErrorCode::DependencyUnavailable,
+                source: error.into(),
+            },
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// The cause chain of an error on one line, for the logs.
+pub fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// A contract error answer for `code` with `message`.
+pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
+    json_error(ErrorBody::new(code, message))
+}
+
+fn json_error(body: ErrorBody) -> Response {
+    let status = StatusCode::from_u16(body.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, body.to_json()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Contract { code, message } => error_response(code, message),
+            ApiError::Validation(errors) => {
+                let mut body = ErrorBody::of(ErrorCode::InvalidInput);
+                body.errors = Some(errors);
+                json_error(body)
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                let mut response =
+                    error_response(ErrorCode::RateLimited, "Too many requests; try again later");
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                response
+            }
+            ApiError::Unavailable {
+                dependency,
+                code,
+                source,
+            } => {
+                tracing::error!(dependency, error = %cause_chain(source.as_ref()), "dependency unavailable");
+                metrics::counter!("heart_dependency_errors_total", "dependency" => dependency)
+                    .increment(1);
+                error_response(code, code.default_message())
+            }
+            ApiError::Internal(source) => {
+                tracing::error!(error = %cause_chain(source.as_ref()), "internal error");
+                error_response(ErrorCode::Internal, ErrorCode::Internal.default_message())
+            }
+        }
+    }
+}

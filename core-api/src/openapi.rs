@@ -1,0 +1,57 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations, and the Swagger UI.
+
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::AppState;
+use crate::{auth, ops};
+
+/// The API document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Heart to Heart API", description = "The API of the Heart to Heart Android app. Errors always answer `{status, code, message}`."),
+    paths(
+        auth::routes::send_verification_code,
+        auth::routes::confirm_verification_code,
+        auth::routes::join,
+        auth::routes::login,
+        auth::routes::verify_access_token,
+        auth::routes::reissue_token,
+        auth::routes::logout,
+        ops::healthz,
+        ops::readyz,
+        ops::profile,
+        ops::jwks,
+    ),
+    components(schemas(heart_shared::ErrorBody, heart_shared::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Sign-up, login and sessions"),
+        (name = "operations", description = "Health, readiness and keys"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `/openapi.json` and the Swagger UI at `/swagger-ui/`.
+pub fn router() -> Router<AppState> {
+    Router::new().merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", ApiDoc::openapi()))
+}

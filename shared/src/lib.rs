@@ -1,0 +1,19 @@
+//! What the edge and the core must agree on.
+//!
+//! Everything here compiles to native code (for `heart-core`) and to `wasm32-wasip2` (for the edge),
+//! so a change to the wire contract, the token format or the Redis key layout is one change.
+//!
+//! - [`error`]: the contract's error codes, their HTTP statuses and the error body.
+//! - [`wire`]: request and response bodies of the Android app's contract.
+//! - [`token`]: access-token claims and their verification with the core's public keys.
+//! - [`cache_keys`]: the Redis key layout (revocations, rate-limit windows).
+//! - [`rate_limit`]: which actions are limited, by what, and how much by default.
+#![warn(missing_docs)]
+
+pub mod cache_keys;
+pub mod error;
+pub mod rate_limit;
+pub mod token;
+pub mod wire;
+
+pub use error::{ErrorBody, ErrorCode, FieldError};

@@ -1,0 +1,413 @@
+//! Access tokens: their claims, the public keys that verify them, and the verification itself.
+//!
+//! The core signs access tokens with an Ed25519 key (`alg: EdDSA`) and names the key in the
+//! header (`kid`), so keys can rotate: verifiers accept every key of the current key set (JWKS).
+//! The edge verifies here, in wasm, without calling the core; the core verifies with the same code.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The member id, as a decimal string (JWT `sub` is a string).
+    pub sub: String,
+    /// The session (one per login) the token belongs to; logout revokes it.
+    pub sid: String,
+    /// A unique id of this token.
+    pub jti: String,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the Unix epoch.
+    pub exp: i64,
+}
+
+impl AccessClaims {
+    /// The member id carried in `sub`, if it is a number.
+    pub fn member_id(&self) -> Option<i64> {
+        self.sub.parse().ok()
+    }
+}
+
+/// One public key in JWK form (RFC 8037: `kty` `OKP`, `crv` `Ed25519`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Always `"OKP"`.
+    pub kty: String,
+    /// Always `"Ed25519"`.
+    pub crv: String,
+    /// The key id; equals the token header's `kid`.
+    pub kid: String,
+    /// The 32-byte public key, base64url without padding.
+    pub x: String,
+    /// Always `"EdDSA"`.
+    #[serde(default = "eddsa")]
+    pub alg: String,
+    /// Always `"sig"`.
+    #[serde(rename = "use", default = "sig")]
+    pub use_: String,
+}
+
+fn eddsa() -> String {
+    "EdDSA".to_owned()
+}
+
+fn sig() -> String {
+    "sig".to_owned()
+}
+
+impl Jwk {
+    /// The JWK of an Ed25519 public key; its `kid` is the RFC 7638 thumbprint of the key.
+    pub fn ed25519(public_key: &[u8; 32]) -> Jwk {
+        let x = URL_SAFE_NO_PAD.encode(public_key);
+        Jwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            kid: thumbprint(&x),
+            x,
+            alg: eddsa(),
+            use_: sig(),
+        }
+    }
+}
+
+/// RFC 7638 thumbprint of an Ed25519 JWK: stable, derived from the key, so no `kid` is configured by hand.
+fn thumbprint(x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// A JWK set, as served at `/.well-known/jwks.json` and given to the edge.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    /// The keys; the signing key first, then older keys still accepted.
+    pub keys: Vec<Jwk>,
+}
+
+/// Why a key set could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySetError(pub String);
+
+impl std::fmt::Display for KeySetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid key set: {}", self.0)
+    }
+}
+
+impl std::error::Error for KeySetError {}
+
+/// Why an access token was refused. Each maps to one contract code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// No `Authorization: Bearer` header, or not a JWT at all.
+    Malformed,
+    /// The header names a key we do not have (or none).
+    UnknownKey,
+    /// The signature does not verify, or the algorithm is not EdDSA.
+    BadSignature,
+    /// The claims are missing or malformed.
+    BadClaims,
+    /// Valid, but `exp` has passed.
+    Expired,
+}
+
+impl TokenError {
+    /// The contract code the app expects: `GLOBAL_104` for expiry (it reissues), else `GLOBAL_103`.
+    pub fn error_code(self) -> crate::ErrorCode {
+        match self {
+            TokenError::Expired => crate::ErrorCode::ExpiredAccessToken,
+            _ => crate::ErrorCode::InvalidAccessToken,
+        }
+    }
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenError::Malformed => "malformed access token",
+            TokenError::UnknownKey => "access token signed with an unknown key",
+            TokenError::BadSignature => "bad access token signature",
+            TokenError::BadClaims => "malformed access token claims",
+            TokenError::Expired => "expired access token",
+        })
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// Verifies access tokens against a set of public keys.
+pub struct TokenVerifier {
+    keys: Vec<(String, DecodingKey)>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|(kid, _)| kid.as_str()).collect();
+        f.debug_struct("TokenVerifier")
+            .field("kids", &kids)
+            .finish()
+    }
+}
+
+impl TokenVerifier {
+    /// A verifier accepting every Ed25519 key of `jwks`.
+    pub fn from_jwks(jwks: &Jwks) -> Result<TokenVerifier, KeySetError> {
+        if jwks.keys.is_empty() {
+            return Err(KeySetError("no keys".into()));
+        }
+        let mut keys = Vec::with_capacity(jwks.keys.len());
+        for jwk in &jwks.keys {
+            if jwk.kty != "OKP" || jwk.crv != "Ed25519" {
+                return Err(KeySetError(format!(
+                    "key {} is not an Ed25519 key",
+                    jwk.kid
+                )));
+            }
+            let raw = URL_SAFE_NO_PAD
+                .decode(&jwk.x)
+                .map_err(|_| KeySetError(format!("key {} has a malformed x", jwk.kid)))?;
+            if raw.len() != 32 {
+                return Err(KeySetError(format!("key {} is not 32 bytes", jwk.kid)));
+            }
+            let key = DecodingKey::from_ed_components(&jwk.x)
+                .map_err(|e| KeySetError(format!("key {}: {e}", jwk.kid)))?;
+            keys.push((jwk.kid.clone(), key));
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        // Expiry is checked by `verify` against the caller's clock, so both sides use one rule.
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(TokenVerifier { keys, validation })
+    }
+
+    /// A verifier from a JWKS JSON document.
+    pub fn from_jwks_json(json: &str) -> Result<TokenVerifier, KeySetError> {
+        let jwks: Jwks = serde_json::from_str(json).map_err(|e| KeySetError(e.to_string()))?;
+        TokenVerifier::from_jwks(&jwks)
+    }
+
+    /// The key ids this verifier accepts.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(kid, _)| kid.as_str())
+    }
+
+    /// Verifies `token` at `now` (seconds since the epoch): signature, key id, algorithm, claims, expiry.
+    pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::BadSignature);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|(k, _)| *k == kid)
+            .map(|(_, key)| key)
+            .ok_or(TokenError::UnknownKey)?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::InvalidSignature
+                    | ErrorKind::InvalidAlgorithm
+                    | ErrorKind::InvalidEddsaKey => TokenError::BadSignature,
+                    ErrorKind::Json(_)
+                    | ErrorKind::MissingRequiredClaim(_)
+                    | ErrorKind::InvalidClaimFormat(_) => TokenError::BadClaims,
+                    _ => TokenError::Malformed,
+                }
+            })?;
+        let claims = data.claims;
+        if claims.member_id().is_none() || claims.sid.is_empty() {
+            return Err(TokenError::BadClaims);
+        }
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive).
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use ed25519_dalek::SigningKey;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    struct Signer {
+        key: EncodingKey,
+        jwk: Jwk,
+    }
+
+    fn signer() -> Signer {
+        let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+        let der = signing.to_pkcs8_der().unwrap();
+        Signer {
+            key: EncodingKey::from_ed_der(der.as_bytes()),
+            jwk: Jwk::ed25519(signing.verifying_key().as_bytes()),
+        }
+    }
+
+    fn claims(exp: i64) -> AccessClaims {
+        AccessClaims {
+            sub: "42".into(),
+            sid: "s1".into(),
+            jti: "j1".into(),
+            iat: 1_000,
+            exp,
+        }
+    }
+
+    fn sign(signer: &Signer, kid: Option<&str>, claims: &AccessClaims) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &signer.key).unwrap()
+    }
+
+    #[test]
+    fn accepts_a_token_signed_by_a_known_key() {
+        let s = signer();
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![s.jwk.clone()],
+        })
+        .unwrap();
+        let got = v
+            .verify(&sign(&s, Some(&s.jwk.kid), &claims(2_000)), 1_500)
+            .unwrap();
+        assert_eq!(got.member_id(), Some(42));
+        assert_eq!(got.sid, "s1");
+    }
+
+    #[test]
+    fn accepts_every_key_of_the_set_for_rotation() {
+        let (old, new) = (signer(), signer());
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![new.jwk.clone(), old.jwk.clone()],
+        })
+        .unwrap();
+        assert!(v
+            .verify(&sign(&old, Some(&old.jwk.kid), &claims(2_000)), 1_500)
+            .is_ok());
+        assert!(v
+            .verify(&sign(&new, Some(&new.jwk.kid), &claims(2_000)), 1_500)
+            .is_ok());
+    }
+
+    #[test]
+    fn expired_token_is_expired_not_invalid() {
+        let s = signer();
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![s.jwk.clone()],
+        })
+        .unwrap();
+        let err = v
+            .verify(&sign(&s, Some(&s.jwk.kid), &claims(2_000)), 2_000)
+            .unwrap_err();
+        assert_eq!(err, TokenError::Expired);
+        assert_eq!(err.error_code().as_str(), "GLOBAL_104");
+    }
+
+    #[test]
+    fn token_of_another_key_under_a_known_kid_has_a_bad_signature() {
+        let (ours, theirs) = (signer(), signer());
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![ours.jwk.clone()],
+        })
+        .unwrap();
+        let err = v
+            .verify(&sign(&theirs, Some(&ours.jwk.kid), &claims(2_000)), 1_500)
+            .unwrap_err();
+        assert_eq!(err, TokenError::BadSignature);
+        assert_eq!(err.error_code().as_str(), "GLOBAL_103");
+    }
+
+    #[test]
+    fn unknown_or_missing_kid_is_refused() {
+        let s = signer();
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![s.jwk.clone()],
+        })
+        .unwrap();
+        assert_eq!(
+            v.verify(&sign(&s, Some("nope"), &claims(2_000)), 1_500),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            v.verify(&sign(&s, None, &claims(2_000)), 1_500),
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn expired_token_with_a_bad_signature_is_invalid_not_expired() {
+        let (ours, theirs) = (signer(), signer());
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![ours.jwk.clone()],
+        })
+        .unwrap();
+        let err = v
+            .verify(&sign(&theirs, Some(&ours.jwk.kid), &claims(1_000)), 5_000)
+            .unwrap_err();
+        assert_eq!(err, TokenError::BadSignature);
+    }
+
+    #[test]
+    fn garbage_and_hmac_tokens_are_refused() {
+        let s = signer();
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![s.jwk.clone()],
+        })
+        .unwrap();
+        assert_eq!(v.verify("not.a.jwt", 1), Err(TokenError::Malformed));
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(s.jwk.kid.clone());
+        let hmac = jsonwebtoken::encode(
+            &header,
+            &claims(2_000),
+            &EncodingKey::from_secret(s.jwk.x.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(v.verify(&hmac, 1_500), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn kid_is_the_rfc7638_thumbprint() {
+        // RFC 8037, appendix A.3: the thumbprint of the example key.
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        assert_eq!(thumbprint(x), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    }
+
+    #[test]
+    fn jwks_round_trips_through_json() {
+        let s = signer();
+        let json = serde_json::to_string(&Jwks {
+            keys: vec![s.jwk.clone()],
+        })
+        .unwrap();
+        assert!(json.contains(r#""use":"sig""#));
+        let v = TokenVerifier::from_jwks_json(&json).unwrap();
+        assert_eq!(v.kids().collect::<Vec<_>>(), vec![s.jwk.kid.as_str()]);
+        assert!(TokenVerifier::from_jwks_json(r#"{"keys":[]}"#).is_err());
+    }
+
+    #[test]
+    fn bearer_header_is_parsed() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
+}
