@@ -101,10 +101,15 @@ impl Db {
 
 /// The id the last `INSERT` on `conn` generated. MySQL reports it with the result; SQLite through
 /// `Any` does not, so it is asked for on the same connection.
-pub async fn inserted_id(conn: &mut sqlx::AnyConnection, result: &sqlx::any::AnyQueryResult) -> Result<i64, sqlx::Error> {
+pub async fn inserted_id(
+    conn: &mut sqlx::AnyConnection,
+    result: &sqlx::any::AnyQueryResult,
+) -> Result<i64, sqlx::Error> {
     if let Some(id) = result.last_insert_id() {
         return Ok(id);
     }
-    let (id,): (i64,) = sqlx::query_as("SELECT last_insert_rowid()").fetch_one(&mut *conn).await?;
+    let (id,): (i64,) = sqlx::query_as("SELECT last_insert_rowid()")
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(id)
 }

@@ -64,7 +64,11 @@ pub async fn email_exists(db: &Db, email: &str) -> Result<bool, sqlx::Error> {
 }
 
 /// Inserts `member`; a duplicate email fails with a unique violation.
-pub async fn insert(conn: &mut sqlx::AnyConnection, member: &NewMember<'_>, now: i64) -> Result<i64, sqlx::Error> {
+pub async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    member: &NewMember<'_>,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
     let result = sqlx::query(
         "INSERT INTO members (email, name, nickname, password_hash, role, created_at, updated_at) \
          VALUES (?, ?, ?, ?, 'USER', ?, ?)",

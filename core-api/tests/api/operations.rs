@@ -1,0 +1,121 @@
+//! Operations endpoints: health, readiness, profile, metrics, OpenAPI and Swagger UI.
+
+use axum::http::StatusCode;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.text(), "ok");
+}
+
+#[tokio::test]
+async fn readyz_reports_database_and_cache() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let body = response.json();
+    let expected = Backends::requested();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"]["status"], "up");
+    assert_eq!(body["database"]["backend"], expected.database);
+    assert_eq!(body["cache"]["status"], "up");
+    assert_eq!(body["cache"]["backend"], expected.cache);
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_gone() {
+    let app = TestApp::spawn().await;
+    app.state.db.pool.close().await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.json()["database"]["status"], "down");
+}
+
+#[tokio::test]
+async fn a_database_outage_is_global_503() {
+    let app = TestApp::spawn().await;
+    app.state.db.pool.close().await;
+    assert_code(&app.send_code(&unique_email("outage")).await, "GLOBAL_503");
+    assert_code(
+        &app.login(&unique_email("outage"), PASSWORD).await,
+        "GLOBAL_503",
+    );
+}
+
+#[tokio::test]
+async fn profile_names_the_active_profile() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/profile").await.text(), "local");
+    let staging = TestApp::spawn_with(&[
+        ("HEART_PROFILE", "staging"),
+        ("HEART_ARGON2_MEMORY_KIB", "19456"),
+    ])
+    .await;
+    assert_eq!(staging.get("/profile").await.text(), "staging");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_on_the_admin_router() {
+    let app = TestApp::spawn().await;
+    app.get("/healthz").await;
+    app.login(&unique_email("metrics"), PASSWORD).await;
+    app.get("/some/unknown/path/12345").await;
+    let response = app.admin_get("/metrics").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let text = response.text();
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/healthz",status="200"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/auth/login",status="401""#),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="unmatched""#));
+    assert!(!text.contains("12345"), "raw paths never become labels");
+    // Not on the public port.
+    assert_code(&app.get("/metrics").await, "GLOBAL_001");
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_auth_endpoint() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/openapi.json").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let doc = response.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for (path, method) in [
+        ("/auth/emailVerificationCode", "post"),
+        ("/auth/confirmVerificationCode", "post"),
+        ("/auth/join", "post"),
+        ("/auth/login", "post"),
+        ("/auth/verifyAccessToken", "get"),
+        ("/auth/reissueToken", "post"),
+        ("/auth/logout", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} documented"
+        );
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/swagger-ui/").await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(response.text().contains("swagger"), "{}", response.text());
+}
