@@ -1,0 +1,104 @@
+variable "environment" {
+  description = "staging or production."
+  type        = string
+}
+
+variable "region" {
+  description = "AWS region."
+  type        = string
+}
+
+variable "azs" {
+  description = "Availability zones."
+  type        = list(string)
+}
+
+variable "vpc_cidr" {
+  description = "VPC range."
+  type        = string
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all AZs."
+  type        = bool
+}
+
+variable "kubernetes_version" {
+  description = "EKS version."
+  type        = string
+}
+
+variable "api_public_access_cidrs" {
+  description = "Networks allowed to reach the Kubernetes API."
+  type        = list(string)
+}
+
+variable "admin_principal_arns" {
+  description = "IAM principals with cluster-admin."
+  type        = list(string)
+  default     = []
+}
+
+variable "node_groups" {
+  description = "Managed node groups."
+  type = map(object({
+    instance_types = list(string)
+    capacity_type  = optional(string, "ON_DEMAND")
+    min_size       = number
+    max_size       = number
+    desired_size   = number
+    disk_size_gb   = optional(number, 50)
+    labels         = optional(map(string), {})
+  }))
+}
+
+variable "db_instance_class" {
+  description = "RDS instance class."
+  type        = string
+}
+
+variable "db_backup_retention_days" {
+  description = "RDS point-in-time restore window in days."
+  type        = number
+}
+
+variable "redis_node_type" {
+  description = "ElastiCache node type."
+  type        = string
+}
+
+variable "redis_replicas" {
+  description = "ElastiCache replicas."
+  type        = number
+}
+
+variable "media_bucket_prefix" {
+  description = "Globally unique bucket prefix."
+  type        = string
+}
+
+variable "media_aliases" {
+  description = "CDN host names."
+  type        = list(string)
+}
+
+variable "media_certificate_arn" {
+  description = "ACM certificate (us-east-1) for the CDN host names."
+  type        = string
+}
+
+variable "github_repository" {
+  description = "owner/name on GitHub."
+  type        = string
+}
+
+variable "create_github_oidc_provider" {
+  description = "Create the account's GitHub OIDC provider."
+  type        = bool
+  default     = true
+}
+
+variable "elasticsearch_replicas" {
+  description = "Elasticsearch nodes."
+  type        = number
+}

@@ -1,0 +1,118 @@
+# Image repositories: immutable tags (a tag is a commit, forever), scanned on push, KMS-encrypted,
+# and the role GitHub Actions assumes through OIDC to push to them (no long-lived keys).
+
+data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+
+module "ecr_key" {
+  source      = "../kms-key"
+  description = "${var.name} ECR repositories"
+  tags        = var.tags
+}
+
+resource "aws_ecr_repository" "this" {
+  for_each             = toset(var.repositories)
+  name                 = each.value
+  image_tag_mutability = "IMMUTABLE"
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = module.ecr_key.arn
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecr_lifecycle_policy" "this" {
+  for_each   = aws_ecr_repository.this
+  repository = each.value.name
+  policy = jsonencode({
+    rules = [{
+      rulePriority = 1
+      description  = "Keep the last ${var.keep_images} images"
+      selection = {
+        tagStatus   = "any"
+        countType   = "imageCountMoreThan"
+        countNumber = var.keep_images
+      }
+      action = { type = "expire" }
+    }]
+  })
+}
+
+# --- the CD workflow's push role ---
+
+resource "aws_iam_openid_connect_provider" "github" {
+  count          = var.create_github_oidc_provider ? 1 : 0
+  url            = "https://token.actions.githubusercontent.com"
+  client_id_list = ["sts.amazonaws.com"]
+  tags           = var.tags
+}
+
+locals {
+  github_provider_arn = var.create_github_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:oidc-provider/token.actions.githubusercontent.com"
+}
+
+data "aws_iam_policy_document" "cd_assume" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [local.github_provider_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    # Only pushes to the deploy branches of this repository, never pull requests or forks.
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = [for b in var.github_branches : "repo:${var.github_repository}:ref:refs/heads/${b}"]
+    }
+  }
+}
+
+resource "aws_iam_role" "cd" {
+  name               = "${var.name}-github-cd"
+  assume_role_policy = data.aws_iam_policy_document.cd_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "cd_push" {
+  statement {
+    sid       = "Login"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+  statement {
+    sid = "PushPull"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:CompleteLayerUpload",
+      "ecr:DescribeImages",
+      "ecr:GetDownloadUrlForLayer",
+      "ecr:InitiateLayerUpload",
+      "ecr:PutImage",
+      "ecr:UploadLayerPart",
+    ]
+    resources = [for r in aws_ecr_repository.this : r.arn]
+  }
+  statement {
+    sid       = "EncryptLayers"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [module.ecr_key.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "cd" {
+  name   = "ecr-push"
+  role   = aws_iam_role.cd.id
+  policy = data.aws_iam_policy_document.cd_push.json
+}

@@ -1,0 +1,159 @@
+# One environment of Heart to Heart: network, cluster, data stores, media CDN, image repositories,
+# IAM roles for service accounts, and the cluster add-ons. envs/staging and envs/production call
+# this with their sizes; nothing here differs between them except through variables.
+
+locals {
+  name = "heart-${var.environment}"
+  tags = merge(var.tags, {
+    Project     = "heart-to-heart"
+    Environment = var.environment
+    ManagedBy   = "terraform"
+  })
+  # /20 subnets: public ones first, private ones after, one of each per AZ.
+  public_subnet_cidrs  = [for i, _ in var.azs : cidrsubnet(var.vpc_cidr, 4, i)]
+  private_subnet_cidrs = [for i, _ in var.azs : cidrsubnet(var.vpc_cidr, 4, i + 8)]
+}
+
+module "vpc" {
+  source               = "../vpc"
+  name                 = local.name
+  cidr                 = var.vpc_cidr
+  azs                  = var.azs
+  public_subnet_cidrs  = local.public_subnet_cidrs
+  private_subnet_cidrs = local.private_subnet_cidrs
+  single_nat_gateway   = var.single_nat_gateway
+  cluster_name         = local.name
+  tags                 = local.tags
+}
+
+module "eks" {
+  source               = "../eks"
+  name                 = local.name
+  kubernetes_version   = var.kubernetes_version
+  vpc_id               = module.vpc.vpc_id
+  subnet_ids           = module.vpc.private_subnet_ids
+  public_access_cidrs  = var.api_public_access_cidrs
+  admin_principal_arns = var.admin_principal_arns
+  node_groups          = var.node_groups
+  tags                 = local.tags
+}
+
+module "rds" {
+  source                     = "../rds"
+  name                       = local.name
+  vpc_id                     = module.vpc.vpc_id
+  subnet_ids                 = module.vpc.private_subnet_ids
+  allowed_security_group_ids = [module.eks.cluster_security_group_id]
+  instance_class             = var.db_instance_class
+  backup_retention_days      = var.db_backup_retention_days
+  tags                       = local.tags
+}
+
+# Generated once, kept in the (encrypted) state and in Secrets Manager; never written in code.
+resource "random_password" "redis_auth_token" {
+  length           = 64
+  special          = true
+  override_special = "!&#$^<>-"
+}
+
+module "elasticache" {
+  source                     = "../elasticache"
+  name                       = local.name
+  vpc_id                     = module.vpc.vpc_id
+  subnet_ids                 = module.vpc.private_subnet_ids
+  allowed_security_group_ids = [module.eks.cluster_security_group_id]
+  node_type                  = var.redis_node_type
+  replicas                   = var.redis_replicas
+  auth_token                 = random_password.redis_auth_token.result
+  tags                       = local.tags
+}
+
+module "media" {
+  source          = "../s3-cdn"
+  name            = "${var.media_bucket_prefix}-${var.environment}"
+  aliases         = var.media_aliases
+  certificate_arn = var.media_certificate_arn
+  tags            = local.tags
+}
+
+module "ecr" {
+  source                      = "../ecr"
+  name                        = local.name
+  github_repository           = var.github_repository
+  create_github_oidc_provider = var.create_github_oidc_provider
+  tags                        = local.tags
+}
+
+# --- IAM roles for service accounts ---
+
+# The core reads and writes media objects; nothing else in AWS.
+data "aws_iam_policy_document" "core" {
+  statement {
+    sid       = "MediaObjects"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${module.media.bucket_arn}/*"]
+  }
+  statement {
+    sid       = "MediaBucket"
+    actions   = ["s3:ListBucket"]
+    resources = [module.media.bucket_arn]
+  }
+  statement {
+    sid       = "MediaKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [module.media.kms_key_arn]
+  }
+}
+
+module "core_irsa" {
+  source            = "../irsa"
+  name              = "${local.name}-core"
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_issuer       = module.eks.oidc_issuer
+  namespace         = var.app_namespace
+  service_account   = "heart-core"
+  policy_json       = data.aws_iam_policy_document.core.json
+  tags              = local.tags
+}
+
+module "lb_controller_irsa" {
+  source            = "../irsa"
+  name              = "${local.name}-aws-load-balancer-controller"
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_issuer       = module.eks.oidc_issuer
+  namespace         = "kube-system"
+  service_account   = "aws-load-balancer-controller"
+  policy_json       = data.aws_iam_policy_document.lb_controller.json
+  tags              = local.tags
+}
+
+module "cluster_autoscaler_irsa" {
+  source            = "../irsa"
+  name              = "${local.name}-cluster-autoscaler"
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_issuer       = module.eks.oidc_issuer
+  namespace         = "kube-system"
+  service_account   = "cluster-autoscaler"
+  policy_json       = data.aws_iam_policy_document.cluster_autoscaler.json
+  tags              = local.tags
+}
+
+# --- add-ons ---
+
+resource "random_password" "grafana_admin" {
+  length  = 32
+  special = false
+}
+
+module "addons" {
+  source                      = "../addons"
+  cluster_name                = module.eks.cluster_name
+  region                      = var.region
+  vpc_id                      = module.vpc.vpc_id
+  lb_controller_role_arn      = module.lb_controller_irsa.role_arn
+  cluster_autoscaler_role_arn = module.cluster_autoscaler_irsa.role_arn
+  root_application            = var.argocd_root_application
+  grafana_admin_password      = random_password.grafana_admin.result
+  fluent_bit_values           = var.fluent_bit_values
+  elasticsearch_replicas      = var.elasticsearch_replicas
+}

@@ -1,0 +1,64 @@
+output "cluster_name" {
+  description = "aws eks update-kubeconfig --name <this>."
+  value       = module.eks.cluster_name
+}
+
+output "cluster_endpoint" {
+  description = "The Kubernetes API server."
+  value       = module.eks.cluster_endpoint
+}
+
+output "cluster_certificate_authority" {
+  description = "Base64 CA of the API server."
+  value       = module.eks.cluster_certificate_authority
+}
+
+output "core_role_arn" {
+  description = "serviceAccount.roleArn of heart-core."
+  value       = module.core_irsa.role_arn
+}
+
+output "repository_urls" {
+  description = "image.repository of heart-core and heart-edge."
+  value       = module.ecr.repository_urls
+}
+
+output "cd_role_arn" {
+  description = "GitHub environment secret AWS_CD_ROLE_ARN."
+  value       = module.ecr.cd_role_arn
+}
+
+output "db_address" {
+  description = "Host of HEART_DATABASE_URL."
+  value       = module.rds.address
+}
+
+output "db_master_user_secret_arn" {
+  description = "Secrets Manager secret with the RDS admin credentials (to create the app user)."
+  value       = module.rds.master_user_secret_arn
+}
+
+output "db_instance_identifier" {
+  description = "RDS instance, for point-in-time restore."
+  value       = module.rds.instance_identifier
+}
+
+output "redis_url_secret_arn" {
+  description = "Secrets Manager secret with HEART_REDIS_URL / the edge's redis_url."
+  value       = module.elasticache.redis_url_secret_arn
+}
+
+output "media_bucket" {
+  description = "The media bucket."
+  value       = module.media.bucket_name
+}
+
+output "media_cdn_domain_name" {
+  description = "CloudFront host name for the media DNS record."
+  value       = module.media.cdn_domain_name
+}
+
+output "nat_public_ips" {
+  description = "Outbound addresses of the cluster."
+  value       = module.vpc.nat_public_ips
+}

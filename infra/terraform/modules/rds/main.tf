@@ -1,0 +1,132 @@
+# MySQL 8 on RDS: private, encrypted with our key, TLS required, Multi-AZ, automated backups for
+# point-in-time restore. RDS generates the admin password and keeps it in Secrets Manager, so it is
+# neither in the code nor in the Terraform state.
+
+data "aws_partition" "current" {}
+
+module "db_key" {
+  source      = "../kms-key"
+  description = "${var.name} RDS storage, backups, Performance Insights and admin secret"
+  tags        = var.tags
+}
+
+resource "aws_db_subnet_group" "this" {
+  name       = var.name
+  subnet_ids = var.subnet_ids
+  tags       = var.tags
+}
+
+resource "aws_security_group" "db" {
+  name        = "${var.name}-mysql"
+  description = "MySQL: from the EKS cluster only"
+  vpc_id      = var.vpc_id
+  tags        = merge(var.tags, { Name = "${var.name}-mysql" })
+}
+
+resource "aws_vpc_security_group_ingress_rule" "db" {
+  for_each                     = toset(var.allowed_security_group_ids)
+  security_group_id            = aws_security_group.db.id
+  description                  = "MySQL from ${each.value}"
+  referenced_security_group_id = each.value
+  ip_protocol                  = "tcp"
+  from_port                    = 3306
+  to_port                      = 3306
+}
+
+resource "aws_db_parameter_group" "this" {
+  name_prefix = "${var.name}-mysql8-"
+  family      = "mysql8.0"
+  description = "Heart to Heart: TLS only, utf8mb4"
+
+  parameter {
+    name  = "require_secure_transport"
+    value = "1"
+  }
+  parameter {
+    name  = "character_set_server"
+    value = "utf8mb4"
+  }
+  parameter {
+    name  = "collation_server"
+    value = "utf8mb4_unicode_ci"
+  }
+  parameter {
+    name  = "slow_query_log"
+    value = "1"
+  }
+  parameter {
+    name  = "long_query_time"
+    value = "1"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "monitoring_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["monitoring.rds.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "monitoring" {
+  name               = "${var.name}-rds-monitoring"
+  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "monitoring" {
+  role       = aws_iam_role.monitoring.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+}
+
+resource "aws_db_instance" "this" {
+  identifier     = var.name
+  engine         = "mysql"
+  engine_version = var.engine_version
+  instance_class = var.instance_class
+
+  db_name                       = var.database_name
+  username                      = var.master_username
+  manage_master_user_password   = true
+  master_user_secret_kms_key_id = module.db_key.arn
+
+  allocated_storage     = var.allocated_storage_gb
+  max_allocated_storage = var.max_allocated_storage_gb
+  storage_type          = "gp3"
+  storage_encrypted     = true
+  kms_key_id            = module.db_key.arn
+
+  multi_az               = var.multi_az
+  db_subnet_group_name   = aws_db_subnet_group.this.name
+  vpc_security_group_ids = [aws_security_group.db.id]
+  publicly_accessible    = false
+  parameter_group_name   = aws_db_parameter_group.this.name
+
+  backup_retention_period   = var.backup_retention_days
+  backup_window             = "02:00-03:00"
+  maintenance_window        = "sun:03:30-sun:04:30"
+  copy_tags_to_snapshot     = true
+  delete_automated_backups  = false
+  deletion_protection       = var.deletion_protection
+  skip_final_snapshot       = false
+  final_snapshot_identifier = "${var.name}-final"
+
+  auto_minor_version_upgrade          = true
+  iam_database_authentication_enabled = true
+  enabled_cloudwatch_logs_exports     = ["error", "slowquery"]
+
+  monitoring_interval                   = 60
+  monitoring_role_arn                   = aws_iam_role.monitoring.arn
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = module.db_key.arn
+  performance_insights_retention_period = 7
+
+  tags = var.tags
+}

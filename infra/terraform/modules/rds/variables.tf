@@ -1,0 +1,78 @@
+variable "name" {
+  description = "Identifier prefix (e.g. heart-staging)."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "The VPC."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets in at least two AZs."
+  type        = list(string)
+}
+
+variable "allowed_security_group_ids" {
+  description = "Security groups whose members may connect on 3306 (the EKS cluster's)."
+  type        = list(string)
+}
+
+variable "engine_version" {
+  description = "MySQL version (major.minor; minor upgrades are automatic)."
+  type        = string
+  default     = "8.0"
+}
+
+variable "instance_class" {
+  description = "Instance class (Performance Insights needs db.t4g.medium or larger)."
+  type        = string
+}
+
+variable "allocated_storage_gb" {
+  description = "Initial storage."
+  type        = number
+  default     = 50
+}
+
+variable "max_allocated_storage_gb" {
+  description = "Storage autoscaling ceiling."
+  type        = number
+  default     = 500
+}
+
+variable "multi_az" {
+  description = "A synchronous standby in a second AZ with automatic failover."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection" {
+  description = "Refuse deletion (turn off deliberately before destroying an environment)."
+  type        = bool
+  default     = true
+}
+
+variable "backup_retention_days" {
+  description = "Automated backups kept for point-in-time restore (1–35 days)."
+  type        = number
+  default     = 14
+}
+
+variable "database_name" {
+  description = "The database the core uses."
+  type        = string
+  default     = "heart"
+}
+
+variable "master_username" {
+  description = "The administrator's name; its password is generated and kept by RDS in Secrets Manager."
+  type        = string
+  default     = "heart_admin"
+}
+
+variable "tags" {
+  description = "Tags on every resource."
+  type        = map(string)
+  default     = {}
+}
