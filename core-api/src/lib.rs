@@ -12,10 +12,12 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod images;
 pub mod mail;
 pub mod member;
 pub mod openapi;
 pub mod ops;
+pub mod storage;
 pub mod telemetry;
 
 pub use app::{App, AppState};

@@ -1,0 +1,835 @@
+//! Uploaded images lose every piece of metadata, keep their pixels, turn upright, and nothing
+//! (truncated files, bombs, random bytes) gets past the checks or makes them panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use heart_core::images::{sanitize, sniff, CleanImage, ImageError, ImageKind};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+// ---------------------------------------------------------------------------------------------
+// Building real images with metadata.
+
+const RED: [u8; 3] = [255, 0, 0];
+const BLUE: [u8; 3] = [0, 0, 255];
+
+/// A 32×16 baseline JPEG, left half red, right half blue, straight from an encoder.
+fn red_blue_jpeg() -> Vec<u8> {
+    let (width, height) = (32u32, 16u32);
+    let mut pixels = Vec::new();
+    for _y in 0..height {
+        for x in 0..width {
+            pixels.extend_from_slice(if x < width / 2 { &RED } else { &BLUE });
+        }
+    }
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
+        .encode(&pixels, width, height, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
+    let mut s = vec![0xFF, marker];
+    s.extend_from_slice(&u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
+    s.extend_from_slice(payload);
+    s
+}
+
+/// `jpeg` with `segments` inserted right after SOI, where cameras put them.
+fn with_segments(jpeg: &[u8], segments: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    for s in segments {
+        out.extend_from_slice(s);
+    }
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+const LATITUDE: [(u32, u32); 3] = [(37, 1), (33, 1), (1234, 100)];
+const LONGITUDE: [(u32, u32); 3] = [(126, 1), (58, 1), (5678, 100)];
+
+fn rationals_be(values: &[(u32, u32)]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|(n, d)| [n.to_be_bytes(), d.to_be_bytes()].concat())
+        .collect()
+}
+
+/// A big-endian TIFF as cameras write into Exif: IFD0 with Make, Orientation and a GPS IFD
+/// holding a latitude and longitude.
+fn exif_tiff(orientation: Option<u16>) -> Vec<u8> {
+    fn entry(t: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: [u8; 4]) {
+        t.extend_from_slice(&tag.to_be_bytes());
+        t.extend_from_slice(&kind.to_be_bytes());
+        t.extend_from_slice(&count.to_be_bytes());
+        t.extend_from_slice(&value);
+    }
+    const ASCII: u16 = 2;
+    const SHORT: u16 = 3;
+    const LONG: u16 = 4;
+    const RATIONAL: u16 = 5;
+    let make = b"SecretCam\0";
+    let ifd0_entries: u16 = if orientation.is_some() { 3 } else { 2 };
+    let ifd0_len = 2 + 12 * u32::from(ifd0_entries) + 4;
+    let make_at = 8 + ifd0_len;
+    let gps_at = make_at + make.len() as u32;
+    let gps_len = 2 + 12 * 4 + 4;
+    let latitude_at = gps_at + gps_len;
+    let longitude_at = latitude_at + 24;
+
+    let mut t = b"MM\0\x2a".to_vec();
+    t.extend_from_slice(&8u32.to_be_bytes());
+    t.extend_from_slice(&ifd0_entries.to_be_bytes());
+    entry(&mut t, 0x010F, ASCII, 10, make_at.to_be_bytes());
+    if let Some(o) = orientation {
+        let [a, b] = o.to_be_bytes();
+        entry(&mut t, 0x0112, SHORT, 1, [a, b, 0, 0]);
+    }
+    entry(&mut t, 0x8825, LONG, 1, gps_at.to_be_bytes());
+    t.extend_from_slice(&0u32.to_be_bytes());
+    t.extend_from_slice(make);
+    t.extend_from_slice(&4u16.to_be_bytes());
+    entry(&mut t, 0x0001, ASCII, 2, *b"N\0\0\0");
+    entry(&mut t, 0x0002, RATIONAL, 3, latitude_at.to_be_bytes());
+    entry(&mut t, 0x0003, ASCII, 2, *b"E\0\0\0");
+    entry(&mut t, 0x0004, RATIONAL, 3, longitude_at.to_be_bytes());
+    t.extend_from_slice(&0u32.to_be_bytes());
+    t.extend_from_slice(&rationals_be(&LATITUDE));
+    t.extend_from_slice(&rationals_be(&LONGITUDE));
+    t
+}
+
+fn exif_segment(orientation: Option<u16>) -> Vec<u8> {
+    segment(
+        0xE1,
+        &[b"Exif\0\0".as_slice(), &exif_tiff(orientation)].concat(),
+    )
+}
+
+fn xmp_segment() -> Vec<u8> {
+    segment(
+        0xE1,
+        b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><rdf:Description exif:GPSLatitude=\"37,33.2N\" \
+          secret-xmp=\"1\"/></x:xmpmeta>",
+    )
+}
+
+fn iptc_segment() -> Vec<u8> {
+    segment(
+        0xED,
+        b"Photoshop 3.0\08BIM\x04\x04\0\0\0\0\0\x10secret-iptc-city",
+    )
+}
+
+fn comment_segment() -> Vec<u8> {
+    segment(0xFE, b"secret comment")
+}
+
+fn mpf_segment() -> Vec<u8> {
+    segment(0xE2, b"MPF\0MM\0\x2a\0\0\0\x08secret-mpf")
+}
+
+/// An ICC profile header claiming an RGB colour space (enough for the code; not a real profile).
+fn icc_segment() -> Vec<u8> {
+    let mut profile = vec![0u8; 132];
+    profile[..4].copy_from_slice(&132u32.to_be_bytes());
+    profile[12..16].copy_from_slice(b"mntr");
+    profile[16..20].copy_from_slice(b"RGB ");
+    profile[20..24].copy_from_slice(b"XYZ ");
+    profile[36..40].copy_from_slice(b"acsp");
+    segment(
+        0xE2,
+        &[b"ICC_PROFILE\0\x01\x01".as_slice(), &profile].concat(),
+    )
+}
+
+fn adobe_segment() -> Vec<u8> {
+    segment(0xEE, b"Adobe\0\x64\0\0\0\0\x01")
+}
+
+/// A photo as a phone would upload it: Exif with GPS, XMP, IPTC, a comment, MPF.
+fn photo_with_metadata(orientation: Option<u16>) -> Vec<u8> {
+    with_segments(
+        &red_blue_jpeg(),
+        &[
+            exif_segment(orientation),
+            xmp_segment(),
+            iptc_segment(),
+            comment_segment(),
+            mpf_segment(),
+        ],
+    )
+}
+
+fn png_chunk(chunk_type: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut c = u32::try_from(data.len()).unwrap().to_be_bytes().to_vec();
+    c.extend_from_slice(chunk_type);
+    c.extend_from_slice(data);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(chunk_type);
+    crc.update(data);
+    c.extend_from_slice(&crc.finalize().to_be_bytes());
+    c
+}
+
+/// zlib around one stored (uncompressed) deflate block.
+fn zlib_stored(data: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(data.len()).unwrap();
+    let mut z = vec![0x78, 0x01, 0x01];
+    z.extend_from_slice(&len.to_le_bytes());
+    z.extend_from_slice(&(!len).to_le_bytes());
+    z.extend_from_slice(data);
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in data {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    z
+}
+
+fn ihdr(width: u32, height: u32, depth: u8, color: u8) -> Vec<u8> {
+    let mut d = width.to_be_bytes().to_vec();
+    d.extend_from_slice(&height.to_be_bytes());
+    d.extend_from_slice(&[depth, color, 0, 0, 0]);
+    png_chunk(b"IHDR", &d)
+}
+
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// A 4×3 RGB PNG carrying every kind of textual and EXIF metadata PNG has.
+fn png_with_metadata() -> Vec<u8> {
+    let mut raw = Vec::new();
+    for y in 0..3u8 {
+        raw.push(0); // filter: none
+        for x in 0..4u8 {
+            raw.extend_from_slice(&[x * 60, y * 80, 200]);
+        }
+    }
+    [
+        PNG_SIGNATURE.to_vec(),
+        ihdr(4, 3, 8, 2),
+        png_chunk(b"gAMA", &45_455u32.to_be_bytes()),
+        png_chunk(b"tEXt", b"Comment\0secret-text"),
+        png_chunk(b"zTXt", b"Author\0\0x\x9c secret-ztxt"),
+        png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0secret-itxt"),
+        png_chunk(b"eXIf", &exif_tiff(Some(1))),
+        png_chunk(b"tIME", &[0x07, 0xEA, 11, 25, 12, 0, 0]),
+        png_chunk(b"IDAT", &zlib_stored(&raw)),
+        png_chunk(b"prVt", b"secret-private"),
+        png_chunk(b"IEND", b""),
+    ]
+    .concat()
+}
+
+fn png_chunk_types(png: &[u8]) -> Vec<String> {
+    let mut types = Vec::new();
+    let mut pos = 8;
+    while pos + 8 <= png.len() {
+        let len = u32::from_be_bytes(png[pos..pos + 4].try_into().unwrap()) as usize;
+        types.push(String::from_utf8_lossy(&png[pos + 4..pos + 8]).into_owned());
+        pos += 12 + len;
+    }
+    assert_eq!(pos, png.len(), "chunks do not tile the file");
+    types
+}
+
+/// LZW data for 2-bit indices, with a clear code before each one so the code size stays 3 bits.
+fn gif_lzw(indices: &[u8]) -> Vec<u8> {
+    let (clear, end) = (4u32, 5u32);
+    let mut codes = Vec::new();
+    for &i in indices {
+        codes.push(clear);
+        codes.push(u32::from(i));
+    }
+    codes.push(end);
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for code in codes {
+        acc |= code << bits;
+        bits += 3;
+        while bits >= 8 {
+            out.push((acc & 0xFF) as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    }
+    if bits > 0 {
+        out.push(acc as u8);
+    }
+    out
+}
+
+fn gif_sub_blocks(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in data.chunks(255) {
+        out.push(chunk.len() as u8);
+        out.extend_from_slice(chunk);
+    }
+    out.push(0);
+    out
+}
+
+const GIF_HEAD: &[u8] = b"GIF89a\x02\0\x02\0\x80\0\0\xff\0\0\0\0\xff";
+const GIF_LOOP: &[u8] = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\0\0\0";
+const GIF_CONTROL: &[u8] = b"\x21\xf9\x04\0\x0a\0\0\0";
+
+fn gif_frame() -> Vec<u8> {
+    [
+        b"\x2c\0\0\0\0\x02\0\x02\0\0\x02".to_vec(),
+        gif_sub_blocks(&gif_lzw(&[0, 1, 1, 0])),
+    ]
+    .concat()
+}
+
+/// A 2×2 animated GIF with a comment, XMP and plain text besides its looping and timing.
+fn gif_with_metadata() -> Vec<u8> {
+    [
+        GIF_HEAD.to_vec(),
+        [b"\x21\xfe".to_vec(), gif_sub_blocks(b"secret-gif-comment")].concat(),
+        GIF_LOOP.to_vec(),
+        [
+            b"\x21\xff\x0bXMP DataXMP".to_vec(),
+            gif_sub_blocks(b"<x:xmpmeta secret-gif-xmp/>"),
+        ]
+        .concat(),
+        GIF_CONTROL.to_vec(),
+        gif_frame(),
+        [
+            b"\x21\x01\x0c\0\0\0\0\x02\0\x02\0\x01\x01\0\x01".to_vec(),
+            gif_sub_blocks(b"secret-plain-text"),
+        ]
+        .concat(),
+        GIF_CONTROL.to_vec(),
+        gif_frame(),
+        b"\x3b".to_vec(),
+    ]
+    .concat()
+}
+
+/// An 8×6 lossless WebP made by libwebp (Pillow) with EXIF (camera make, GPS) and XMP chunks.
+const WEBP_WITH_METADATA: &[u8] = include_bytes!("fixtures/exif-xmp.webp");
+/// An 8×6 lossy WebP in the simple format (no VP8X), made by libwebp.
+const WEBP_LOSSY: &[u8] = include_bytes!("fixtures/lossy.webp");
+
+fn webp_chunks(webp: &[u8]) -> Vec<(String, Vec<u8>)> {
+    assert_eq!(&webp[..4], b"RIFF");
+    let riff_size = u32::from_le_bytes(webp[4..8].try_into().unwrap()) as usize;
+    assert_eq!(riff_size + 8, webp.len(), "RIFF size");
+    let mut chunks = Vec::new();
+    let mut pos = 12;
+    while pos < webp.len() {
+        let len = u32::from_le_bytes(webp[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        chunks.push((
+            String::from_utf8_lossy(&webp[pos..pos + 4]).into_owned(),
+            webp[pos + 8..pos + 8 + len].to_vec(),
+        ));
+        pos += 8 + len + (len & 1);
+    }
+    assert_eq!(pos, webp.len(), "chunks do not tile the file");
+    chunks
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[track_caller]
+fn assert_absent(clean: &[u8], needles: &[&[u8]]) {
+    for needle in needles {
+        assert!(
+            !contains(clean, needle),
+            "{:?} is still in the image",
+            String::from_utf8_lossy(needle)
+        );
+    }
+}
+
+fn decode_jpeg(bytes: &[u8]) -> image::RgbImage {
+    image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+        .unwrap()
+        .to_rgb8()
+}
+
+#[track_caller]
+fn assert_close(pixel: &image::Rgb<u8>, expected: [u8; 3], at: &str) {
+    let distance: i32 = pixel
+        .0
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (i32::from(*a) - i32::from(b)).abs())
+        .sum();
+    assert!(distance < 90, "{at}: {:?} is not {expected:?}", pixel.0);
+}
+
+fn clean(bytes: &[u8]) -> CleanImage {
+    sanitize(bytes).unwrap_or_else(|e| panic!("refused: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// JPEG
+
+#[test]
+fn gps_exif_is_removed_from_a_jpeg_without_reencoding_it() {
+    let original = red_blue_jpeg();
+    let upload = with_segments(
+        &original,
+        &[
+            exif_segment(Some(1)),
+            xmp_segment(),
+            iptc_segment(),
+            comment_segment(),
+            mpf_segment(),
+        ],
+    );
+    assert!(contains(&upload, &rationals_be(&LATITUDE)));
+    let clean = clean(&upload);
+    assert_eq!(clean.kind, ImageKind::Jpeg);
+    assert_eq!((clean.width, clean.height), (32, 16));
+    assert_absent(
+        &clean.bytes,
+        &[
+            b"Exif",
+            b"SecretCam",
+            &rationals_be(&LATITUDE),
+            &rationals_be(&LONGITUDE),
+            b"MM\0\x2a",
+            b"xmpmeta",
+            b"secret",
+            b"Photoshop",
+            b"MPF",
+        ],
+    );
+    // Only the inserted segments went: the encoder's file comes back byte for byte.
+    assert_eq!(clean.bytes.as_ref(), original.as_slice());
+}
+
+#[test]
+fn a_jpeg_without_metadata_comes_back_unchanged() {
+    let original = red_blue_jpeg();
+    assert_eq!(clean(&original).bytes.as_ref(), original.as_slice());
+}
+
+#[test]
+fn colour_segments_are_kept() {
+    let original = red_blue_jpeg();
+    let upload = with_segments(
+        &original,
+        &[icc_segment(), adobe_segment(), exif_segment(None)],
+    );
+    let clean = clean(&upload);
+    assert!(contains(&clean.bytes, b"JFIF\0"));
+    assert!(contains(&clean.bytes, b"ICC_PROFILE\0"));
+    assert!(contains(&clean.bytes, b"Adobe"));
+    assert_absent(&clean.bytes, &[b"Exif", b"SecretCam"]);
+}
+
+#[test]
+fn data_after_the_end_of_a_jpeg_is_dropped() {
+    let original = red_blue_jpeg();
+    let upload = [original.clone(), b"secret-trailer PK\x03\x04".to_vec()].concat();
+    assert_eq!(clean(&upload).bytes.as_ref(), original.as_slice());
+}
+
+/// The colour at the centre of the top, bottom, left and right quarter of a picture.
+fn sides(image: &image::RgbImage) -> [image::Rgb<u8>; 4] {
+    let (w, h) = image.dimensions();
+    [
+        *image.get_pixel(w / 2, h / 8),
+        *image.get_pixel(w / 2, h - 1 - h / 8),
+        *image.get_pixel(w / 8, h / 2),
+        *image.get_pixel(w - 1 - w / 8, h / 2),
+    ]
+}
+
+#[test]
+fn orientation_6_is_applied_to_the_pixels() {
+    let clean = clean(&photo_with_metadata(Some(6)));
+    // 90° clockwise: the 32×16 picture stands up; its left (red) half is now on top.
+    assert_eq!((clean.width, clean.height), (16, 32));
+    assert_absent(
+        &clean.bytes,
+        &[b"Exif", b"SecretCam", &rationals_be(&LATITUDE), b"secret"],
+    );
+    let decoded = decode_jpeg(&clean.bytes);
+    assert_eq!(decoded.dimensions(), (16, 32));
+    let [top, bottom, ..] = sides(&decoded);
+    assert_close(&top, RED, "top");
+    assert_close(&bottom, BLUE, "bottom");
+    // Re-encoded, it is clean too: nothing left to strip, nothing left to turn.
+    assert_eq!(clean.bytes, sanitize(&clean.bytes).unwrap().bytes);
+}
+
+#[test]
+fn every_orientation_turns_the_picture_upright() {
+    // (orientation, size, colours expected at top, bottom, left, right; None = a mix)
+    type Expect = Option<[u8; 3]>;
+    let cases: [(u16, (u32, u32), [Expect; 4]); 7] = [
+        (2, (32, 16), [None, None, Some(BLUE), Some(RED)]),
+        (3, (32, 16), [None, None, Some(BLUE), Some(RED)]),
+        (4, (32, 16), [None, None, Some(RED), Some(BLUE)]),
+        (5, (16, 32), [Some(RED), Some(BLUE), None, None]),
+        (6, (16, 32), [Some(RED), Some(BLUE), None, None]),
+        (7, (16, 32), [Some(BLUE), Some(RED), None, None]),
+        (8, (16, 32), [Some(BLUE), Some(RED), None, None]),
+    ];
+    for (orientation, size, expected) in cases {
+        let clean = clean(&photo_with_metadata(Some(orientation)));
+        assert_eq!(
+            (clean.width, clean.height),
+            size,
+            "orientation {orientation}"
+        );
+        let decoded = decode_jpeg(&clean.bytes);
+        for (side, (pixel, expected)) in ["top", "bottom", "left", "right"]
+            .iter()
+            .zip(sides(&decoded).iter().zip(expected))
+        {
+            if let Some(colour) = expected {
+                assert_close(pixel, colour, &format!("orientation {orientation}, {side}"));
+            }
+        }
+        assert!(!contains(&clean.bytes, b"Exif"));
+    }
+}
+
+#[test]
+fn a_reencoded_photo_keeps_its_rgb_colour_profile() {
+    let upload = with_segments(&red_blue_jpeg(), &[icc_segment(), exif_segment(Some(6))]);
+    let clean = clean(&upload);
+    assert_eq!((clean.width, clean.height), (16, 32));
+    assert!(contains(&clean.bytes, b"ICC_PROFILE\0"));
+    assert!(contains(&clean.bytes, b"mntrRGB XYZ "));
+}
+
+#[test]
+fn orientation_1_and_unknown_values_do_not_reencode() {
+    let original = red_blue_jpeg();
+    for orientation in [1, 0, 9, 0xFFFF] {
+        let clean = clean(&with_segments(
+            &original,
+            &[exif_segment(Some(orientation))],
+        ));
+        assert_eq!(
+            clean.bytes.as_ref(),
+            original.as_slice(),
+            "orientation {orientation}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG, WebP, GIF
+
+#[test]
+fn png_text_exif_and_time_chunks_are_removed() {
+    let upload = png_with_metadata();
+    let clean = clean(&upload);
+    assert_eq!(clean.kind, ImageKind::Png);
+    assert_eq!((clean.width, clean.height), (4, 3));
+    assert_eq!(
+        png_chunk_types(&clean.bytes),
+        ["IHDR", "gAMA", "IDAT", "IEND"]
+    );
+    assert_absent(
+        &clean.bytes,
+        &[
+            b"secret",
+            b"SecretCam",
+            b"eXIf",
+            b"tIME",
+            &rationals_be(&LATITUDE),
+        ],
+    );
+    // The pixel data is untouched.
+    let idat = |png: &[u8]| {
+        let at = png.windows(4).position(|w| w == b"IDAT").unwrap();
+        png[at..at + 60].to_vec()
+    };
+    assert_eq!(idat(&clean.bytes), idat(&upload));
+}
+
+#[test]
+fn png_chunks_with_a_bad_checksum_are_refused_or_dropped() {
+    let mut upload = png_with_metadata();
+    let gama = upload.windows(4).position(|w| w == b"gAMA").unwrap();
+    upload[gama + 5] ^= 0x55; // ancillary: dropped
+    assert_eq!(
+        png_chunk_types(&clean(&upload).bytes),
+        ["IHDR", "IDAT", "IEND"]
+    );
+    let idat = upload.windows(4).position(|w| w == b"IDAT").unwrap();
+    upload[idat + 6] ^= 0x55; // critical: the file is corrupt
+    assert!(matches!(sanitize(&upload), Err(ImageError::NotAnImage)));
+}
+
+#[test]
+fn webp_exif_and_xmp_are_removed_and_the_flags_fixed() {
+    let before = webp_chunks(WEBP_WITH_METADATA);
+    assert!(before.iter().any(|(t, _)| t == "EXIF"));
+    assert!(before.iter().any(|(t, _)| t == "XMP "));
+    assert_eq!(
+        before[0].1[0] & 0x0C,
+        0x0C,
+        "the fixture declares EXIF and XMP"
+    );
+
+    let clean = clean(WEBP_WITH_METADATA);
+    assert_eq!(clean.kind, ImageKind::Webp);
+    assert_eq!((clean.width, clean.height), (8, 6));
+    let after = webp_chunks(&clean.bytes);
+    let types: Vec<&str> = after.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["VP8X", "VP8L"]);
+    assert_eq!(after[0].1[0] & 0x0C, 0, "VP8X still declares EXIF or XMP");
+    assert_eq!(after[1], before[1], "the bitstream changed");
+    assert_absent(
+        &clean.bytes,
+        &[b"SecretCam", b"secretxmp", b"Exif", b"EXIF"],
+    );
+}
+
+#[test]
+fn a_simple_lossy_webp_comes_back_unchanged() {
+    let clean = clean(WEBP_LOSSY);
+    assert_eq!((clean.width, clean.height), (8, 6));
+    assert_eq!(clean.bytes.as_ref(), WEBP_LOSSY);
+}
+
+#[test]
+fn gif_comments_and_foreign_extensions_are_removed() {
+    let clean = clean(&gif_with_metadata());
+    assert_eq!(clean.kind, ImageKind::Gif);
+    assert_eq!((clean.width, clean.height), (2, 2));
+    assert_absent(&clean.bytes, &[b"secret", b"XMP DataXMP"]);
+    let expected = [
+        GIF_HEAD.to_vec(),
+        GIF_LOOP.to_vec(),
+        GIF_CONTROL.to_vec(),
+        gif_frame(),
+        GIF_CONTROL.to_vec(),
+        gif_frame(),
+        b"\x3b".to_vec(),
+    ]
+    .concat();
+    assert_eq!(clean.bytes.as_ref(), expected.as_slice());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals
+
+fn valid_samples() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("jpeg", photo_with_metadata(Some(1))),
+        ("jpeg turned", photo_with_metadata(Some(6))),
+        ("png", png_with_metadata()),
+        ("webp", WEBP_WITH_METADATA.to_vec()),
+        ("webp lossy", WEBP_LOSSY.to_vec()),
+        ("gif", gif_with_metadata()),
+    ]
+}
+
+#[test]
+fn the_samples_are_valid() {
+    for (name, bytes) in valid_samples() {
+        assert!(sanitize(&bytes).is_ok(), "{name}");
+    }
+}
+
+#[test]
+fn non_images_are_refused() {
+    let not_images: [&[u8]; 12] = [
+        b"",
+        b"hello",
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
+        b"%PDF-1.7\n",
+        b"<html><body>",
+        b"\x89PNG\r\n\x1a\n",
+        b"\xff\xd8\xff",
+        b"\xff\xd8\xff\xd9",
+        b"RIFF\x04\0\0\0WEBP",
+        b"RIFF\x0c\0\0\0WAVEfmt \0\0\0\0",
+        b"GIF89a\x01\0\x01\0\0\0\0\x3b",
+        b"\0\0\0\x18ftypheic\0\0\0\0",
+    ];
+    for bytes in not_images {
+        assert!(
+            matches!(sanitize(bytes), Err(ImageError::NotAnImage)),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+#[test]
+fn truncated_images_are_refused() {
+    for (name, bytes) in valid_samples() {
+        for cut in [
+            bytes.len() / 3,
+            bytes.len() / 2,
+            bytes.len() - 2,
+            bytes.len() - 1,
+        ] {
+            assert!(
+                matches!(sanitize(&bytes[..cut]), Err(ImageError::NotAnImage)),
+                "{name} cut at {cut} of {}",
+                bytes.len()
+            );
+        }
+    }
+}
+
+fn assert_too_large(bytes: &[u8], what: &str) {
+    let started = std::time::Instant::now();
+    match sanitize(bytes) {
+        Err(ImageError::TooLarge(_)) => {}
+        other => panic!("{what}: {other:?}"),
+    }
+    // Refused from the header: a decode of 3.6 gigapixels would take far longer (or abort).
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{what}"
+    );
+}
+
+#[test]
+fn decompression_bombs_are_refused_from_their_headers() {
+    // A 1-bit 60000×60000 PNG: 450 MB of pixels that deflate would squeeze into a few hundred KB.
+    let png_bomb = [
+        PNG_SIGNATURE.to_vec(),
+        ihdr(60_000, 60_000, 1, 0),
+        png_chunk(b"IDAT", &zlib_stored(&[0; 64])),
+        png_chunk(b"IEND", b""),
+    ]
+    .concat();
+    assert_too_large(&png_bomb, "PNG");
+
+    let mut jpeg_bomb = red_blue_jpeg();
+    let sof = jpeg_bomb
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .unwrap();
+    jpeg_bomb[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+    assert_too_large(&jpeg_bomb, "JPEG");
+    // With an orientation to apply, it must still be refused before any decoding.
+    assert_too_large(
+        &with_segments(&jpeg_bomb, &[exif_segment(Some(6))]),
+        "turned JPEG",
+    );
+
+    let mut gif_bomb = gif_with_metadata();
+    gif_bomb[6..10].copy_from_slice(&[0x60, 0xEA, 0x60, 0xEA]);
+    assert_too_large(&gif_bomb, "GIF canvas");
+    let mut gif_frame_bomb = [GIF_HEAD.to_vec(), gif_frame(), b"\x3b".to_vec()].concat();
+    gif_frame_bomb[GIF_HEAD.len() + 5..GIF_HEAD.len() + 9]
+        .copy_from_slice(&[0x60, 0xEA, 0x60, 0xEA]);
+    assert_too_large(&gif_frame_bomb, "GIF frame");
+
+    let mut webp_bomb = WEBP_WITH_METADATA.to_vec();
+    let canvas = 60_000u32 - 1;
+    webp_bomb[24..27].copy_from_slice(&canvas.to_le_bytes()[..3]);
+    webp_bomb[27..30].copy_from_slice(&canvas.to_le_bytes()[..3]);
+    assert_too_large(&webp_bomb, "WebP");
+}
+
+#[test]
+fn endless_animations_are_refused() {
+    // An APNG declaring 2^31 frames of its 4000×3000 canvas.
+    let mut actl = 0x8000_0000u32.to_be_bytes().to_vec();
+    actl.extend_from_slice(&0u32.to_be_bytes());
+    let png = [
+        PNG_SIGNATURE.to_vec(),
+        ihdr(4_000, 3_000, 8, 2),
+        png_chunk(b"acTL", &actl),
+        png_chunk(b"IDAT", &zlib_stored(&[0; 16])),
+        png_chunk(b"IEND", b""),
+    ]
+    .concat();
+    assert_too_large(&png, "APNG");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Robustness: nothing panics, and whatever is accepted is stable.
+
+/// An accepted image is already clean: sanitizing it again changes nothing.
+fn check_stable(input: &[u8]) {
+    if let Ok(clean) = sanitize(input) {
+        assert_eq!(Some(clean.kind), sniff(input));
+        assert!(clean.width > 0 && clean.height > 0);
+        let again = sanitize(&clean.bytes).unwrap_or_else(|e| {
+            panic!("accepted {:?} then refused its clean copy: {e}", clean.kind)
+        });
+        assert_eq!(again.bytes, clean.bytes, "{:?} not stable", clean.kind);
+        assert_eq!((again.width, again.height), (clean.width, clean.height));
+    }
+}
+
+fn mutate(rng: &mut StdRng, sample: &[u8]) -> Vec<u8> {
+    let mut bytes = sample.to_vec();
+    let rounds = rng.gen_range(1..=3);
+    for _ in 0..rounds {
+        if bytes.is_empty() {
+            break;
+        }
+        let at = rng.gen_range(0..bytes.len());
+        match rng.gen_range(0..7) {
+            0 => bytes[at] = rng.gen(),
+            1 => bytes[at] ^= 1 << rng.gen_range(0..8),
+            2 => bytes.truncate(at),
+            3 => {
+                let junk: Vec<u8> = (0..rng.gen_range(1..16)).map(|_| rng.gen()).collect();
+                bytes.splice(at..at, junk);
+            }
+            4 => {
+                let end = (at + rng.gen_range(1..32)).min(bytes.len());
+                bytes.drain(at..end);
+            }
+            5 => {
+                let value = *[0u8, 0xFF, 0x7F, 0x80].get(rng.gen_range(0..4)).unwrap();
+                let end = (at + 4).min(bytes.len());
+                bytes[at..end].fill(value);
+            }
+            _ => {
+                let end = (at + rng.gen_range(1..64)).min(bytes.len());
+                let copy = bytes[at..end].to_vec();
+                let to = rng.gen_range(0..bytes.len());
+                bytes.splice(to..to, copy);
+            }
+        }
+    }
+    bytes
+}
+
+#[test]
+fn mutated_images_never_panic_and_accepted_ones_are_stable() {
+    let mut rng = StdRng::seed_from_u64(0x48_4541_5254);
+    let samples = valid_samples();
+    let mut accepted = 0;
+    for (_, sample) in &samples {
+        for _ in 0..700 {
+            let input = mutate(&mut rng, sample);
+            accepted += usize::from(sanitize(&input).is_ok());
+            check_stable(&input);
+        }
+    }
+    // Many mutations hit pixel data only and must still pass; many hit structure and must not.
+    assert!(accepted > 300, "only {accepted} mutations accepted");
+    assert!(accepted < samples.len() * 700 - 300, "{accepted} accepted");
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let magics: [&[u8]; 6] = [
+        b"",
+        b"\x89PNG\r\n\x1a\n",
+        b"\xff\xd8\xff",
+        b"RIFF\xff\xff\xff\x7fWEBP",
+        b"GIF89a",
+        b"\xff\xd8\xff\xe1\x00\x40Exif\0\0MM\0\x2a",
+    ];
+    for round in 0..3_000 {
+        let len = rng.gen_range(0..512);
+        let mut bytes = magics[round % magics.len()].to_vec();
+        bytes.extend((0..len).map(|_| rng.gen::<u8>()));
+        check_stable(&bytes);
+    }
+}
