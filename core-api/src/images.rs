@@ -259,7 +259,12 @@ mod jpeg {
                 seen_exif = true;
                 orientation = payload.get(6..).and_then(exif_orientation);
             }
-            if is_start_of_frame(marker) && frame.is_none() {
+            if is_start_of_frame(marker) {
+                // One frame only: a second one (hierarchical JPEG, or a crafted file) could make a
+                // decoder use a size other than the one checked here.
+                if frame.is_some() {
+                    return Err(ImageError::NotAnImage);
+                }
                 // precision(1) height(2) width(2) components(1)
                 let height = u32::from(u16_be(payload, 1)?);
                 let width = u32::from(u16_be(payload, 3)?);
@@ -557,16 +562,27 @@ mod webp {
                 let flags = byte(first_data, 0)?;
                 let size = (u24_le(first_data, 4)? + 1, u24_le(first_data, 7)? + 1);
                 check_pixels(size.0, size.1)?;
-                let frames = chunks.iter().filter(|(t, _)| t == b"ANMF").count() as u64;
+                let mut frames: u64 = 0;
+                let mut bitstreams = 0;
+                for (chunk_type, data) in &chunks {
+                    match chunk_type {
+                        // x(3) y(3) width-1(3) height-1(3) duration(3) flags(1), then the frame.
+                        b"ANMF" => {
+                            check_pixels(u24_le(data, 6)? + 1, u24_le(data, 9)? + 1)?;
+                            frames += 1;
+                        }
+                        b"VP8 " | b"VP8L" => {
+                            let (w, h) = bitstream_size(chunk_type, data)?;
+                            check_pixels(w, h)?;
+                            bitstreams += 1;
+                        }
+                        _ => {}
+                    }
+                }
                 if flags & FLAG_ANIMATION != 0 && frames > 0 {
                     check_animation(frames, size.0, size.1)?;
-                } else {
-                    let (bitstream_type, data) = chunks
-                        .iter()
-                        .find(|(t, _)| t == b"VP8 " || t == b"VP8L")
-                        .ok_or(ImageError::NotAnImage)?;
-                    let (w, h) = bitstream_size(bitstream_type, data)?;
-                    check_pixels(w, h)?;
+                } else if bitstreams == 0 {
+                    return Err(ImageError::NotAnImage);
                 }
                 size
             }

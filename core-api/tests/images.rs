@@ -731,6 +731,21 @@ fn decompression_bombs_are_refused_from_their_headers() {
 }
 
 #[test]
+fn a_jpeg_with_a_second_frame_header_is_refused() {
+    // A small first frame to pass the checks and a huge second one for the decoder to trust.
+    let original = red_blue_jpeg();
+    let sof = original.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    let len = usize::from(u16::from_be_bytes([original[sof + 2], original[sof + 3]]));
+    let mut huge = original[sof..sof + 2 + len].to_vec();
+    huge[5..9].copy_from_slice(&[0xFF, 0xF0, 0xFF, 0xF0]);
+    let mut upload = original[..sof + 2 + len].to_vec();
+    upload.extend_from_slice(&huge);
+    upload.extend_from_slice(&original[sof + 2 + len..]);
+    let upload = with_segments(&upload, &[exif_segment(Some(6))]);
+    assert!(sanitize(&upload).is_err());
+}
+
+#[test]
 fn endless_animations_are_refused() {
     // An APNG declaring 2^31 frames of its 4000×3000 canvas.
     let mut actl = 0x8000_0000u32.to_be_bytes().to_vec();
