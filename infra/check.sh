@@ -104,8 +104,6 @@ run_checks() {
   local src="$1" scan
   # What checkov scans, gathered in one folder so one run covers it all with one report.
   scan="$(mktemp -d)"
-  # shellcheck disable=SC2064 # expand now: the folder is this run's
-  trap "rm -rf '$scan'" RETURN
   export PATH="$venv/bin:$PATH"
 
   check "yamllint" yaml_lint "$src"
@@ -140,6 +138,7 @@ run_checks() {
   else
     step "terraform: not installed (not in Debian's or PyPI's packages); checkov covers Terraform"
   fi
+  rm -rf "$scan"
 }
 
 summary() {

@@ -1,5 +1,5 @@
 output "argocd_namespace" {
-  description = "Where Argo CD runs (kubectl -n argocd port-forward svc/argo-cd-argocd-server 8080:443)."
+  description = "Where Argo CD runs (kubectl -n argocd port-forward svc/argo-cd-server 8080:443)."
   value       = helm_release.argo_cd.namespace
 }
 
