@@ -22,12 +22,13 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenIssuer;
 use crate::cache::{Cache, InProcessCache, RateLimiter, RedisCache, Revocations};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, StorageBackend};
 use crate::db::Db;
 use crate::error::{error_response, BoxError};
 use crate::mail::{self, Mailer};
+use crate::storage::{self, Storage};
 use crate::telemetry::{self, RequestSpan, REQUEST_ID};
-use crate::{auth, openapi, ops};
+use crate::{auth, follow, garbage, member, moderation, openapi, ops, post};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// Outgoing mail.
     pub mailer: Arc<dyn Mailer>,
+    /// Object storage for images.
+    pub storage: Arc<dyn Storage>,
     /// Access-token signing and verification.
     pub tokens: Arc<TokenIssuer>,
     /// Password hashing.
@@ -106,6 +109,9 @@ impl App {
         };
         let mailer: Arc<dyn Mailer> =
             Arc::from(mail::from_config(&config.mail).map_err(|e| backend("mail")(e.into()))?);
+        let storage = storage::from_config(&config.storage)
+            .await
+            .map_err(|e| backend("storage")(e.into()))?;
         let passwords = PasswordHasher::new(config.password_hashing)
             .map_err(|e| ConfigError(format!("Argon2 parameters: {e}")))?;
         let keys = KeySpace::new(config.cache_prefix.clone());
@@ -137,6 +143,7 @@ impl App {
             database = db.kind.name(),
             cache = cache.backend(),
             mail = mailer.backend(),
+            storage = storage.backend(),
             signing_kid = tokens.kid(),
             "backends ready"
         );
@@ -147,11 +154,16 @@ impl App {
             revocations,
             rate_limiter,
             mailer,
+            storage,
             tokens: Arc::new(tokens),
             passwords,
             clock,
             metrics: Some(telemetry::metrics_handle()),
         };
+        garbage::spawn_sweeper(
+            state.clone(),
+            Duration::from_secs(state.config.storage_sweep_secs.max(1)),
+        );
         Ok(App {
             router: router(state.clone()),
             admin_router: ops::admin_router(state.clone()),
@@ -181,11 +193,27 @@ impl App {
 /// The public router with every layer, on `state`.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
-    Router::new()
+    let mut api = Router::new()
         .merge(auth::router())
+        .merge(member::router(&state))
+        .merge(follow::router())
+        .merge(post::router(&state))
+        .merge(moderation::router())
         .merge(ops::router())
-        .merge(openapi::router())
-        .fallback(|| async { error_response(ErrorCode::NoSuchRoute, "No such route") })
+        .merge(openapi::router());
+    if let StorageBackend::Local { dir } = &state.config.storage.backend {
+        let dir = dir.clone();
+        api = api.route(
+            "/media/{*key}",
+            axum::routing::get(
+                move |axum::extract::Path(key): axum::extract::Path<String>| {
+                    let dir = dir.clone();
+                    async move { storage::serve_local(&dir, &key).await }
+                },
+            ),
+        );
+    }
+    api.fallback(|| async { error_response(ErrorCode::NoSuchRoute, "No such route") })
         .method_not_allowed_fallback(|| async {
             error_response(ErrorCode::MethodNotAllowed, "Method not allowed")
         })

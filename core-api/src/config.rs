@@ -106,6 +106,55 @@ pub struct MailConfig {
     pub transport: MailTransport,
 }
 
+/// Where uploaded images are stored.
+#[derive(Debug, Clone)]
+pub enum StorageBackend {
+    /// A folder, served by the core under `/media/` (embedded default).
+    Local {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// S3 or an S3-compatible server.
+    S3(S3Config),
+}
+
+/// S3 settings. Without static keys the default AWS credential chain is used (IRSA on EKS).
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Region.
+    pub region: String,
+    /// Endpoint override for S3-compatible servers, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
+    pub force_path_style: bool,
+    /// Static access key id (local and tests; leave unset on AWS).
+    pub access_key_id: Option<String>,
+    /// Static secret key.
+    pub secret_access_key: Option<SecretString>,
+}
+
+/// Object storage and the links to it.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Where objects go.
+    pub backend: StorageBackend,
+    /// Base of the absolute links in responses (`<base>/<key>`), e.g. a CloudFront URL. No trailing slash.
+    pub public_base_url: String,
+}
+
+/// Upload limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Files per post.
+    pub max_files: usize,
+    /// Bytes per file.
+    pub max_file_bytes: usize,
+    /// Bytes per multipart request, all parts together.
+    pub max_request_bytes: usize,
+}
+
 /// Token settings.
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
@@ -160,6 +209,12 @@ pub struct Config {
     pub cache_prefix: String,
     /// Mail.
     pub mail: MailConfig,
+    /// Object storage.
+    pub storage: StorageConfig,
+    /// Upload limits.
+    pub uploads: UploadLimits,
+    /// Seconds between retries of failed object deletions.
+    pub storage_sweep_secs: u64,
     /// Tokens.
     pub tokens: TokenConfig,
     /// Password hashing cost.
@@ -252,6 +307,41 @@ impl Config {
             (None, None) => DEV_SIGNING_KEY_PEM.to_owned(),
         };
 
+        let listen_addr: SocketAddr = env
+            .parse("HEART_LISTEN_ADDR")?
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let storage_backend = match env.get("HEART_S3_BUCKET") {
+            Some(bucket) => StorageBackend::S3(S3Config {
+                bucket: bucket.to_owned(),
+                region: env.get("HEART_S3_REGION").unwrap_or("us-east-1").to_owned(),
+                endpoint: env
+                    .get("HEART_S3_ENDPOINT")
+                    .map(|e| e.trim_end_matches('/').to_owned()),
+                force_path_style: env.parse("HEART_S3_FORCE_PATH_STYLE")?.unwrap_or(false),
+                access_key_id: env.get("HEART_S3_ACCESS_KEY_ID").map(str::to_owned),
+                secret_access_key: env
+                    .get("HEART_S3_SECRET_ACCESS_KEY")
+                    .map(|s| SecretString::from(s.to_owned())),
+            }),
+            None => StorageBackend::Local {
+                dir: env
+                    .get("HEART_MEDIA_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| data_dir.join("media")),
+            },
+        };
+        let public_base_url = match (env.get("HEART_MEDIA_BASE_URL"), &storage_backend) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
+            (None, StorageBackend::Local { .. }) => format!("http://{listen_addr}/media"),
+            (None, StorageBackend::S3(s3)) => match (&s3.endpoint, s3.force_path_style) {
+                (Some(endpoint), true) => format!("{endpoint}/{}", s3.bucket),
+                (Some(endpoint), false) => {
+                    endpoint.replacen("://", &format!("://{}.", s3.bucket), 1)
+                }
+                (None, _) => format!("https://{}.s3.{}.amazonaws.com", s3.bucket, s3.region),
+            },
+        };
+
         let mut rate_limits = HashMap::new();
         for rule in RateLimitRule::ALL {
             let name = format!("HEART_RATE_LIMIT_{}", rule.name().to_ascii_uppercase());
@@ -302,6 +392,20 @@ impl Config {
                     .unwrap_or("Heart to Heart <no-reply@heart-to-heart.local>")
                     .to_owned(),
                 transport,
+            },
+            storage: StorageConfig {
+                backend: storage_backend,
+                public_base_url,
+            },
+            storage_sweep_secs: env.parse("HEART_STORAGE_SWEEP_SECS")?.unwrap_or(60),
+            uploads: UploadLimits {
+                max_files: env.parse("HEART_MAX_UPLOAD_FILES")?.unwrap_or(10),
+                max_file_bytes: env
+                    .parse("HEART_MAX_UPLOAD_FILE_BYTES")?
+                    .unwrap_or(10 * 1024 * 1024),
+                max_request_bytes: env
+                    .parse("HEART_MAX_UPLOAD_REQUEST_BYTES")?
+                    .unwrap_or(64 * 1024 * 1024),
             },
             tokens: TokenConfig {
                 signing_key_pem: SecretString::from(signing_key_pem),
@@ -354,6 +458,9 @@ impl Config {
         }
         if self.redis_url.is_none() {
             found.push("the in-process cache (set HEART_REDIS_URL)");
+        }
+        if matches!(self.storage.backend, StorageBackend::Local { .. }) {
+            found.push("local media storage (set HEART_S3_BUCKET)");
         }
         if matches!(self.mail.transport, MailTransport::Outbox { .. }) {
             found.push("the mail outbox folder (set HEART_SMTP_HOST)");
@@ -454,6 +561,29 @@ mod tests {
         assert!(err.contains("SQLite"), "{err}");
         assert!(err.contains("in-process cache"), "{err}");
         assert!(err.contains("outbox"), "{err}");
+        assert!(err.contains("local media storage"), "{err}");
+    }
+
+    #[test]
+    fn media_links_default_to_the_backend() {
+        let local = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(local.storage.public_base_url, "http://127.0.0.1:8080/media");
+        let s3 = Config::from_vars(&vars(&[
+            ("HEART_S3_BUCKET", "b"),
+            ("HEART_S3_ENDPOINT", "http://127.0.0.1:9000/"),
+            ("HEART_S3_FORCE_PATH_STYLE", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(s3.storage.public_base_url, "http://127.0.0.1:9000/b");
+        let aws = Config::from_vars(&vars(&[
+            ("HEART_S3_BUCKET", "b"),
+            ("HEART_S3_REGION", "ap-northeast-2"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            aws.storage.public_base_url,
+            "https://b.s3.ap-northeast-2.amazonaws.com"
+        );
     }
 
     #[test]
@@ -465,10 +595,13 @@ mod tests {
             ("HEART_DATABASE_URL", "mysql://u:p@db/heart"),
             ("HEART_REDIS_URL", "redis://cache:6379"),
             ("HEART_SMTP_HOST", "smtp.example.com"),
+            ("HEART_S3_BUCKET", "heart-media"),
+            ("HEART_MEDIA_BASE_URL", "https://cdn.example.com/"),
         ]))
         .unwrap();
         assert_eq!(c.profile, Profile::Production);
         assert!(!c.uses_dev_signing_key());
+        assert_eq!(c.storage.public_base_url, "https://cdn.example.com");
     }
 
     #[test]

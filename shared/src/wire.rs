@@ -154,6 +154,209 @@ pub struct ReissueTokenResponse {
     pub avatar_url: Option<String>,
 }
 
+/// `POST /member/block`, `/member/unblock`, `/member/follow`, `/member/unfollow`: the caller and a target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberTargetRequest {
+    /// The caller; must be the token's member.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub member_id: Option<MemberId>,
+    /// The other member.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub target_id: Option<MemberId>,
+}
+
+/// `POST /member/report`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportRequest {
+    /// The caller; must be the token's member.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub member_id: Option<MemberId>,
+    /// The reported member.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub target_id: Option<MemberId>,
+    /// Why, optional, at most 1000 characters.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Answer of block, unblock, report, follow and unfollow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberTargetResponse {
+    /// The caller.
+    pub member_id: i64,
+    /// The other member.
+    pub target_id: i64,
+}
+
+/// `201` answer of `POST /member/uploadAvatar`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AvatarResponse {
+    /// The member.
+    pub member_id: i64,
+    /// Absolute URL of the new avatar.
+    pub avatar_url: String,
+}
+
+/// `GET /member/profile`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProfileResponse {
+    /// The member.
+    pub member_id: i64,
+    /// Email.
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Absolute avatar URL, or `null`.
+    pub avatar_url: Option<String>,
+    /// Number of posts.
+    pub post_size: i64,
+    /// Number of followers.
+    pub follower_size: i64,
+    /// Number of members followed.
+    pub following_size: i64,
+}
+
+/// A member in a list (blocked members, followers, followings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberSummary {
+    /// Id.
+    pub id: i64,
+    /// Email.
+    pub email: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Name.
+    pub name: String,
+    /// Absolute avatar URL, or `null`.
+    pub avatar_url: Option<String>,
+}
+
+/// A list of members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberListResponse {
+    /// Number of members in `members`.
+    pub size: usize,
+    /// The members.
+    pub members: Vec<MemberSummary>,
+}
+
+/// The fields of a post shown in feeds and after creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PostBody {
+    /// The writer.
+    pub writer_id: i64,
+    /// The writer's email.
+    pub writer_email: String,
+    /// The writer's nickname.
+    pub writer_nickname: String,
+    /// The writer's avatar URL, or `null`.
+    pub avatar_url: Option<String>,
+    /// The text.
+    pub content: String,
+    /// Absolute image URLs in upload order; always an array.
+    pub image_urls: Vec<String>,
+    /// `yyyy-MM-ddTHH:mm:ss`, UTC, 24-hour clock.
+    pub created_at: String,
+    /// `yyyy-MM-ddTHH:mm:ss`, UTC, 24-hour clock.
+    pub updated_at: String,
+}
+
+/// A post in a feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Post {
+    /// The post's id.
+    pub id: i64,
+    /// The rest.
+    #[serde(flatten)]
+    pub body: PostBody,
+}
+
+/// `201` answer of `POST /post/registerPost`: a post with `post_id` instead of `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegisteredPost {
+    /// The new post's id.
+    pub post_id: i64,
+    /// The rest.
+    #[serde(flatten)]
+    pub body: PostBody,
+}
+
+/// A page of a feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PostPage {
+    /// Number of posts in `posts`.
+    pub size: usize,
+    /// Newest first.
+    pub posts: Vec<Post>,
+    /// Pass as `cursor` for the next page (keyset paging, an extra the app ignores); `null` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A report, for moderators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportView {
+    /// Id.
+    pub id: i64,
+    /// Who reported.
+    pub reporter_id: i64,
+    /// Who was reported.
+    pub target_id: i64,
+    /// Why, if given.
+    pub reason: Option<String>,
+    /// When, `yyyy-MM-ddTHH:mm:ss` UTC.
+    pub created_at: String,
+}
+
+/// `GET /admin/reports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportPage {
+    /// Number of reports in `reports`.
+    pub size: usize,
+    /// Newest first.
+    pub reports: Vec<ReportView>,
+}
+
+/// Formats seconds since the Unix epoch as the contract's `yyyy-MM-ddTHH:mm:ss` (UTC, 24-hour clock).
+pub fn format_timestamp(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let secs = unix_secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +387,42 @@ mod tests {
     fn missing_string_fields_default_to_empty_for_validation() {
         let join: JoinRequest = serde_json::from_str(r#"{"email": "a@b.c"}"#).unwrap();
         assert_eq!(join.password, "");
+    }
+
+    #[test]
+    fn timestamps_use_a_24_hour_clock_in_utc() {
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00");
+        assert_eq!(format_timestamp(1_795_603_632), "2026-11-25T10:47:12");
+        assert_eq!(
+            format_timestamp(951_782_400 + 13 * 3600 + 5),
+            "2000-02-29T13:00:05"
+        );
+        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59");
+    }
+
+    #[test]
+    fn registered_post_has_post_id_instead_of_id() {
+        let body = PostBody {
+            writer_id: 1,
+            writer_email: "a@b.co".into(),
+            writer_nickname: "k".into(),
+            avatar_url: None,
+            content: "hi".into(),
+            image_urls: vec![],
+            created_at: format_timestamp(0),
+            updated_at: format_timestamp(0),
+        };
+        let registered = serde_json::to_value(RegisteredPost {
+            post_id: 9,
+            body: body.clone(),
+        })
+        .unwrap();
+        assert_eq!(registered["post_id"], 9);
+        assert!(registered.get("id").is_none());
+        assert_eq!(registered["image_urls"], serde_json::json!([]));
+        let post = serde_json::to_value(Post { id: 9, body }).unwrap();
+        assert_eq!(post["id"], 9);
+        assert!(post["avatar_url"].is_null());
     }
 
     #[test]

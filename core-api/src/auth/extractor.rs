@@ -19,6 +19,20 @@ pub struct AuthenticatedMember {
     pub session_id: String,
 }
 
+impl AuthenticatedMember {
+    /// `GLOBAL_105` unless `member_id` (from the request) is the caller.
+    pub fn require_is(&self, member_id: i64) -> Result<(), ApiError> {
+        if member_id == self.member_id {
+            Ok(())
+        } else {
+            Err(ApiError::with_message(
+                ErrorCode::Forbidden,
+                "Acting for another member is not allowed",
+            ))
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for AuthenticatedMember {
     type Rejection = ApiError;
 

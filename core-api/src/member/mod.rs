@@ -1,5 +1,8 @@
-//! Members: the `members` table. The member endpoints of the contract build on this.
+//! Members (`/member/*`): profiles, avatars, blocks, reports and account deletion.
 
 pub mod repo;
+pub mod routes;
+pub mod service;
 
 pub use repo::Member;
+pub use routes::router;

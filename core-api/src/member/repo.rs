@@ -83,3 +83,185 @@ pub async fn insert(
     .await?;
     crate::db::inserted_id(conn, &result).await
 }
+
+/// A member as shown in lists.
+#[derive(Debug, Clone, FromRow)]
+pub struct MemberRow {
+    /// Id.
+    pub id: i64,
+    /// Email.
+    pub email: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Name.
+    pub name: String,
+    /// Avatar object key.
+    pub avatar_key: Option<String>,
+}
+
+/// Whether member `id` exists.
+pub async fn exists(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM members WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Post, follower and following counts of member `id`.
+pub async fn counts(db: &Db, id: i64) -> Result<(i64, i64, i64), sqlx::Error> {
+    let (posts, followers, followings): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM posts WHERE writer_id = ?), \
+                (SELECT COUNT(*) FROM follows WHERE followee_id = ?), \
+                (SELECT COUNT(*) FROM follows WHERE follower_id = ?)",
+    )
+    .bind(id)
+    .bind(id)
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok((posts, followers, followings))
+}
+
+/// Sets the avatar of member `id`; returns the previous key.
+pub async fn replace_avatar(
+    db: &Db,
+    id: i64,
+    key: &str,
+    now: i64,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let previous: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT avatar_key FROM members WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((previous,)) = previous else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE members SET avatar_key = ?, updated_at = ? WHERE id = ?")
+        .bind(key)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(previous))
+}
+
+/// The members `blocker` blocks, newest block first.
+pub async fn blocked_by(db: &Db, blocker: i64) -> Result<Vec<MemberRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.id, m.email, m.nickname, m.name, m.avatar_key FROM blocks b JOIN members m ON m.id = b.blocked_id \
+         WHERE b.blocker_id = ? ORDER BY b.created_at DESC, m.id DESC",
+    )
+    .bind(blocker)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// Records that `blocker` blocks `blocked` and removes follows both ways. False if already blocking.
+pub async fn block(db: &Db, blocker: i64, blocked: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let inserted =
+        sqlx::query("INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)")
+            .bind(blocker)
+            .bind(blocked)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if Db::is_unique_violation(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    sqlx::query("DELETE FROM follows WHERE (follower_id = ? AND followee_id = ?) OR (follower_id = ? AND followee_id = ?)")
+        .bind(blocker)
+        .bind(blocked)
+        .bind(blocked)
+        .bind(blocker)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Removes a block; fine if there was none.
+pub async fn unblock(db: &Db, blocker: i64, blocked: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?")
+        .bind(blocker)
+        .bind(blocked)
+        .execute(&db.pool)
+        .await
+        .map(|_| ())
+}
+
+/// Whether either member blocks the other.
+pub async fn blocked_either_way(db: &Db, a: i64, b: i64) -> Result<bool, sqlx::Error> {
+    let found: Option<(i64,)> = sqlx::query_as(
+        "SELECT blocker_id FROM blocks WHERE (blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?) LIMIT 1",
+    )
+    .bind(a)
+    .bind(b)
+    .bind(b)
+    .bind(a)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Every storage key member `id` owns: the avatar and every post image.
+pub async fn object_keys(db: &Db, id: i64) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(Option<String>,)> = sqlx::query_as(
+        "SELECT avatar_key FROM members WHERE id = ? \
+         UNION ALL SELECT i.object_key FROM post_images i JOIN posts p ON p.id = i.post_id WHERE p.writer_id = ?",
+    )
+    .bind(id)
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.into_iter().filter_map(|(key,)| key).collect())
+}
+
+/// Deletes member `id` and, by cascade, their sessions, posts, images, blocks, follows and reports,
+/// plus their verification row. Returns the ids of the sessions that were live.
+pub async fn delete(db: &Db, id: i64, email: &str) -> Result<Vec<String>, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let sessions: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM sessions WHERE member_id = ? AND revoked_at IS NULL")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+    // Children first: the cascade does this too, but explicit deletes keep MySQL and SQLite alike.
+    sqlx::query(
+        "DELETE FROM post_images WHERE post_id IN (SELECT id FROM posts WHERE writer_id = ?)",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    // (statement, how many times it binds the member id)
+    for (sql, binds) in [
+        ("DELETE FROM posts WHERE writer_id = ?", 1),
+        ("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE member_id = ?)", 1),
+        ("DELETE FROM sessions WHERE member_id = ?", 1),
+        ("DELETE FROM follows WHERE follower_id = ? OR followee_id = ?", 2),
+        ("DELETE FROM blocks WHERE blocker_id = ? OR blocked_id = ?", 2),
+        ("DELETE FROM reports WHERE reporter_id = ? OR target_id = ?", 2),
+    ] {
+        let mut query = sqlx::query(sql);
+        for _ in 0..binds {
+            query = query.bind(id);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    sqlx::query("DELETE FROM email_verifications WHERE email = ?")
+        .bind(email)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM members WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(sessions.into_iter().map(|(sid,)| sid).collect())
+}

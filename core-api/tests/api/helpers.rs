@@ -5,7 +5,9 @@
 //! - `HEART_TEST_DATABASE_URL=mysql://root@127.0.0.1:3306`: a fresh database per test, dropped after;
 //! - `HEART_TEST_REDIS_URL=redis://127.0.0.1:6379`: a key prefix per test;
 //! - `HEART_TEST_SMTP_ADDR=127.0.0.1:2525` with `HEART_TEST_SMTP_MAILDIR=<dir>`: mail goes over SMTP
-//!   to a sink that stores it in a Maildir, and tests read it from there.
+//!   to a sink that stores it in a Maildir, and tests read it from there;
+//! - `HEART_TEST_S3=1`: images go to a real S3-compatible server (s3s-fs, started per test on a
+//!   random port, checking signatures) instead of a local folder.
 //!
 //! `HEART_TEST_LOG=1` prints the apps' logs (filtered by `RUST_LOG`).
 
@@ -105,6 +107,7 @@ pub struct Backends {
     pub database: &'static str,
     pub cache: &'static str,
     pub mail: &'static str,
+    pub storage: &'static str,
 }
 
 impl Backends {
@@ -127,6 +130,7 @@ impl Backends {
             } else {
                 "outbox"
             },
+            storage: if set("HEART_TEST_S3") { "s3" } else { "local" },
         }
     }
 }
@@ -137,6 +141,8 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: Clock,
     mail: MailSource,
+    /// The S3 server behind the app, when it stores images in S3.
+    pub s3: Option<crate::s3_server::TestS3>,
     mysql_database: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
@@ -157,6 +163,25 @@ impl TestApp {
 
     /// An app with `overrides` on top of the test defaults.
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        let s3 = if Backends::requested().storage == "s3" {
+            Some(crate::s3_server::TestS3::start().await)
+        } else {
+            None
+        };
+        TestApp::spawn_on(overrides, s3).await
+    }
+
+    /// An app storing images in `s3` (which tests may make fail).
+    pub async fn spawn_with_s3(overrides: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_on(overrides, Some(crate::s3_server::TestS3::start().await)).await
+    }
+
+    /// An app configured only by `overrides` (no S3 server of its own, even in an S3 run).
+    pub async fn spawn_on_env(overrides: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_on(overrides, None).await
+    }
+
+    async fn spawn_on(overrides: &[(&str, &str)], s3: Option<crate::s3_server::TestS3>) -> TestApp {
         if std::env::var_os("HEART_TEST_LOG").is_some() {
             heart_core::telemetry::init_logging(heart_core::config::LogFormat::Pretty);
         }
@@ -198,6 +223,11 @@ impl TestApp {
             (Ok(_), Err(_)) => panic!("HEART_TEST_SMTP_ADDR needs HEART_TEST_SMTP_MAILDIR"),
             _ => MailSource::Outbox(dir.path().join("outbox")),
         };
+        if let Some(s3) = &s3 {
+            for (k, v) in s3.env() {
+                set(&k, &v);
+            }
+        }
         for (k, v) in overrides {
             set(k, v);
         }
@@ -210,6 +240,7 @@ impl TestApp {
             state: app.state,
             clock,
             mail,
+            s3,
             mysql_database,
             _dir: dir,
         }
@@ -259,6 +290,95 @@ impl TestApp {
             .body(Body::empty())
             .expect("request");
         self.send(request).await
+    }
+
+    pub async fn get_as(&self, member: &TestMember, path: &str) -> TestResponse {
+        self.with_token(Method::GET, path, &member.access_token)
+            .await
+    }
+
+    pub async fn delete_as(&self, member: &TestMember, path: &str) -> TestResponse {
+        self.with_token(Method::DELETE, path, &member.access_token)
+            .await
+    }
+
+    pub async fn post_json_as(&self, member: &TestMember, path: &str, body: Value) -> TestResponse {
+        let request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", member.access_token),
+            )
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.send(request).await
+    }
+
+    pub async fn multipart_as(
+        &self,
+        member: &TestMember,
+        path: &str,
+        parts: &[Part],
+    ) -> TestResponse {
+        let (content_type, body) = multipart_body(parts);
+        let request = Request::post(path)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", member.access_token),
+            )
+            .body(Body::from(body))
+            .expect("request");
+        self.send(request).await
+    }
+
+    /// Creates a post as the app does; returns the answer.
+    pub async fn register_post(
+        &self,
+        member: &TestMember,
+        content: &str,
+        images: &[Vec<u8>],
+    ) -> TestResponse {
+        let mut parts = vec![
+            Part::text("member_id", &member.id.to_string()),
+            Part::text("content", content),
+        ];
+        for (i, bytes) in images.iter().enumerate() {
+            parts.push(Part::file("files", &format!("IMG_{i}.jpg"), bytes.clone()));
+        }
+        self.multipart_as(member, "/post/registerPost", &parts)
+            .await
+    }
+
+    /// Every stored object key (local folder or S3 bucket).
+    pub async fn stored_objects(&self) -> Vec<String> {
+        let mut keys = self.state.storage.list("").await.expect("list objects");
+        keys.sort();
+        keys
+    }
+
+    /// Downloads an image by the absolute URL the API gave.
+    pub async fn fetch_media(&self, url: &str) -> Vec<u8> {
+        let key = url
+            .strip_prefix(&format!("{}/", self.state.config.storage.public_base_url))
+            .expect("our media URL");
+        match &self.s3 {
+            Some(s3) => s3.object(key).expect("object in the bucket"),
+            None => {
+                let response = self.get(&format!("/media/{key}")).await;
+                assert_eq!(response.status, StatusCode::OK, "{url}");
+                response.body
+            }
+        }
+    }
+
+    /// Counts rows of `table` (for "nothing half-written" checks).
+    pub async fn count(&self, table: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.state.db.pool)
+            .await
+            .expect("count");
+        n
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
@@ -451,4 +571,62 @@ impl Drop for TestApp {
 /// A path under the app's data folder.
 pub fn data_path(app: &TestApp, rel: &str) -> PathBuf {
     app.state.config.data_dir.join(Path::new(rel))
+}
+
+/// One part of a multipart body.
+#[derive(Debug, Clone)]
+pub enum Part {
+    Text {
+        name: String,
+        value: String,
+    },
+    File {
+        name: String,
+        filename: String,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Part {
+    pub fn text(name: &str, value: &str) -> Part {
+        Part::Text {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
+    pub fn file(name: &str, filename: &str, bytes: Vec<u8>) -> Part {
+        Part::File {
+            name: name.to_owned(),
+            filename: filename.to_owned(),
+            bytes,
+        }
+    }
+}
+
+/// A `multipart/form-data` body as the Android app (OkHttp) sends it: text parts carry
+/// `Content-Type: multipart/form-data`, files `image/*`.
+pub fn multipart_body(parts: &[Part]) -> (String, Vec<u8>) {
+    let boundary = format!("heart-{}", random_suffix());
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match part {
+            Part::Text { name, value } => {
+                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\nContent-Type: multipart/form-data; charset=utf-8\r\n\r\n").as_bytes());
+                body.extend_from_slice(value.as_bytes());
+            }
+            Part::File {
+                name,
+                filename,
+                bytes,
+            } => {
+                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: image/*\r\n\r\n").as_bytes());
+                body.extend_from_slice(bytes);
+            }
+        }
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

@@ -6,11 +6,18 @@
     dead_code
 )]
 
+mod fixtures;
 mod helpers;
+mod s3_server;
 
 mod auth_sessions;
 mod auth_signup;
 mod backends;
 mod errors;
+mod follows;
+mod identity;
+mod members;
 mod operations;
+mod posts;
 mod rate_limits;
+mod storage_faults;

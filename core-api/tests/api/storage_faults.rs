@@ -1,0 +1,162 @@
+//! Storage failing part-way: nothing is half-written, always against a real S3 server that fails.
+
+use axum::http::StatusCode;
+
+use crate::fixtures;
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_post_whose_upload_fails_part_way_leaves_no_rows_and_no_objects() {
+    let app = TestApp::spawn_with_s3(&[]).await;
+    let kim = app.member("kim").await;
+    let s3 = app.s3.as_ref().unwrap();
+    s3.fail_puts_after(2);
+    let images: Vec<Vec<u8>> = (0..4).map(|i| fixtures::png(3 + i, 3)).collect();
+    assert_code(
+        &app.register_post(&kim, "doomed", &images).await,
+        "POST_002",
+    );
+    assert_eq!(
+        (app.count("posts").await, app.count("post_images").await),
+        (0, 0)
+    );
+    assert!(
+        s3.keys().is_empty(),
+        "uploaded objects were removed: {:?}",
+        s3.keys()
+    );
+    s3.heal();
+    assert_eq!(
+        app.register_post(&kim, "fine now", &images).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(s3.keys().len(), 4);
+}
+
+#[tokio::test]
+async fn an_avatar_upload_failure_is_member_002_and_keeps_the_old_avatar() {
+    let app = TestApp::spawn_with_s3(&[]).await;
+    let kim = app.member("kim").await;
+    let upload = |n: u32| {
+        vec![
+            Part::text("member_id", &kim.id.to_string()),
+            Part::file("file", "a.png", fixtures::png(n, n)),
+        ]
+    };
+    let first = app
+        .multipart_as(&kim, "/member/uploadAvatar", &upload(4))
+        .await
+        .json();
+    let s3 = app.s3.as_ref().unwrap();
+    s3.fail_puts_after(0);
+    assert_code(
+        &app.multipart_as(&kim, "/member/uploadAvatar", &upload(5))
+            .await,
+        "MEMBER_002",
+    );
+    let profile = app
+        .get_as(&kim, &format!("/member/profile?member_id={}", kim.id))
+        .await
+        .json();
+    assert_eq!(profile["avatar_url"], first["avatar_url"]);
+    assert_eq!(s3.keys().len(), 1);
+}
+
+#[tokio::test]
+async fn account_deletion_with_storage_down_is_member_007_and_leaves_the_account_intact() {
+    let app = TestApp::spawn_with_s3(&[]).await;
+    let kim = app.member("kim").await;
+    app.register_post(&kim, "keep me", &[fixtures::png(3, 3)])
+        .await;
+    let s3 = app.s3.as_ref().unwrap();
+    s3.stop();
+    assert_code(
+        &app.delete_as(&kim, &format!("/member/delete/{}", kim.id))
+            .await,
+        "MEMBER_007",
+    );
+    s3.resume();
+    assert_eq!(
+        (app.count("members").await, app.count("posts").await),
+        (1, 1)
+    );
+    assert_eq!(s3.keys().len(), 1);
+    assert_eq!(
+        app.verify_token(&kim.access_token).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn object_deletes_failing_part_way_through_account_deletion_are_retried_until_gone() {
+    let app = TestApp::spawn_with_s3(&[]).await;
+    let kim = app.member("kim").await;
+    app.register_post(&kim, "one", &[fixtures::png(3, 3), fixtures::png(4, 4)])
+        .await;
+    app.register_post(&kim, "two", &[fixtures::png(5, 5)]).await;
+    let s3 = app.s3.as_ref().unwrap();
+    s3.fail_deletes(true);
+    assert_eq!(
+        app.delete_as(&kim, &format!("/member/delete/{}", kim.id))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    // The rows are gone at once, so nothing points at an object that might vanish.
+    for table in ["members", "posts", "post_images", "sessions"] {
+        assert_eq!(app.count(table).await, 0, "{table}");
+    }
+    assert_eq!(app.count("storage_garbage").await, 3);
+    assert_eq!(
+        heart_core::garbage::sweep(&app.state).await.unwrap(),
+        3,
+        "still failing: kept"
+    );
+    s3.heal();
+    assert_eq!(heart_core::garbage::sweep(&app.state).await.unwrap(), 0);
+    assert!(s3.keys().is_empty());
+    assert_eq!(app.count("storage_garbage").await, 0);
+}
+
+#[tokio::test]
+async fn deleting_a_post_with_storage_down_is_post_002_and_keeps_the_post() {
+    let app = TestApp::spawn_with_s3(&[]).await;
+    let kim = app.member("kim").await;
+    let post = app
+        .register_post(&kim, "stay", &[fixtures::png(3, 3)])
+        .await
+        .json();
+    let s3 = app.s3.as_ref().unwrap();
+    s3.stop();
+    assert_code(
+        &app.delete_as(&kim, &format!("/post/delete/{}", post["post_id"]))
+            .await,
+        "POST_002",
+    );
+    s3.resume();
+    assert_eq!(
+        (app.count("posts").await, app.count("post_images").await),
+        (1, 1)
+    );
+    assert_eq!(s3.keys().len(), 1);
+}
+
+#[tokio::test]
+async fn s3_checks_signatures() {
+    let app = TestApp::spawn_with_s3(&[]).await;
+    let s3 = app.s3.as_ref().unwrap();
+    // An app with another server's secret cannot write to this one.
+    let mut vars: Vec<(String, String)> = s3.env();
+    vars.retain(|(k, _)| k != "HEART_S3_SECRET_ACCESS_KEY");
+    vars.push(("HEART_S3_SECRET_ACCESS_KEY".into(), "not-the-secret".into()));
+    let overrides: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let forged = TestApp::spawn_on_env(&overrides).await;
+    let kim = forged.member("kim").await;
+    assert_code(
+        &forged
+            .register_post(&kim, "sneaky", &[fixtures::png(2, 2)])
+            .await,
+        "POST_002",
+    );
+    assert!(s3.keys().is_empty());
+}
