@@ -57,27 +57,39 @@ const SELECT_POSTS: &str =
 ///
 /// The page's ids are found first on the feed's index alone (a deep offset skips index entries,
 /// not rows), then only those rows are read with their writers.
-pub async fn feed_page(db: &Db, feed: Feed, page: Page) -> Result<Vec<PostRow>, sqlx::Error> {
-    let (mut filter, subject) = match feed {
-        Feed::Home { viewer } => ("NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = p.writer_id)".to_owned(), viewer),
-        Feed::Writer { writer } => ("p.writer_id = ?".to_owned(), writer),
-        Feed::Following { viewer } => (
+/// The SQL that finds a feed page's post ids (ordered, limited, offset), and how many times it
+/// binds the feed's subject before the optional cursor `(created_at, created_at, id)`, size and offset.
+pub fn feed_ids_sql(feed: Feed, keyset: bool) -> (String, usize) {
+    let (filter, subject_binds) = match feed {
+        Feed::Home { .. } => ("NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = p.writer_id)", 1),
+        Feed::Writer { .. } => ("p.writer_id = ?", 1),
+        Feed::Following { .. } => (
             "(p.writer_id = ? OR p.writer_id IN (SELECT f.followee_id FROM follows f WHERE f.follower_id = ?)) \
-             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = p.writer_id)"
-                .to_owned(),
-            viewer,
+             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = p.writer_id)",
+            3,
         ),
     };
-    let subject_binds = match feed {
-        Feed::Following { .. } => 3,
-        _ => 1,
+    let keyset = if keyset {
+        " AND (p.created_at < ? OR (p.created_at = ? AND p.id < ?))"
+    } else {
+        ""
     };
-    if page.after.is_some() {
-        filter.push_str(" AND (p.created_at < ? OR (p.created_at = ? AND p.id < ?))");
+    (format!("SELECT p.id FROM posts p WHERE {filter}{keyset} ORDER BY p.created_at DESC, p.id DESC LIMIT ? OFFSET ?"), subject_binds)
+}
+
+impl Feed {
+    /// The member the feed is about (viewer or writer).
+    pub fn subject(self) -> i64 {
+        match self {
+            Feed::Home { viewer } | Feed::Following { viewer } => viewer,
+            Feed::Writer { writer } => writer,
+        }
     }
-    let ids_sql = format!(
-        "SELECT p.id FROM posts p WHERE {filter} ORDER BY p.created_at DESC, p.id DESC LIMIT ? OFFSET ?"
-    );
+}
+
+pub async fn feed_page(db: &Db, feed: Feed, page: Page) -> Result<Vec<PostRow>, sqlx::Error> {
+    let (ids_sql, subject_binds) = feed_ids_sql(feed, page.after.is_some());
+    let subject = feed.subject();
     let mut ids_query = sqlx::query_as::<_, (i64,)>(&ids_sql);
     for _ in 0..subject_binds {
         ids_query = ids_query.bind(subject);

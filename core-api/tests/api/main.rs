@@ -19,5 +19,6 @@ mod identity;
 mod members;
 mod operations;
 mod posts;
+mod query_plans;
 mod rate_limits;
 mod storage_faults;
