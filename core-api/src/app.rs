@@ -20,7 +20,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenIssuer;
-use crate::cache::{Cache, InProcessCache, RateLimiter, RedisCache, Revocations};
+use crate::cache::{Cache, FeedVersion, InProcessCache, RateLimiter, RedisCache, Revocations};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, StorageBackend};
 use crate::db::Db;
@@ -43,6 +43,8 @@ pub struct AppState {
     pub revocations: Revocations,
     /// Rate limits.
     pub rate_limiter: RateLimiter,
+    /// The feed version the edge's cached pages are keyed by.
+    pub feed_version: FeedVersion,
     /// Outgoing mail.
     pub mailer: Arc<dyn Mailer>,
     /// Object storage for images.
@@ -119,6 +121,7 @@ impl App {
         let revocation_ttl =
             Duration::from_secs(u64::try_from(tokens.access_ttl_secs()).unwrap_or(900) + 60);
         let revocations = Revocations::new(cache.clone(), keys.clone(), revocation_ttl);
+        let feed_version = FeedVersion::new(cache.clone(), &keys);
         let rate_limiter = RateLimiter::new(
             cache.clone(),
             keys,
@@ -153,6 +156,7 @@ impl App {
             cache,
             revocations,
             rate_limiter,
+            feed_version,
             mailer,
             storage,
             tokens: Arc::new(tokens),

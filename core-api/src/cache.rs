@@ -29,6 +29,10 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
     async fn set_flag(&self, key: &str, ttl: Duration) -> Result<(), CacheError>;
     /// Whether `key` exists (and has not expired).
     async fn exists(&self, key: &str) -> Result<bool, CacheError>;
+    /// Increments the counter at `key`, which never expires; returns the new value.
+    async fn bump(&self, key: &str) -> Result<i64, CacheError>;
+    /// The counter at `key` (0 when absent).
+    async fn counter(&self, key: &str) -> Result<i64, CacheError>;
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), CacheError>;
     /// The backend's name, for logs and `/readyz`.
@@ -85,6 +89,23 @@ impl Cache for InProcessCache {
                 entries.get(key).is_some_and(|(_, expires)| *expires > now)
             }),
         )
+    }
+
+    async fn bump(&self, key: &str) -> Result<i64, CacheError> {
+        let forever = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+        Ok(self.with_entries(|entries| {
+            let entry = entries.entry(key.to_owned()).or_insert((0, forever));
+            entry.0 += 1;
+            i64::try_from(entry.0).unwrap_or(i64::MAX)
+        }))
+    }
+
+    async fn counter(&self, key: &str) -> Result<i64, CacheError> {
+        let now = Instant::now();
+        Ok(self.with_entries(|entries| match entries.get(key) {
+            Some((count, expires)) if *expires > now => i64::try_from(*count).unwrap_or(i64::MAX),
+            _ => 0,
+        }))
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
@@ -168,6 +189,23 @@ impl Cache for RedisCache {
             .map_err(redis_error)
     }
 
+    async fn bump(&self, key: &str) -> Result<i64, CacheError> {
+        redis::cmd("INCR")
+            .arg(key)
+            .query_async::<i64>(&mut self.connection.clone())
+            .await
+            .map_err(redis_error)
+    }
+
+    async fn counter(&self, key: &str) -> Result<i64, CacheError> {
+        let value: Option<i64> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(redis_error)?;
+        Ok(value.unwrap_or(0))
+    }
+
     async fn ping(&self) -> Result<(), CacheError> {
         redis::cmd("PING")
             .query_async::<String>(&mut self.connection.clone())
@@ -206,6 +244,40 @@ impl Revocations {
     /// Whether session `sid` is revoked.
     pub async fn is_revoked(&self, sid: &str) -> Result<bool, CacheError> {
         self.cache.exists(&self.keys.revoked_session(sid)).await
+    }
+}
+
+/// The feed version the edge keys its cached feed pages by. Every committed write that changes what
+/// a feed shows bumps it, so no page cached before the write is served after its answer.
+#[derive(Debug, Clone)]
+pub struct FeedVersion {
+    cache: Arc<dyn Cache>,
+    key: String,
+}
+
+impl FeedVersion {
+    /// The feed version in `cache` under `keys`.
+    pub fn new(cache: Arc<dyn Cache>, keys: &KeySpace) -> FeedVersion {
+        FeedVersion {
+            cache,
+            key: keys.feed_version(),
+        }
+    }
+
+    /// Bumps the version after a write. A failure is logged: with the cache down, the edge serves
+    /// no cached pages either (it forwards), so nothing stale can be served.
+    pub async fn bump(&self) {
+        match self.cache.bump(&self.key).await {
+            Ok(version) => tracing::debug!(version, "feed version bumped"),
+            Err(error) => {
+                tracing::error!(error = %crate::error::cause_chain(&error), "feed version not bumped")
+            }
+        }
+    }
+
+    /// The current version.
+    pub async fn current(&self) -> Result<i64, CacheError> {
+        self.cache.counter(&self.key).await
     }
 }
 

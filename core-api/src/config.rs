@@ -223,6 +223,8 @@ pub struct Config {
     pub rate_limits_enabled: bool,
     /// Limits per rule.
     pub rate_limits: HashMap<RateLimitRule, RateLimit>,
+    /// The secret the edge sends with the identities it verified; without it those headers are ignored.
+    pub edge_secret: Option<SecretString>,
     /// How many reverse proxies in front of us append to `X-Forwarded-For` (0: use the peer address).
     pub trusted_proxy_hops: usize,
     /// Largest JSON body accepted, in bytes.
@@ -428,6 +430,9 @@ impl Config {
             },
             rate_limits_enabled: env.parse("HEART_RATE_LIMITS_ENABLED")?.unwrap_or(true),
             rate_limits,
+            edge_secret: env
+                .get("HEART_EDGE_SECRET")
+                .map(|s| SecretString::from(s.to_owned())),
             trusted_proxy_hops: env.parse("HEART_TRUSTED_PROXY_HOPS")?.unwrap_or(0),
             max_json_body_bytes: env.parse("HEART_MAX_JSON_BODY_BYTES")?.unwrap_or(64 * 1024),
             request_timeout_secs: env.parse("HEART_REQUEST_TIMEOUT_SECS")?.unwrap_or(30),
@@ -495,6 +500,15 @@ impl Config {
         {
             return Err(ConfigError(
                 "HEART_ARGON2_MEMORY_KIB below 19456 is only allowed in profile local".into(),
+            ));
+        }
+        if self
+            .edge_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 32)
+        {
+            return Err(ConfigError(
+                "HEART_EDGE_SECRET must be at least 32 characters".into(),
             ));
         }
         if self.database_max_connections == 0 {

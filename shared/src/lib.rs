@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod cache_keys;
+pub mod edge;
 pub mod error;
 pub mod rate_limit;
 pub mod token;

@@ -40,30 +40,16 @@ impl FromRequestParts<AppState> for AuthenticatedMember {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let Some(token) = header.and_then(bearer_token) else {
-            return Err(ApiError::with_message(
-                ErrorCode::InvalidAccessToken,
-                "Missing access token",
-            ));
+        let (member_id, session_id) = match edge_identity(parts, state) {
+            Some(identity) => identity,
+            None => verify_bearer(parts, state)?,
         };
-        let claims = state
-            .tokens
-            .verifier()
-            .verify(token, state.clock.now())
-            .map_err(|e| ApiError::with_message(e.error_code(), e.to_string()))?;
-        let member_id = claims
-            .member_id()
-            .ok_or_else(|| ApiError::code(ErrorCode::InvalidAccessToken))?;
-
-        let revoked = match state.revocations.is_revoked(&claims.sid).await {
+        // Checked here too: the edge may not have been able to reach Redis.
+        let revoked = match state.revocations.is_revoked(&session_id).await {
             Ok(revoked) => revoked,
             Err(error) => {
                 tracing::warn!(error = %crate::error::cause_chain(&error), "revocation check falls back to the database");
-                sessions::is_revoked(&state.db, &claims.sid).await?
+                sessions::is_revoked(&state.db, &session_id).await?
             }
         };
         if revoked {
@@ -74,7 +60,49 @@ impl FromRequestParts<AppState> for AuthenticatedMember {
         }
         Ok(AuthenticatedMember {
             member_id,
-            session_id: claims.sid,
+            session_id,
         })
     }
+}
+
+/// The identity the edge verified, trusted only when the request carries the edge's secret.
+fn edge_identity(parts: &Parts, state: &AppState) -> Option<(i64, String)> {
+    if !crate::extract::from_trusted_edge(parts, state) {
+        return None;
+    }
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let member_id = header(heart_shared::edge::MEMBER_ID_HEADER)?.parse().ok()?;
+    let session_id = header(heart_shared::edge::SESSION_ID_HEADER)
+        .filter(|s| !s.is_empty())?
+        .to_owned();
+    Some((member_id, session_id))
+}
+
+/// The identity in a valid `Authorization: Bearer` access token.
+fn verify_bearer(parts: &Parts, state: &AppState) -> Result<(i64, String), ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(token) = header.and_then(bearer_token) else {
+        return Err(ApiError::with_message(
+            ErrorCode::InvalidAccessToken,
+            "Missing access token",
+        ));
+    };
+    let claims = state
+        .tokens
+        .verifier()
+        .verify(token, state.clock.now())
+        .map_err(|e| ApiError::with_message(e.error_code(), e.to_string()))?;
+    let member_id = claims
+        .member_id()
+        .ok_or_else(|| ApiError::code(ErrorCode::InvalidAccessToken))?;
+    Ok((member_id, claims.sid))
 }

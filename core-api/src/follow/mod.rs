@@ -43,6 +43,7 @@ pub async fn add(state: &AppState, follower: i64, followee: i64) -> Result<(), A
         ));
     }
     insert_once(&state.db, follower, followee, state.clock.now()).await?;
+    state.feed_version.bump().await;
     Ok(())
 }
 
@@ -136,6 +137,7 @@ pub async fn unfollow(
         .bind(target_id)
         .execute(&state.db.pool)
         .await?;
+    state.feed_version.bump().await;
     Ok(Json(MemberTargetResponse {
         member_id,
         target_id,

@@ -102,6 +102,7 @@ pub async fn upload_avatar(
             return Err(e.into());
         }
     };
+    state.feed_version.bump().await;
     if let Some(previous) = previous {
         crate::garbage::delete_or_queue(state, vec![previous]).await;
     }
@@ -141,6 +142,7 @@ pub async fn block(state: &AppState, caller: i64, target: i64) -> Result<(), Api
     if !repo::block(&state.db, caller, target, state.clock.now()).await? {
         return Err(ApiError::code(ErrorCode::AlreadyBlocking));
     }
+    state.feed_version.bump().await;
     Ok(())
 }
 
@@ -150,6 +152,7 @@ pub async fn unblock(state: &AppState, caller: i64, target: i64) -> Result<(), A
         return Err(no_such_member("target_id", target));
     }
     repo::unblock(&state.db, caller, target).await?;
+    state.feed_version.bump().await;
     Ok(())
 }
 
@@ -178,6 +181,7 @@ pub async fn delete_account(
             })?;
     }
     let mut sessions = repo::delete(&state.db, member.id, &member.email).await?;
+    state.feed_version.bump().await;
     if !sessions.contains(&caller.session_id) {
         sessions.push(caller.session_id.clone());
     }

@@ -95,6 +95,7 @@ pub async fn register(
             return Err(error.into());
         }
     };
+    state.feed_version.bump().await;
     let row = repo::find(&state.db, post_id)
         .await?
         .ok_or_else(|| ApiError::internal("the new post vanished"))?;
@@ -158,6 +159,7 @@ pub async fn delete(
         state.storage.exists(first).await.map_err(storage_failed)?;
     }
     repo::delete(&state.db, post_id).await?;
+    state.feed_version.bump().await;
     garbage::delete_or_queue(state, keys).await;
     Ok(())
 }
