@@ -13,6 +13,7 @@ mod s3_server;
 mod auth_sessions;
 mod auth_signup;
 mod backends;
+mod concurrency;
 mod edge_contract;
 mod errors;
 mod follows;
