@@ -1,0 +1,156 @@
+//! The component's settings, read from Spin variables on every request (a Spin instance lives
+//! for one request, so there is nothing to keep between them).
+
+use heart_shared::cache_keys::{KeySpace, DEFAULT_PREFIX};
+use heart_shared::edge::{EdgeRateLimitRule, DEFAULT_FEED_PAGE_TTL_SECS};
+use heart_shared::rate_limit::RateLimit;
+
+/// Variable names, as `spin.toml` declares them.
+pub mod var {
+    /// The core's origin, e.g. `http://heart-core:8080` (no path).
+    pub const CORE_URL: &str = "core_url";
+    /// The core's JWKS document (`GET /.well-known/jwks.json`).
+    pub const JWKS: &str = "jwks";
+    /// `redis://…`; empty: no cache (every request is forwarded, nothing is rate-limited here).
+    pub const REDIS_URL: &str = "redis_url";
+    /// Key prefix shared with the core (`HEART_CACHE_PREFIX`).
+    pub const CACHE_PREFIX: &str = "cache_prefix";
+    /// The secret the core checks before trusting identity headers.
+    pub const EDGE_SECRET: &str = "edge_secret";
+    /// Reverse proxies in front of the edge whose `X-Forwarded-For` entries are trusted.
+    pub const TRUSTED_PROXY_HOPS: &str = "trusted_proxy_hops";
+    /// Seconds a feed page is kept.
+    pub const FEED_PAGE_TTL_SECS: &str = "feed_page_ttl_secs";
+    /// `count/window` overrides of the edge rate limits; empty: the default.
+    pub const RATE_LIMIT_PER_IP: &str = "rate_limit_edge_requests_per_ip";
+    /// See [`RATE_LIMIT_PER_IP`].
+    pub const RATE_LIMIT_PER_MEMBER: &str = "rate_limit_edge_requests_per_member";
+}
+
+/// Everything the component needs to handle one request.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// The core's origin without a trailing slash.
+    pub core_url: String,
+    /// The JWKS JSON.
+    pub jwks: String,
+    /// Redis, if configured.
+    pub redis_url: Option<String>,
+    /// The key layout.
+    pub keys: KeySpace,
+    /// Sent to the core in `x-heart-edge-secret`.
+    pub edge_secret: String,
+    /// See [`var::TRUSTED_PROXY_HOPS`].
+    pub trusted_proxy_hops: usize,
+    /// How long feed pages are kept.
+    pub feed_page_ttl_secs: u32,
+    /// Per-IP limit.
+    pub per_ip: RateLimit,
+    /// Per-member limit.
+    pub per_member: RateLimit,
+}
+
+/// A required variable is missing or a value is malformed: the edge cannot serve at all.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "edge configuration: {}", self.0)
+    }
+}
+
+impl EdgeConfig {
+    /// Reads the configuration through `get`, which answers `None` for an unset or empty variable.
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<EdgeConfig, ConfigError> {
+        let required = |name: &str| {
+            get(name).ok_or_else(|| ConfigError(format!("variable {name} is not set")))
+        };
+        let core_url = required(var::CORE_URL)?.trim_end_matches('/').to_owned();
+        if !(core_url.starts_with("http://") || core_url.starts_with("https://")) {
+            return Err(ConfigError(format!(
+                "{} must be an http(s) origin, not {core_url:?}",
+                var::CORE_URL
+            )));
+        }
+        let jwks = required(var::JWKS)?;
+        let edge_secret = required(var::EDGE_SECRET)?;
+        let prefix = get(var::CACHE_PREFIX).unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+        let number = |name: &str, default: u32| -> Result<u32, ConfigError> {
+            get(name).map_or(Ok(default), |v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{name} must be a number, not {v:?}")))
+            })
+        };
+        let limit = |name: &str, rule: EdgeRateLimitRule| -> Result<RateLimit, ConfigError> {
+            get(name).map_or(Ok(rule.default_limit()), |v| {
+                v.parse().map_err(|e| ConfigError(format!("{name}: {e}")))
+            })
+        };
+        Ok(EdgeConfig {
+            core_url,
+            jwks,
+            redis_url: get(var::REDIS_URL),
+            keys: KeySpace::new(prefix),
+            edge_secret,
+            trusted_proxy_hops: number(var::TRUSTED_PROXY_HOPS, 0)? as usize,
+            feed_page_ttl_secs: number(var::FEED_PAGE_TTL_SECS, DEFAULT_FEED_PAGE_TTL_SECS)?.max(1),
+            per_ip: limit(var::RATE_LIMIT_PER_IP, EdgeRateLimitRule::RequestsPerIp)?,
+            per_member: limit(
+                var::RATE_LIMIT_PER_MEMBER,
+                EdgeRateLimitRule::RequestsPerMember,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_apply_to_optional_variables() {
+        let config = EdgeConfig::read(vars(&[
+            ("core_url", "http://core:8080/"),
+            ("jwks", "{}"),
+            ("edge_secret", "s"),
+        ]))
+        .unwrap();
+        assert_eq!(config.core_url, "http://core:8080");
+        assert_eq!(config.redis_url, None);
+        assert_eq!(config.keys.prefix(), "heart");
+        assert_eq!(
+            config.per_ip,
+            EdgeRateLimitRule::RequestsPerIp.default_limit()
+        );
+        assert_eq!(config.feed_page_ttl_secs, 60);
+    }
+
+    #[test]
+    fn missing_or_malformed_required_variables_are_refused() {
+        assert!(EdgeConfig::read(vars(&[("jwks", "{}"), ("edge_secret", "s")])).is_err());
+        assert!(EdgeConfig::read(vars(&[
+            ("core_url", "core:8080"),
+            ("jwks", "{}"),
+            ("edge_secret", "s")
+        ]))
+        .is_err());
+        assert!(EdgeConfig::read(vars(&[
+            ("core_url", "http://core"),
+            ("jwks", "{}"),
+            ("edge_secret", "s"),
+            ("rate_limit_edge_requests_per_ip", "lots")
+        ]))
+        .is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! A wasmtime host for the Heart to Heart edge component.
+//!
+//! Spin and SpinKube run the component in production; this host runs the same `.wasm` locally, in
+//! the stack's one run command and in the tests: wasi:http served by hyper, the Spin interfaces
+//! the component imports (`fermyon:spin/variables`, `fermyon:spin/redis`), outbound HTTP to the
+//! core only, a per-request time limit, pooled instances and the compiled component cached on disk.
+//!
+//! - [`server`]: the HTTP server and the per-request instance.
+//! - [`spin`]: Spin's variables and Redis interfaces.
+//! - [`store`]: what backs Redis connections: real Redis or an in-process [`store::EdgeStore`].
+//! - [`compile`]: the engine and the compiled-component cache.
+
+pub mod compile;
+pub mod server;
+pub mod spin;
+pub mod store;
+
+pub use server::{EdgeHost, HostConfig};
+
+/// The component `build.rs` built for `wasm32-wasip2` along with this host, if it did.
+pub const BUILT_COMPONENT: Option<&str> = option_env!("HEART_EDGE_COMPONENT_WASM");

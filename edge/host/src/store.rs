@@ -1,0 +1,551 @@
+//! What backs the component's `fermyon:spin/redis` connections: real Redis, or a store in this
+//! process behind the small [`EdgeStore`] trait (so the core's in-process cache can be plugged in
+//! when edge and core run as one program).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use heart_shared::edge::GATE_SCRIPT;
+use redis::aio::ConnectionManager;
+
+/// A store operation failed (unreachable, wrong type, unknown command).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// An argument of [`EdgeStore::execute`] (Spin's `redis-parameter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreArg {
+    /// An integer.
+    Int(i64),
+    /// Bytes (strings are UTF-8 bytes).
+    Bytes(Vec<u8>),
+}
+
+impl StoreArg {
+    fn as_bytes(&self) -> Vec<u8> {
+        match self {
+            StoreArg::Int(n) => n.to_string().into_bytes(),
+            StoreArg::Bytes(b) => b.clone(),
+        }
+    }
+
+    fn as_string(&self) -> String {
+        String::from_utf8_lossy(&self.as_bytes()).into_owned()
+    }
+
+    fn as_int(&self) -> Result<i64, StoreError> {
+        match self {
+            StoreArg::Int(n) => Ok(*n),
+            StoreArg::Bytes(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| StoreError("ERR value is not an integer".into())),
+        }
+    }
+}
+
+/// A value answered by [`EdgeStore::execute`] (Spin's `redis-result`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreValue {
+    /// No value.
+    Nil,
+    /// A status such as `OK`.
+    Status(String),
+    /// An integer.
+    Int(i64),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+/// The operations the edge component performs on its cache. Everything the component does goes
+/// through [`EdgeStore::execute`]; its default implementation understands the few commands the
+/// edge sends (`GET`, `SET [EX]`, `INCR`, `EXPIRE`, `EXISTS`, `DEL` and `EVAL`/`EVALSHA` of
+/// [`GATE_SCRIPT`]) in terms of the other operations, so an in-process store only implements those.
+#[async_trait]
+pub trait EdgeStore: Send + Sync + std::fmt::Debug + 'static {
+    /// The value at `key`.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets `key` to `value`, expiring after `ttl` if given.
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
+    /// Increments the integer at `key` (missing: 0) and answers the new value; keeps the expiry.
+    async fn incr(&self, key: &str) -> Result<i64, StoreError>;
+    /// Gives `key` a lifetime of `ttl`; whether the key exists.
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Whether `key` exists.
+    async fn exists(&self, key: &str) -> Result<bool, StoreError>;
+    /// Deletes `keys`; how many existed.
+    async fn del(&self, keys: &[String]) -> Result<u32, StoreError>;
+
+    /// Runs `command` with `args` (Spin's `execute`).
+    async fn execute(
+        &self,
+        command: &str,
+        args: &[StoreArg],
+    ) -> Result<Vec<StoreValue>, StoreError> {
+        execute_with_operations(self, command, args).await
+    }
+}
+
+/// The SHA-1 of [`GATE_SCRIPT`], as `EVALSHA` names it.
+pub fn gate_script_sha() -> String {
+    sha1_smol::Sha1::from(GATE_SCRIPT).digest().to_string()
+}
+
+fn ttl_of(arg: &StoreArg) -> Result<Duration, StoreError> {
+    let secs = arg.as_int()?;
+    u64::try_from(secs)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| StoreError("ERR invalid expire time".into()))
+}
+
+fn arity(args: &[StoreArg], n: usize, command: &str) -> Result<(), StoreError> {
+    if args.len() < n {
+        return Err(StoreError(format!(
+            "ERR wrong number of arguments for '{command}'"
+        )));
+    }
+    Ok(())
+}
+
+/// [`EdgeStore::execute`] for stores that only implement the basic operations.
+pub async fn execute_with_operations<S: EdgeStore + ?Sized>(
+    store: &S,
+    command: &str,
+    args: &[StoreArg],
+) -> Result<Vec<StoreValue>, StoreError> {
+    let command = command.to_ascii_uppercase();
+    let one = |v: StoreValue| Ok(vec![v]);
+    match command.as_str() {
+        "GET" => {
+            arity(args, 1, &command)?;
+            one(store
+                .get(&args[0].as_string())
+                .await?
+                .map_or(StoreValue::Nil, StoreValue::Bytes))
+        }
+        "SET" => {
+            arity(args, 2, &command)?;
+            let ttl = match args.get(2).map(|a| a.as_string().to_ascii_uppercase()) {
+                None => None,
+                Some(option) if option == "EX" && args.len() == 4 => Some(ttl_of(&args[3])?),
+                Some(option) => {
+                    return Err(StoreError(format!("ERR unsupported SET option {option}")))
+                }
+            };
+            store
+                .set(&args[0].as_string(), &args[1].as_bytes(), ttl)
+                .await?;
+            one(StoreValue::Status("OK".into()))
+        }
+        "INCR" => {
+            arity(args, 1, &command)?;
+            one(StoreValue::Int(store.incr(&args[0].as_string()).await?))
+        }
+        "EXPIRE" => {
+            arity(args, 2, &command)?;
+            let set = store
+                .expire(&args[0].as_string(), ttl_of(&args[1])?)
+                .await?;
+            one(StoreValue::Int(i64::from(set)))
+        }
+        "EXISTS" => {
+            let mut n = 0;
+            for key in args {
+                n += i64::from(store.exists(&key.as_string()).await?);
+            }
+            one(StoreValue::Int(n))
+        }
+        "DEL" => {
+            let keys: Vec<String> = args.iter().map(StoreArg::as_string).collect();
+            one(StoreValue::Int(i64::from(store.del(&keys).await?)))
+        }
+        "EVAL" | "EVALSHA" => {
+            arity(args, 2, &command)?;
+            let script = args[0].as_string();
+            let known = if command == "EVAL" {
+                script == GATE_SCRIPT
+            } else {
+                script.eq_ignore_ascii_case(&gate_script_sha())
+            };
+            if !known {
+                return Err(StoreError(
+                    "NOSCRIPT only the edge's gate script runs on this store".into(),
+                ));
+            }
+            let numkeys = usize::try_from(args[1].as_int()?)
+                .map_err(|_| StoreError("ERR negative number of keys".into()))?;
+            arity(args, 2 + numkeys, &command)?;
+            let keys: Vec<String> = args[2..2 + numkeys]
+                .iter()
+                .map(StoreArg::as_string)
+                .collect();
+            let argv = &args[2 + numkeys..];
+            run_gate(store, &keys, argv).await
+        }
+        other => Err(StoreError(format!(
+            "ERR command {other} is not supported by this store"
+        ))),
+    }
+}
+
+/// [`GATE_SCRIPT`] in Rust over the basic operations (not atomic; counts may be off by a
+/// concurrent request, which a rate limit tolerates).
+async fn run_gate<S: EdgeStore + ?Sized>(
+    store: &S,
+    keys: &[String],
+    argv: &[StoreArg],
+) -> Result<Vec<StoreValue>, StoreError> {
+    let arg = |i: usize| {
+        argv.get(i)
+            .ok_or_else(|| StoreError("ERR missing script argument".into()))
+    };
+    let mut out = vec![
+        StoreValue::Int(0),
+        StoreValue::Int(0),
+        StoreValue::Int(0),
+        StoreValue::Int(0),
+        StoreValue::Nil,
+    ];
+    let first = keys
+        .first()
+        .ok_or_else(|| StoreError("ERR the gate needs a key".into()))?;
+    let ip_count = store.incr(first).await?;
+    if ip_count == 1 {
+        store.expire(first, ttl_of(arg(0)?)?).await?;
+    }
+    out[0] = StoreValue::Int(ip_count);
+    let mut revoked = false;
+    if keys.len() >= 3 {
+        revoked = store.exists(&keys[1]).await?;
+        out[1] = StoreValue::Int(i64::from(revoked));
+        let member_count = store.incr(&keys[2]).await?;
+        if member_count == 1 {
+            store.expire(&keys[2], ttl_of(arg(1)?)?).await?;
+        }
+        out[2] = StoreValue::Int(member_count);
+    }
+    if keys.len() >= 4 {
+        let version = store
+            .get(&keys[3])
+            .await?
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        out[3] = StoreValue::Int(version);
+        if !revoked {
+            let key = format!("{}{version}{}", arg(2)?.as_string(), arg(3)?.as_string());
+            if let Some(page) = store.get(&key).await? {
+                out[4] = StoreValue::Bytes(page);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A value and when it expires (never: `None`).
+type Entry = (Vec<u8>, Option<Instant>);
+
+/// A store in this process: a map with expiry. Enough for one edge in front of one core.
+#[derive(Debug, Default)]
+pub struct InProcessStore {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl InProcessStore {
+    /// Above this many entries, expired ones are swept on the next write.
+    const SWEEP_ABOVE: usize = 10_000;
+
+    fn with_entries<T>(&self, f: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> T) -> T {
+        // A poisoned lock only means another thread panicked mid-update of plain values.
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if entries.len() > Self::SWEEP_ABOVE {
+            entries.retain(|_, (_, expires)| expires.is_none_or(|e| e > now));
+        }
+        f(&mut entries, now)
+    }
+}
+
+fn live(entry: Option<&Entry>, now: Instant) -> bool {
+    entry.is_some_and(|(_, expires)| expires.is_none_or(|e| e > now))
+}
+
+#[async_trait]
+impl EdgeStore for InProcessStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with_entries(|entries, now| {
+            let entry = entries.get(key);
+            live(entry, now)
+                .then(|| entry.map(|(v, _)| v.clone()))
+                .flatten()
+        }))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.with_entries(|entries, now| {
+            entries.insert(key.to_owned(), (value.to_vec(), ttl.map(|t| now + t)));
+        });
+        Ok(())
+    }
+
+    async fn incr(&self, key: &str) -> Result<i64, StoreError> {
+        self.with_entries(|entries, now| {
+            if !live(entries.get(key), now) {
+                entries.remove(key);
+            }
+            let entry = entries
+                .entry(key.to_owned())
+                .or_insert((b"0".to_vec(), None));
+            let n: i64 = std::str::from_utf8(&entry.0)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| StoreError("ERR value is not an integer".into()))?;
+            let n = n + 1;
+            entry.0 = n.to_string().into_bytes();
+            Ok(n)
+        })
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.with_entries(|entries, now| {
+            if !live(entries.get(key), now) {
+                return false;
+            }
+            if let Some(entry) = entries.get_mut(key) {
+                entry.1 = Some(now + ttl);
+            }
+            true
+        }))
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.with_entries(|entries, now| live(entries.get(key), now)))
+    }
+
+    async fn del(&self, keys: &[String]) -> Result<u32, StoreError> {
+        Ok(self.with_entries(|entries, now| {
+            let mut n = 0;
+            for key in keys {
+                if let Some(entry) = entries.remove(key) {
+                    n += u32::from(live(Some(&entry), now));
+                }
+            }
+            n
+        }))
+    }
+}
+
+/// Real Redis through a reconnecting connection manager. `execute` goes to Redis as is, so the
+/// gate script runs there atomically in one round trip.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").finish_non_exhaustive()
+    }
+}
+
+fn redis_error(e: redis::RedisError) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://` or `rediss://`), giving up after `timeout`.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(redis_error)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(1);
+        let connection =
+            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|_| StoreError("timed out connecting to Redis".into()))?
+                .map_err(redis_error)?;
+        Ok(RedisStore { connection })
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        cmd.query_async(&mut self.connection.clone())
+            .await
+            .map_err(redis_error)
+    }
+}
+
+fn from_redis(value: redis::Value) -> Result<StoreValue, StoreError> {
+    Ok(match value {
+        redis::Value::Nil => StoreValue::Nil,
+        redis::Value::Int(n) => StoreValue::Int(n),
+        redis::Value::BulkString(b) => StoreValue::Bytes(b),
+        redis::Value::SimpleString(s) => StoreValue::Status(s),
+        redis::Value::Okay => StoreValue::Status("OK".into()),
+        redis::Value::Boolean(b) => StoreValue::Int(i64::from(b)),
+        other => {
+            return Err(StoreError(format!(
+                "unsupported nested Redis answer {other:?}"
+            )))
+        }
+    })
+}
+
+#[async_trait]
+impl EdgeStore for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.query(redis::cmd("GET").arg(key)).await
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("EX").arg(ttl.as_secs().max(1));
+        }
+        self.query(&cmd).await
+    }
+
+    async fn incr(&self, key: &str) -> Result<i64, StoreError> {
+        self.query(redis::cmd("INCR").arg(key)).await
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.query(redis::cmd("EXPIRE").arg(key).arg(ttl.as_secs().max(1)))
+            .await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.query(redis::cmd("EXISTS").arg(key)).await
+    }
+
+    async fn del(&self, keys: &[String]) -> Result<u32, StoreError> {
+        self.query(redis::cmd("DEL").arg(keys)).await
+    }
+
+    async fn execute(
+        &self,
+        command: &str,
+        args: &[StoreArg],
+    ) -> Result<Vec<StoreValue>, StoreError> {
+        let mut cmd = redis::cmd(command);
+        for arg in args {
+            match arg {
+                StoreArg::Int(n) => cmd.arg(*n),
+                StoreArg::Bytes(b) => cmd.arg(b.as_slice()),
+            };
+        }
+        // Like Spin: an array answer is flattened one level, anything else is one value.
+        match self.query::<redis::Value>(&cmd).await? {
+            redis::Value::Array(values) => values.into_iter().map(from_redis).collect(),
+            value => Ok(vec![from_redis(value)?]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> StoreArg {
+        StoreArg::Bytes(s.as_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn in_process_store_runs_the_edge_commands() {
+        let store = InProcessStore::default();
+        assert_eq!(
+            store.execute("INCR", &[bytes("c")]).await.unwrap(),
+            vec![StoreValue::Int(1)]
+        );
+        store
+            .execute(
+                "SET",
+                &[bytes("k"), bytes("v"), bytes("EX"), StoreArg::Int(60)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.execute("GET", &[bytes("k")]).await.unwrap(),
+            vec![StoreValue::Bytes(b"v".to_vec())]
+        );
+        assert_eq!(
+            store
+                .execute("EXISTS", &[bytes("k"), bytes("nope")])
+                .await
+                .unwrap(),
+            vec![StoreValue::Int(1)]
+        );
+        assert_eq!(
+            store.execute("DEL", &[bytes("k")]).await.unwrap(),
+            vec![StoreValue::Int(1)]
+        );
+        assert!(store.execute("FLUSHALL", &[]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn in_process_store_understands_the_gate_script_and_nothing_else() {
+        let store = InProcessStore::default();
+        store.set("p:revoked:s", b"1", None).await.unwrap();
+        store.set("p:feed:version", b"3", None).await.unwrap();
+        store.set("p:feed:v3:x", b"page", None).await.unwrap();
+        let args = [
+            bytes(&gate_script_sha()),
+            StoreArg::Int(4),
+            bytes("ip"),
+            bytes("p:revoked:t"),
+            bytes("member"),
+            bytes("p:feed:version"),
+            StoreArg::Int(60),
+            StoreArg::Int(60),
+            bytes("p:feed:v"),
+            bytes(":x"),
+        ];
+        let out = store.execute("EVALSHA", &args).await.unwrap();
+        assert_eq!(
+            out,
+            vec![
+                StoreValue::Int(1),
+                StoreValue::Int(0),
+                StoreValue::Int(1),
+                StoreValue::Int(3),
+                StoreValue::Bytes(b"page".to_vec()),
+            ]
+        );
+        let mut revoked = args.clone();
+        revoked[3] = bytes("p:revoked:s");
+        let out = store.execute("EVALSHA", &revoked).await.unwrap();
+        assert_eq!(out[1], StoreValue::Int(1));
+        assert_eq!(out[4], StoreValue::Nil);
+        let mut other = args.clone();
+        other[0] = bytes("0123");
+        assert!(store.execute("EVALSHA", &other).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_gone() {
+        let store = InProcessStore::default();
+        store
+            .set("k", b"v", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(store.get("k").await.unwrap(), None);
+        assert_eq!(store.incr("k").await.unwrap(), 1);
+    }
+}

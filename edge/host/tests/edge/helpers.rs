@@ -1,0 +1,417 @@
+//! The edge under test: the real component in the host on a random port, a stand-in core that
+//! records what it receives, and a store (real Redis or the in-process one) with a random prefix.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::SigningKey;
+use heart_edge_host::store::{EdgeStore, InProcessStore};
+use heart_edge_host::{EdgeHost, HostConfig};
+use heart_shared::cache_keys::KeySpace;
+use heart_shared::token::{AccessClaims, Jwk, Jwks};
+use http_body_util::{BodyExt, Full};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rand::RngCore;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Which store backs the component's Redis connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Real Redis at `HEART_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`).
+    Redis,
+    /// The host's in-process store (`redis_url = "memory:"`).
+    InProcess,
+    /// A Redis address where nothing listens.
+    Unreachable,
+}
+
+pub fn redis_url() -> String {
+    std::env::var("HEART_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A request the stand-in core received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the stand-in core answers: status, content type, body.
+type Answer = (u16, &'static str, String);
+
+/// A tiny HTTP server standing in for the core.
+#[derive(Clone)]
+pub struct FakeCore {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    answer: Arc<Mutex<Answer>>,
+}
+
+impl FakeCore {
+    async fn start() -> FakeCore {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let core = FakeCore {
+            addr: listener.local_addr().unwrap(),
+            received: Arc::default(),
+            answer: Arc::new(Mutex::new((
+                200,
+                "application/json",
+                r#"{"size":0,"posts":[],"next_cursor":null}"#.to_owned(),
+            ))),
+        };
+        let served = core.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let core = served.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let core = core.clone();
+                        async move { Ok::<_, std::convert::Infallible>(core.answer(request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        core
+    }
+
+    async fn answer(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        self.received.lock().unwrap().push(Received {
+            method: parts.method.to_string(),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            headers: parts.headers,
+            body,
+        });
+        let (status, content_type, body) = self.answer.lock().unwrap().clone();
+        hyper::Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .header("x-request-id", "from-core")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// From now on, answer `status` with `body` (JSON).
+    pub fn answer_with(&self, status: u16, body: &str) {
+        *self.answer.lock().unwrap() = (status, "application/json", body.to_owned());
+    }
+}
+
+/// Signs access tokens like the core (`core-api/src/auth/tokens.rs`).
+pub struct Signer {
+    key: EncodingKey,
+    pub jwk: Jwk,
+}
+
+impl Signer {
+    pub fn generate() -> Signer {
+        let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+        let der = signing.to_pkcs8_der().unwrap();
+        Signer {
+            key: EncodingKey::from_ed_der(der.as_bytes()),
+            jwk: Jwk::ed25519(signing.verifying_key().as_bytes()),
+        }
+    }
+
+    /// A token for `member_id` in session `sid`, expiring `ttl` seconds from now, under `kid`.
+    pub fn token_with(&self, member_id: i64, sid: &str, ttl: i64, kid: &str) -> String {
+        let now = now();
+        let claims = AccessClaims {
+            sub: member_id.to_string(),
+            sid: sid.to_owned(),
+            jti: random_hex(8),
+            iat: now,
+            exp: now + ttl,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+    }
+
+    /// A valid ten-minute token.
+    pub fn token(&self, member_id: i64, sid: &str) -> String {
+        self.token_with(member_id, sid, 600, &self.jwk.kid)
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A port on which nothing listens.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// An answer of the edge.
+#[derive(Debug)]
+pub struct Answered {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answered {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts a contract error: status, `code`, the body's `status` and JSON content type.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        let body = self.json();
+        assert_eq!(self.status, status, "{body}");
+        assert_eq!(body["code"], code, "{body}");
+        assert_eq!(body["status"], status, "{body}");
+        assert!(body["message"].is_string(), "{body}");
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+}
+
+/// Options for one edge.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub backend: Backend,
+    pub variables: Vec<(&'static str, String)>,
+}
+
+impl Options {
+    pub fn on(backend: Backend) -> Options {
+        Options {
+            backend,
+            variables: Vec::new(),
+        }
+    }
+
+    pub fn var(mut self, name: &'static str, value: &str) -> Options {
+        self.variables.push((name, value.to_owned()));
+        self
+    }
+}
+
+/// One edge under test.
+pub struct TestEdge {
+    pub addr: SocketAddr,
+    pub core: FakeCore,
+    pub signer: Signer,
+    pub keys: KeySpace,
+    pub secret: String,
+    pub backend: Backend,
+    in_process: Arc<InProcessStore>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestEdge {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Where every test's compiled component is cached, so only the first test compiles it.
+pub fn compile_cache_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("heart-edge-host-tests")
+}
+
+impl TestEdge {
+    pub async fn start(backend: Backend) -> TestEdge {
+        TestEdge::start_with(Options::on(backend)).await
+    }
+
+    pub async fn start_with(options: Options) -> TestEdge {
+        let core = FakeCore::start().await;
+        let signer = Signer::generate();
+        let prefix = format!("heart-edge-test-{}", random_hex(6));
+        let secret = random_hex(16);
+        let redis_url = match options.backend {
+            Backend::Redis => redis_url(),
+            Backend::InProcess => "memory:".to_owned(),
+            Backend::Unreachable => format!("redis://127.0.0.1:{}", closed_port()),
+        };
+        let jwks = serde_json::to_string(&Jwks {
+            keys: vec![signer.jwk.clone()],
+        })
+        .unwrap();
+        let mut variables: HashMap<String, String> = [
+            ("core_url", format!("http://{}", core.addr)),
+            ("jwks", jwks),
+            ("redis_url", redis_url),
+            ("cache_prefix", prefix.clone()),
+            ("edge_secret", secret.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (name, value) in options.variables {
+            variables.insert(name.to_owned(), value);
+        }
+        let in_process = Arc::new(InProcessStore::default());
+        let component =
+            heart_edge_host::BUILT_COMPONENT.expect("the component is built by build.rs");
+        let mut config = HostConfig::new(component, variables);
+        config.cache_dir = Some(compile_cache_dir());
+        config.max_concurrent_requests = 8;
+        config.request_timeout = Duration::from_secs(10);
+        config.in_process_store = Some(in_process.clone() as Arc<dyn EdgeStore>);
+        let host = EdgeHost::new(config).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            host.serve(listener, async {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestEdge {
+            addr,
+            core,
+            signer,
+            keys: KeySpace::new(prefix),
+            secret,
+            backend: options.backend,
+            in_process,
+            shutdown: Some(shutdown),
+        }
+    }
+
+    /// Sends a request to the edge.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Answered {
+        let stream = TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "api.example.com");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        Answered {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    /// `GET path` with `Authorization: Bearer token`.
+    pub async fn get_as(&self, token: &str, path: &str) -> Answered {
+        let bearer = format!("Bearer {token}");
+        self.send("GET", path, &[("authorization", &bearer)], "")
+            .await
+    }
+
+    /// Writes `key = value` (with `ttl` seconds) into the edge's store, as the core would.
+    pub async fn store_set(&self, key: &str, value: &str, ttl: u64) {
+        match self.backend {
+            Backend::Redis => {
+                let client = redis::Client::open(redis_url()).unwrap();
+                let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            Backend::InProcess => self
+                .in_process
+                .set(key, value.as_bytes(), Some(Duration::from_secs(ttl)))
+                .await
+                .unwrap(),
+            Backend::Unreachable => panic!("no store to write to"),
+        }
+    }
+
+    /// `INCR key` in the edge's store, as the core does on feed writes.
+    pub async fn store_incr(&self, key: &str) {
+        match self.backend {
+            Backend::Redis => {
+                let client = redis::Client::open(redis_url()).unwrap();
+                let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+                redis::cmd("INCR")
+                    .arg(key)
+                    .query_async::<i64>(&mut connection)
+                    .await
+                    .unwrap();
+                redis::cmd("EXPIRE")
+                    .arg(key)
+                    .arg(600)
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            Backend::InProcess => {
+                self.in_process.incr(key).await.unwrap();
+            }
+            Backend::Unreachable => panic!("no store to write to"),
+        }
+    }
+}

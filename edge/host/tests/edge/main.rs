@@ -1,0 +1,425 @@
+//! The edge component in the host, black-box: token checks, revocation, forwarding, the feed
+//! cache and rate limits, each on real Redis and on the in-process store; and what happens
+//! without Redis or without the core.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
+
+mod helpers;
+
+use heart_shared::edge::FeedKind;
+use helpers::{Backend, Options, Signer, TestEdge};
+
+/// Runs `check(backend)` as one test per store: `<name>::redis` and `<name>::in_process`.
+macro_rules! on_both_stores {
+    ($name:ident, $check:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn redis() {
+                super::$check(super::Backend::Redis).await;
+            }
+
+            #[tokio::test]
+            async fn in_process() {
+                super::$check(super::Backend::InProcess).await;
+            }
+        }
+    };
+}
+
+on_both_stores!(missing_token_is_global_103, missing_token);
+async fn missing_token(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    edge.send("GET", "/member/profile?member_id=1", &[], "")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    edge.send(
+        "GET",
+        "/post/posts?page=0&size=10",
+        &[("authorization", "Basic abc")],
+        "",
+    )
+    .await
+    .assert_error(401, "GLOBAL_103");
+    edge.send("POST", "/auth/logout", &[], "")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    assert!(edge.core.received().is_empty(), "nothing reaches the core");
+}
+
+on_both_stores!(bad_signature_is_global_103, bad_signature);
+async fn bad_signature(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    // Another key, presenting our key's id.
+    let forger = Signer::generate();
+    let forged = forger.token_with(1, "s1", 600, &edge.signer.jwk.kid);
+    edge.get_as(&forged, "/member/profile?member_id=1")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    edge.get_as("not-a-jwt", "/auth/verifyAccessToken")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    assert!(edge.core.received().is_empty());
+}
+
+on_both_stores!(expired_token_is_global_104, expired_token);
+async fn expired_token(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    let expired = edge.signer.token_with(1, "s1", -5, &edge.signer.jwk.kid);
+    edge.get_as(&expired, "/auth/verifyAccessToken")
+        .await
+        .assert_error(401, "GLOBAL_104");
+    assert!(edge.core.received().is_empty());
+}
+
+on_both_stores!(unknown_kid_is_global_103, unknown_kid);
+async fn unknown_kid(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    let token = edge.signer.token_with(1, "s1", 600, "some-other-kid");
+    edge.get_as(&token, "/member/profile?member_id=1")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    assert!(edge.core.received().is_empty());
+}
+
+on_both_stores!(revoked_session_is_global_103, revoked_session);
+async fn revoked_session(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    let token = edge.signer.token(7, "session-a");
+    assert_eq!(
+        edge.get_as(&token, "/auth/verifyAccessToken").await.status,
+        200
+    );
+    // What the core's logout does (`Revocations::revoke`).
+    edge.store_set(&edge.keys.revoked_session("session-a"), "1", 900)
+        .await;
+    edge.get_as(&token, "/auth/verifyAccessToken")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    edge.get_as(&token, "/post/posts?page=0&size=10")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    assert_eq!(
+        edge.core.received().len(),
+        1,
+        "only the first request was forwarded"
+    );
+    // Another session of the same member is unaffected.
+    let other = edge.signer.token(7, "session-b");
+    assert_eq!(
+        edge.get_as(&other, "/auth/verifyAccessToken").await.status,
+        200
+    );
+}
+
+on_both_stores!(
+    forwarded_requests_carry_identity_and_secret,
+    forwarded_identity
+);
+async fn forwarded_identity(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    edge.core
+        .answer_with(200, r#"{"member_id":42,"target_id":9}"#);
+    let bearer = format!("Bearer {}", edge.signer.token(42, "sess-42"));
+    let answer = edge
+        .send(
+            "POST",
+            "/member/block?x=1",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+                // A client trying to act as someone else, and to look like the edge.
+                ("x-heart-member-id", "1"),
+                ("x-heart-session-id", "stolen"),
+                ("x-heart-edge-secret", "guess"),
+                ("x-heart-client-ip", "10.9.9.9"),
+                ("spin-client-addr", "10.9.9.9:1"),
+            ],
+            r#"{"member_id":42,"target_id":9}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["target_id"], 9);
+    assert_eq!(answer.header("x-request-id"), Some("from-core"));
+    let received = edge.core.received();
+    assert_eq!(received.len(), 1);
+    let got = &received[0];
+    assert_eq!(got.method, "POST");
+    assert_eq!(got.path_and_query, "/member/block?x=1");
+    assert_eq!(&got.body[..], br#"{"member_id":42,"target_id":9}"#);
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    assert_eq!(got.header("authorization"), Some(bearer.as_str()));
+    assert_eq!(got.header("x-heart-member-id"), Some("42"));
+    assert_eq!(got.headers.get_all("x-heart-member-id").iter().count(), 1);
+    assert_eq!(got.header("x-heart-session-id"), Some("sess-42"));
+    assert_eq!(
+        got.header("x-heart-edge-secret"),
+        Some(edge.secret.as_str())
+    );
+    assert_eq!(got.header("x-heart-client-ip"), Some("127.0.0.1"));
+    assert_eq!(got.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert!(got.headers.get("spin-client-addr").is_none());
+}
+
+on_both_stores!(public_routes_are_forwarded_without_identity, public_routes);
+async fn public_routes(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    edge.core.answer_with(
+        401,
+        r#"{"status":401,"code":"AUTH_006","message":"Wrong email or password"}"#,
+    );
+    let answer = edge
+        .send(
+            "POST",
+            "/auth/login",
+            &[
+                ("content-type", "application/json"),
+                ("x-heart-member-id", "1"),
+                ("x-forwarded-for", "203.0.113.5"),
+            ],
+            r#"{"email":"a@b.co","password":"x"}"#,
+        )
+        .await;
+    // The core's own errors pass through unchanged.
+    answer.assert_error(401, "AUTH_006");
+    let received = edge.core.received();
+    let got = &received[0];
+    assert_eq!(got.path_and_query, "/auth/login");
+    assert_eq!(got.header("x-heart-member-id"), None);
+    assert_eq!(got.header("x-heart-session-id"), None);
+    assert_eq!(
+        got.header("x-heart-edge-secret"),
+        Some(edge.secret.as_str())
+    );
+    // Without trusted proxies the client's X-Forwarded-For is kept but not believed.
+    assert_eq!(got.header("x-heart-client-ip"), Some("127.0.0.1"));
+    assert_eq!(
+        got.header("x-forwarded-for"),
+        Some("203.0.113.5, 127.0.0.1")
+    );
+}
+
+on_both_stores!(feed_pages_are_cached_until_the_version_changes, feed_cache);
+async fn feed_cache(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    let token = edge.signer.token(5, "s5");
+    let page = r#"{"size":1,"posts":[{"id":1}],"next_cursor":null}"#;
+    edge.core.answer_with(200, page);
+
+    let first = edge.get_as(&token, "/post/posts/9?page=0&size=10").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-heart-cache"), Some("miss"));
+    assert_eq!(&first.body[..], page.as_bytes());
+
+    // The same page, parameters in another order: from the cache.
+    let second = edge.get_as(&token, "/post/posts/9?size=10&page=0").await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("x-heart-cache"), Some("hit"));
+    assert_eq!(second.header("content-type"), Some("application/json"));
+    assert_eq!(&second.body[..], page.as_bytes());
+    assert_eq!(edge.core.received().len(), 1);
+
+    // Another member reads the same member feed from the cache too.
+    let other = edge.signer.token(6, "s6");
+    let third = edge.get_as(&other, "/post/posts/9?page=0&size=10").await;
+    assert_eq!(third.header("x-heart-cache"), Some("hit"));
+
+    // A write in the core bumps the version: the next read misses.
+    edge.store_incr(&edge.keys.feed_version()).await;
+    let fresh = r#"{"size":2,"posts":[{"id":2},{"id":1}],"next_cursor":null}"#;
+    edge.core.answer_with(200, fresh);
+    let after = edge.get_as(&token, "/post/posts/9?page=0&size=10").await;
+    assert_eq!(after.header("x-heart-cache"), Some("miss"));
+    assert_eq!(&after.body[..], fresh.as_bytes());
+    assert_eq!(edge.core.received().len(), 2);
+    let again = edge.get_as(&token, "/post/posts/9?page=0&size=10").await;
+    assert_eq!(again.header("x-heart-cache"), Some("hit"));
+    assert_eq!(&again.body[..], fresh.as_bytes());
+}
+
+on_both_stores!(home_feed_is_cached_per_viewer, home_feed_per_viewer);
+async fn home_feed_per_viewer(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    let alice = edge.signer.token(1, "sa");
+    let bob = edge.signer.token(2, "sb");
+    edge.core
+        .answer_with(200, r#"{"size":0,"posts":[],"next_cursor":null}"#);
+    let path = "/post/posts?member_id=1&page=0&size=10";
+    assert_eq!(
+        edge.get_as(&alice, path).await.header("x-heart-cache"),
+        Some("miss")
+    );
+    assert_eq!(
+        edge.get_as(&alice, path).await.header("x-heart-cache"),
+        Some("hit")
+    );
+    // Bob's home feed hides the members Bob blocks: never Alice's page.
+    assert_eq!(
+        edge.get_as(&bob, path).await.header("x-heart-cache"),
+        Some("miss")
+    );
+    let received = edge.core.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[1].header("x-heart-member-id"), Some("2"));
+    // The key layout the core and the edge share.
+    let key = edge
+        .keys
+        .feed_page(FeedKind::Home { viewer: 1 }, "member_id=1&page=0&size=10");
+    assert!(key.with_version(0).contains(":home:1:"));
+}
+
+on_both_stores!(only_successful_feed_pages_are_cached, errors_not_cached);
+async fn errors_not_cached(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    let token = edge.signer.token(3, "s3");
+    edge.core.answer_with(
+        400,
+        r#"{"status":400,"code":"GLOBAL_007","message":"size must be 1..100"}"#,
+    );
+    for _ in 0..2 {
+        let answer = edge.get_as(&token, "/post/posts/3?page=0&size=1000").await;
+        answer.assert_error(400, "GLOBAL_007");
+        assert_eq!(answer.header("x-heart-cache"), Some("miss"));
+    }
+    // An unusual query is forwarded but never cached.
+    edge.core.answer_with(200, r#"{"size":0,"posts":[]}"#);
+    for _ in 0..2 {
+        let answer = edge
+            .get_as(&token, "/post/posts/3?page=0&size=10&x=1")
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+    assert_eq!(edge.core.received().len(), 4);
+}
+
+on_both_stores!(members_over_their_limit_get_429, member_rate_limit);
+async fn member_rate_limit(backend: Backend) {
+    let edge = TestEdge::start_with(
+        Options::on(backend).var("rate_limit_edge_requests_per_member", "3/60s"),
+    )
+    .await;
+    let token = edge.signer.token(11, "s11");
+    for _ in 0..3 {
+        assert_eq!(
+            edge.get_as(&token, "/member/profile?member_id=11")
+                .await
+                .status,
+            200
+        );
+    }
+    let limited = edge.get_as(&token, "/member/profile?member_id=11").await;
+    limited.assert_error(429, "GLOBAL_106");
+    let retry: u32 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(edge.core.received().len(), 3);
+    // Another member from the same address is not limited.
+    let other = edge.signer.token(12, "s12");
+    assert_eq!(
+        edge.get_as(&other, "/member/profile?member_id=12")
+            .await
+            .status,
+        200
+    );
+}
+
+on_both_stores!(addresses_over_their_limit_get_429, ip_rate_limit);
+async fn ip_rate_limit(backend: Backend) {
+    let edge = TestEdge::start_with(
+        Options::on(backend)
+            .var("rate_limit_edge_requests_per_ip", "2/60s")
+            // Behind one trusted proxy the client is the last X-Forwarded-For entry.
+            .var("trusted_proxy_hops", "1"),
+    )
+    .await;
+    let from = |ip: &'static str| [("x-forwarded-for", ip)];
+    for _ in 0..2 {
+        let answer = edge
+            .send("POST", "/auth/login", &from("198.51.100.1"), "{}")
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+    edge.send("POST", "/auth/login", &from("198.51.100.1"), "{}")
+        .await
+        .assert_error(429, "GLOBAL_106");
+    let elsewhere = edge
+        .send("POST", "/auth/login", &from("198.51.100.2"), "{}")
+        .await;
+    assert_eq!(elsewhere.status, 200);
+    let received = edge.core.received();
+    assert_eq!(received.len(), 3);
+    assert_eq!(
+        received[2].header("x-heart-client-ip"),
+        Some("198.51.100.2")
+    );
+    assert_eq!(
+        received[2].header("x-forwarded-for"),
+        Some("198.51.100.2, 127.0.0.1")
+    );
+}
+
+#[tokio::test]
+async fn without_redis_requests_are_still_forwarded() {
+    let edge = TestEdge::start_with(
+        Options::on(Backend::Unreachable).var("rate_limit_edge_requests_per_member", "1/60s"),
+    )
+    .await;
+    let token = edge.signer.token(4, "s4");
+    for _ in 0..3 {
+        let answer = edge.get_as(&token, "/post/posts/4?page=0&size=10").await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        assert_eq!(answer.header("x-heart-cache"), Some("bypass"));
+    }
+    assert_eq!(
+        edge.get_as(&token, "/auth/verifyAccessToken").await.status,
+        200
+    );
+    // Tokens are still verified without Redis.
+    edge.send("GET", "/member/profile?member_id=4", &[], "")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    let received = edge.core.received();
+    assert_eq!(received.len(), 4);
+    assert_eq!(received[0].header("x-heart-member-id"), Some("4"));
+}
+
+#[tokio::test]
+async fn healthz_is_answered_by_the_edge() {
+    let edge = TestEdge::start(Backend::InProcess).await;
+    let answer = edge.send("GET", "/healthz", &[], "").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["status"], "ok");
+    assert!(edge.core.received().is_empty());
+}
+
+#[tokio::test]
+async fn core_unreachable_is_global_503() {
+    let edge = TestEdge::start_with(Options::on(Backend::InProcess).var(
+        "core_url",
+        &format!("http://127.0.0.1:{}", helpers::closed_port()),
+    ))
+    .await;
+    edge.send("POST", "/auth/login", &[], "{}")
+        .await
+        .assert_error(503, "GLOBAL_503");
+}
+
+#[tokio::test]
+async fn missing_configuration_is_global_503() {
+    let edge = TestEdge::start_with(Options::on(Backend::InProcess).var("jwks", "not json")).await;
+    let token = edge.signer.token(1, "s");
+    edge.get_as(&token, "/member/profile?member_id=1")
+        .await
+        .assert_error(503, "GLOBAL_503");
+}
+
+#[tokio::test]
+async fn compiled_component_is_cached_on_disk() {
+    let _edge = TestEdge::start(Backend::InProcess).await;
+    let cached = std::fs::read_dir(helpers::compile_cache_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().ends_with(".cwasm"));
+    assert!(cached);
+}
