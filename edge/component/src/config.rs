@@ -137,6 +137,33 @@ mod tests {
     }
 
     #[test]
+    fn spin_manifest_gives_the_component_every_variable_it_reads() {
+        let manifest: toml::Value = toml::from_str(include_str!("../../spin.toml")).unwrap();
+        let given = manifest["component"]["heart-edge"]["variables"]
+            .as_table()
+            .unwrap();
+        let declared = manifest["variables"].as_table().unwrap();
+        for name in [
+            var::CORE_URL,
+            var::JWKS,
+            var::REDIS_URL,
+            var::CACHE_PREFIX,
+            var::EDGE_SECRET,
+            var::TRUSTED_PROXY_HOPS,
+            var::FEED_PAGE_TTL_SECS,
+            var::RATE_LIMIT_PER_IP,
+            var::RATE_LIMIT_PER_MEMBER,
+        ] {
+            assert_eq!(
+                given[name].as_str(),
+                Some(format!("{{{{ {name} }}}}").as_str()),
+                "{name}"
+            );
+            assert!(declared.contains_key(name), "{name}");
+        }
+    }
+
+    #[test]
     fn missing_or_malformed_required_variables_are_refused() {
         assert!(EdgeConfig::read(vars(&[("jwks", "{}"), ("edge_secret", "s")])).is_err());
         assert!(EdgeConfig::read(vars(&[

@@ -501,3 +501,34 @@ pub fn contract_error(code: ErrorCode, message: &str) -> hyper::Response<HyperOu
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_cores_origin_is_reachable() {
+        let core = Origin::parse("http://heart-core:8080").unwrap();
+        let allowed = |uri: &str| core.allows(&uri.parse().unwrap());
+        assert!(allowed("http://heart-core:8080/post/posts?page=0"));
+        assert!(!allowed("https://heart-core:8080/post/posts"));
+        assert!(!allowed("http://heart-core:8081/"));
+        assert!(!allowed("http://evil.example.com/"));
+        assert!(!allowed("http://heart-core/"));
+        assert!(Origin::parse("heart-core:8080").is_err());
+        assert!(Origin::parse("ftp://heart-core").is_err());
+    }
+
+    #[test]
+    fn host_errors_are_in_the_contract_format() {
+        let response = contract_error(
+            ErrorCode::DependencyUnavailable,
+            "The request took too long",
+        );
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/json"
+        );
+    }
+}

@@ -57,6 +57,7 @@ pub struct FakeCore {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     answer: Arc<Mutex<Answer>>,
+    delay: Arc<Mutex<Duration>>,
 }
 
 impl FakeCore {
@@ -70,6 +71,7 @@ impl FakeCore {
                 "application/json",
                 r#"{"size":0,"posts":[],"next_cursor":null}"#.to_owned(),
             ))),
+            delay: Arc::default(),
         };
         let served = core.clone();
         tokio::spawn(async move {
@@ -112,6 +114,8 @@ impl FakeCore {
             headers: parts.headers,
             body,
         });
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         let (status, content_type, body) = self.answer.lock().unwrap().clone();
         hyper::Response::builder()
             .status(status)
@@ -124,6 +128,11 @@ impl FakeCore {
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// From now on, answer only after `delay`.
+    pub fn answer_after(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     /// From now on, answer `status` with `body` (JSON).
@@ -222,6 +231,7 @@ impl Answered {
 pub struct Options {
     pub backend: Backend,
     pub variables: Vec<(&'static str, String)>,
+    pub request_timeout: Duration,
 }
 
 impl Options {
@@ -229,6 +239,7 @@ impl Options {
         Options {
             backend,
             variables: Vec::new(),
+            request_timeout: Duration::from_secs(10),
         }
     }
 
@@ -301,7 +312,7 @@ impl TestEdge {
         let mut config = HostConfig::new(component, variables);
         config.cache_dir = Some(compile_cache_dir());
         config.max_concurrent_requests = 8;
-        config.request_timeout = Duration::from_secs(10);
+        config.request_timeout = options.request_timeout;
         config.in_process_store = Some(in_process.clone() as Arc<dyn EdgeStore>);
         let host = EdgeHost::new(config).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -406,6 +406,19 @@ async fn core_unreachable_is_global_503() {
 }
 
 #[tokio::test]
+async fn a_hanging_core_is_cut_off_at_the_time_limit() {
+    let mut options = Options::on(Backend::InProcess);
+    options.request_timeout = std::time::Duration::from_secs(1);
+    let edge = TestEdge::start_with(options).await;
+    edge.core.answer_after(std::time::Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    edge.send("POST", "/auth/login", &[], "{}")
+        .await
+        .assert_error(503, "GLOBAL_503");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+}
+
+#[tokio::test]
 async fn missing_configuration_is_global_503() {
     let edge = TestEdge::start_with(Options::on(Backend::InProcess).var("jwks", "not json")).await;
     let token = edge.signer.token(1, "s");
