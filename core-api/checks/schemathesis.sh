@@ -44,12 +44,12 @@ post /auth/join "{\"email\":\"$email\",\"name\":\"Fuzz\",\"nickname\":\"fuzz\",\
 token="$(post /auth/login "{\"email\":\"$email\",\"password\":\"passw0rd\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
 
 # Logout and account deletion would end the run's own session; they are covered by the HTTP tests.
-"$venv/bin/schemathesis" run "$api/openapi.json" \
+(cd "$work" && "$venv/bin/schemathesis" run "$api/openapi.json" \
   -H "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-50}" \
   --exclude-path /auth/logout --exclude-path '/member/delete/{id}' \
-  --seed "${SCHEMATHESIS_SEED:-20261125}"
+  --seed "${SCHEMATHESIS_SEED:-20261125}")
 
 if grep -q '"level":"ERROR"' "$work/server.log"; then
   echo "the server logged errors during the run:" >&2
