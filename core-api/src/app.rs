@@ -94,6 +94,17 @@ pub struct App {
 impl App {
     /// Connects every backend `config` names, applies migrations and builds the routers.
     pub async fn build(config: Config, clock: Clock) -> Result<App, StartupError> {
+        App::build_with_cache(config, clock, None).await
+    }
+
+    /// [`App::build`], with the embedded cache replaced by `embedded_cache` when Redis is not
+    /// configured: the local stack passes a store it shares with the edge in the same process,
+    /// so the edge sees the core's revocations and feed versions as it would in Redis.
+    pub async fn build_with_cache(
+        config: Config,
+        clock: Clock,
+        embedded_cache: Option<Arc<dyn Cache>>,
+    ) -> Result<App, StartupError> {
         for setting in config.development_settings() {
             tracing::warn!("using {setting}");
         }
@@ -107,7 +118,7 @@ impl App {
                     .await
                     .map_err(|e| backend("redis")(e.into()))?,
             ),
-            None => Arc::new(InProcessCache::default()),
+            None => embedded_cache.unwrap_or_else(|| Arc::new(InProcessCache::default())),
         };
         let mailer: Arc<dyn Mailer> =
             Arc::from(mail::from_config(&config.mail).map_err(|e| backend("mail")(e.into()))?);

@@ -21,8 +21,8 @@ fn main() {
     for watched in [
         "component/src",
         "component/Cargo.toml",
-        "Cargo.toml",
-        "Cargo.lock",
+        "../Cargo.toml",
+        "../Cargo.lock",
         "../shared/src",
         "../shared/Cargo.toml",
     ] {
@@ -32,6 +32,7 @@ fn main() {
         );
     }
 
+    ensure_wasm_target();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
     let target_dir = component_target_dir(&out_dir);
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -80,6 +81,32 @@ fn main() {
         "cargo:rustc-env=HEART_EDGE_COMPONENT_WASM={}",
         wasm.display()
     );
+}
+
+/// Adds the `wasm32-wasip2` target with rustup when the toolchain lacks it. `rust-toolchain.toml`
+/// lists it, but rustup only installs listed targets with the toolchain itself, so a machine that
+/// already had the toolchain would otherwise fail here on a fresh clone.
+fn ensure_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = sysroot
+        .as_deref()
+        .is_some_and(|root| root.join("lib/rustlib/wasm32-wasip2").is_dir());
+    if installed {
+        return;
+    }
+    println!("cargo:warning=installing the wasm32-wasip2 target with rustup (rust-toolchain.toml lists it)");
+    let added = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status();
+    if !added.is_ok_and(|s| s.success()) {
+        println!("cargo:warning=`rustup target add wasm32-wasip2` failed; the component build will say why");
+    }
 }
 
 /// `<outer target dir>/heart-edge-component`: found from `OUT_DIR`

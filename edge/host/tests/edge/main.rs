@@ -16,8 +16,14 @@ use helpers::{Backend, Options, Signer, TestEdge};
 macro_rules! on_both_stores {
     ($name:ident, $check:ident) => {
         mod $name {
+            /// On real Redis when `HEART_TEST_REDIS_URL` is set (CI sets it), like the core's
+            /// tests; the README's test command runs on a machine with nothing installed.
             #[tokio::test]
             async fn redis() {
+                if std::env::var_os("HEART_TEST_REDIS_URL").is_none() {
+                    eprintln!("skipped: HEART_TEST_REDIS_URL is not set");
+                    return;
+                }
                 super::$check(super::Backend::Redis).await;
             }
 

@@ -33,6 +33,11 @@ output "db_instance_identifier" {
   value       = module.platform.db_instance_identifier
 }
 
+output "redis_host" {
+  description = "The edge's redis_host variable (helm/heart-edge/values-<env>.yaml)."
+  value       = module.platform.redis_host
+}
+
 output "redis_url_secret_arn" {
   description = "HEART_REDIS_URL and the edge's redis_url (Secrets Manager)."
   value       = module.platform.redis_url_secret_arn

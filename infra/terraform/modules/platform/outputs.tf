@@ -43,6 +43,11 @@ output "db_instance_identifier" {
   value       = module.rds.instance_identifier
 }
 
+output "redis_host" {
+  description = "host:port of the Redis primary: the edge's redis_host variable (Spin's allowed_outbound_hosts)."
+  value       = "${module.elasticache.primary_endpoint}:${module.elasticache.port}"
+}
+
 output "redis_url_secret_arn" {
   description = "Secrets Manager secret with HEART_REDIS_URL / the edge's redis_url."
   value       = module.elasticache.redis_url_secret_arn

@@ -1,0 +1,1 @@
+//! Benchmark tools for Heart to Heart; see the `heart-datagen` binary and BENCHMARKS.md.
