@@ -118,9 +118,15 @@ impl Cache for InProcessCache {
 }
 
 /// Redis (ElastiCache in production), through a reconnecting connection manager.
+///
+/// When Redis fails (down, unreachable, too slow), the cache fails fast for [`RedisCache::BACKOFF`]
+/// instead of making every request wait for its own connection attempt; callers already treat a
+/// cache error as "go on without it" (rate limits open, revocations from the database).
 #[derive(Clone)]
 pub struct RedisCache {
     connection: ConnectionManager,
+    /// Until when calls fail without trying (`None`: Redis answered last time).
+    failing_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -130,17 +136,75 @@ impl std::fmt::Debug for RedisCache {
 }
 
 impl RedisCache {
+    /// How long calls fail fast after Redis failed; then one call tries again.
+    pub const BACKOFF: Duration = Duration::from_secs(1);
+
     /// Connects to `url` (`redis://` or `rediss://`).
     pub async fn connect(url: &str) -> Result<RedisCache, CacheError> {
         let client = redis::Client::open(url).map_err(|e| CacheError(e.into()))?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(2))
+            .set_connection_timeout(Duration::from_millis(500))
+            .set_response_timeout(Duration::from_secs(1))
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| CacheError(e.into()))?;
-        Ok(RedisCache { connection })
+        Ok(RedisCache {
+            connection,
+            failing_until: Arc::default(),
+        })
+    }
+
+    /// Runs one Redis call, unless Redis failed less than [`RedisCache::BACKOFF`] ago.
+    async fn call<T>(
+        &self,
+        f: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        let now = Instant::now();
+        let failing = {
+            let mut until = self
+                .failing_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match *until {
+                Some(t) if t > now => true,
+                Some(_) => {
+                    // The backoff is over: this call tries; others keep failing fast meanwhile.
+                    *until = Some(now + Self::BACKOFF);
+                    false
+                }
+                None => false,
+            }
+        };
+        if failing {
+            return Err(CacheError(
+                "redis failed less than a second ago; not trying".into(),
+            ));
+        }
+        let result = f.await;
+        let mut until = self
+            .failing_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match result {
+            Ok(value) => {
+                *until = None;
+                Ok(value)
+            }
+            Err(e) => {
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                {
+                    *until = Some(Instant::now() + Self::BACKOFF);
+                } else {
+                    // Redis answered (with an error of the command): it is there.
+                    *until = None;
+                }
+                Err(redis_error(e))
+            }
+        }
     }
 }
 
@@ -156,62 +220,69 @@ fn ttl_secs(ttl: Duration) -> u64 {
 impl Cache for RedisCache {
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
         // One round trip: INCR, and EXPIRE only if the key has none yet (NX), so the window never slides.
-        let (count,): (u64,) = redis::pipe()
-            .atomic()
-            .incr(key, 1)
-            .cmd("EXPIRE")
-            .arg(key)
-            .arg(ttl_secs(ttl))
-            .arg("NX")
-            .ignore()
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(redis_error)?;
+        let mut connection = self.connection.clone();
+        let (count,): (u64,) = self
+            .call(
+                redis::pipe()
+                    .atomic()
+                    .incr(key, 1)
+                    .cmd("EXPIRE")
+                    .arg(key)
+                    .arg(ttl_secs(ttl))
+                    .arg("NX")
+                    .ignore()
+                    .query_async(&mut connection),
+            )
+            .await?;
         Ok(count)
     }
 
     async fn set_flag(&self, key: &str, ttl: Duration) -> Result<(), CacheError> {
-        redis::cmd("SET")
-            .arg(key)
-            .arg(1)
-            .arg("EX")
-            .arg(ttl_secs(ttl))
-            .query_async::<()>(&mut self.connection.clone())
-            .await
-            .map_err(redis_error)
+        let mut connection = self.connection.clone();
+        self.call(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("EX")
+                .arg(ttl_secs(ttl))
+                .query_async::<()>(&mut connection),
+        )
+        .await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        redis::cmd("EXISTS")
-            .arg(key)
-            .query_async::<bool>(&mut self.connection.clone())
-            .await
-            .map_err(redis_error)
+        let mut connection = self.connection.clone();
+        self.call(
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query_async::<bool>(&mut connection),
+        )
+        .await
     }
 
     async fn bump(&self, key: &str) -> Result<i64, CacheError> {
-        redis::cmd("INCR")
-            .arg(key)
-            .query_async::<i64>(&mut self.connection.clone())
-            .await
-            .map_err(redis_error)
+        let mut connection = self.connection.clone();
+        self.call(
+            redis::cmd("INCR")
+                .arg(key)
+                .query_async::<i64>(&mut connection),
+        )
+        .await
     }
 
     async fn counter(&self, key: &str) -> Result<i64, CacheError> {
-        let value: Option<i64> = redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(redis_error)?;
+        let mut connection = self.connection.clone();
+        let value: Option<i64> = self
+            .call(redis::cmd("GET").arg(key).query_async(&mut connection))
+            .await?;
         Ok(value.unwrap_or(0))
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
-        redis::cmd("PING")
-            .query_async::<String>(&mut self.connection.clone())
+        let mut connection = self.connection.clone();
+        self.call(redis::cmd("PING").query_async::<String>(&mut connection))
             .await
             .map(|_| ())
-            .map_err(redis_error)
     }
 
     fn backend(&self) -> &'static str {
@@ -226,24 +297,78 @@ pub struct Revocations {
     keys: KeySpace,
     /// How long a revocation must be remembered: the longest an access token lives.
     ttl: Duration,
+    /// Revocations the cache could not take (it was down), with when they may be forgotten. This
+    /// process refuses those sessions meanwhile, and hands them to the cache as soon as it answers
+    /// again: without this, a logout during a Redis outage would be undone when Redis comes back.
+    unpublished: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Revocations {
     /// Revocations in `cache`, remembered for `ttl` (at least the access-token lifetime).
     pub fn new(cache: Arc<dyn Cache>, keys: KeySpace, ttl: Duration) -> Revocations {
-        Revocations { cache, keys, ttl }
+        Revocations {
+            cache,
+            keys,
+            ttl,
+            unpublished: Arc::default(),
+        }
     }
 
-    /// Marks session `sid` revoked.
+    /// Marks session `sid` revoked. On failure the revocation is kept to be published later.
     pub async fn revoke(&self, sid: &str) -> Result<(), CacheError> {
-        self.cache
+        let result = self
+            .cache
             .set_flag(&self.keys.revoked_session(sid), self.ttl)
-            .await
+            .await;
+        if result.is_err() {
+            self.lock_unpublished()
+                .insert(sid.to_owned(), Instant::now() + self.ttl);
+        }
+        result
     }
 
     /// Whether session `sid` is revoked.
     pub async fn is_revoked(&self, sid: &str) -> Result<bool, CacheError> {
-        self.cache.exists(&self.keys.revoked_session(sid)).await
+        let in_cache = self.cache.exists(&self.keys.revoked_session(sid)).await?;
+        let (unpublished, pending) = {
+            let unpublished = self.lock_unpublished();
+            (unpublished.contains_key(sid), !unpublished.is_empty())
+        };
+        if pending {
+            self.publish_pending().await;
+        }
+        Ok(in_cache || unpublished)
+    }
+
+    /// Hands the revocations the cache missed to it, now that it answers.
+    async fn publish_pending(&self) {
+        let now = Instant::now();
+        let pending: Vec<(String, Duration)> = {
+            let mut unpublished = self.lock_unpublished();
+            unpublished.retain(|_, until| *until > now);
+            unpublished
+                .iter()
+                .map(|(sid, until)| (sid.clone(), *until - now))
+                .collect()
+        };
+        for (sid, ttl) in pending {
+            if self
+                .cache
+                .set_flag(&self.keys.revoked_session(&sid), ttl)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            self.lock_unpublished().remove(&sid);
+            tracing::info!(session_id = %sid, "revocation published after a cache outage");
+        }
+    }
+
+    fn lock_unpublished(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.unpublished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -253,26 +378,55 @@ impl Revocations {
 pub struct FeedVersion {
     cache: Arc<dyn Cache>,
     key: String,
+    /// A bump failed (the cache was down) and a task is retrying it.
+    retrying: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FeedVersion {
+    /// How often a failed bump is retried until the cache answers.
+    const RETRY_EVERY: Duration = Duration::from_millis(100);
+
     /// The feed version in `cache` under `keys`.
     pub fn new(cache: Arc<dyn Cache>, keys: &KeySpace) -> FeedVersion {
         FeedVersion {
             cache,
             key: keys.feed_version(),
+            retrying: Arc::default(),
         }
     }
 
-    /// Bumps the version after a write. A failure is logged: with the cache down, the edge serves
-    /// no cached pages either (it forwards), so nothing stale can be served.
+    /// Bumps the version after a write. While the cache is down the edge serves no cached pages (it
+    /// forwards), but the pages it cached before the outage are still there when the cache comes
+    /// back: so a failed bump is retried in the background until it lands, and those pages become
+    /// unreachable about a second after the cache returns (the retry period, plus the Redis
+    /// client's fail-fast backoff).
     pub async fn bump(&self) {
         match self.cache.bump(&self.key).await {
             Ok(version) => tracing::debug!(version, "feed version bumped"),
             Err(error) => {
-                tracing::error!(error = %crate::error::cause_chain(&error), "feed version not bumped")
+                tracing::error!(error = %crate::error::cause_chain(&error), "feed version not bumped; retrying until the cache answers");
+                self.retry_in_background();
             }
         }
+    }
+
+    fn retry_in_background(&self) {
+        use std::sync::atomic::Ordering;
+        // One retrying task covers every write of the outage: one bump after it is enough.
+        if self.retrying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Self::RETRY_EVERY).await;
+                if let Ok(version) = this.cache.bump(&this.key).await {
+                    this.retrying.store(false, Ordering::Release);
+                    tracing::info!(version, "feed version bumped after a cache outage");
+                    return;
+                }
+            }
+        });
     }
 
     /// The current version.

@@ -259,7 +259,9 @@ pub async fn reissue(
         name: member.name,
         nickname: member.nickname,
         email: member.email,
-        avatar_url: None,
+        avatar_url: member
+            .avatar_key
+            .map(|key| crate::member::service::media_url(state, &key)),
     })
 }
 

@@ -35,6 +35,26 @@ use crate::store::EdgeStore;
 /// How often the epoch advances; the per-request CPU deadline is counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The largest request body: the component's own limit (`heart_edge::MAX_REQUEST_BODY_BYTES`).
+/// A request whose `Content-Length` says more is refused (`GLOBAL_008`) before its body is read.
+pub const MAX_REQUEST_BODY_BYTES: u64 = 128 * 1024 * 1024;
+
+/// At most this many request headers; more are refused with a contract error (`GLOBAL_004`).
+/// Below the core's own limit (hyper's default, 100) less the headers the edge adds
+/// (`x-heart-*`, `x-forwarded-for`), so the core never answers a forwarded request with hyper's
+/// bare 431.
+pub const MAX_REQUEST_HEADERS: usize = 90;
+
+/// At most this many bytes of request line and headers; more are refused with a contract error
+/// (`GLOBAL_004`).
+pub const MAX_REQUEST_HEAD_BYTES: usize = 32 * 1024;
+
+/// hyper's own parsing limits, well above ours so that hyper parses what our limits refuse and the
+/// client gets a contract error. Beyond these, hyper itself answers a bare
+/// `431 Request Header Fields Too Large` with an empty body and closes the connection.
+const HYPER_MAX_HEADERS: usize = 1024;
+const HYPER_MAX_BUF_BYTES: usize = 1024 * 1024;
+
 /// Everything the host needs to serve the component.
 #[derive(Clone)]
 pub struct HostConfig {
@@ -333,6 +353,8 @@ impl EdgeHost {
                 });
                 if let Err(e) = http1::Builder::new()
                     .keep_alive(true)
+                    .max_headers(HYPER_MAX_HEADERS)
+                    .max_buf_size(HYPER_MAX_BUF_BYTES)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
@@ -354,6 +376,9 @@ impl EdgeHost {
         mut request: hyper::Request<Incoming>,
         peer: SocketAddr,
     ) -> hyper::Response<HyperOutgoingBody> {
+        if let Some(refusal) = refuse_early(&request) {
+            return refusal;
+        }
         let inner = self.inner.clone();
         let Ok(permit) = inner.permits.clone().acquire_owned().await else {
             return contract_error(
@@ -465,6 +490,43 @@ impl EdgeHost {
     }
 }
 
+/// A contract error for a request over the head or body limits, answered before an instance is
+/// taken or the body is read; `None` for every other request.
+fn refuse_early<B>(request: &hyper::Request<B>) -> Option<hyper::Response<HyperOutgoingBody>> {
+    let headers = request.headers();
+    let head_bytes = request.method().as_str().len()
+        + request.uri().to_string().len()
+        + headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if headers.len() > MAX_REQUEST_HEADERS || head_bytes > MAX_REQUEST_HEAD_BYTES {
+        tracing::info!(
+            headers = headers.len(),
+            head_bytes,
+            "request head over the limits; refused"
+        );
+        return Some(contract_error(
+            ErrorCode::UnreadableBody,
+            &format!(
+                "Request headers too large (at most {MAX_REQUEST_HEADERS} headers and {} KiB)",
+                MAX_REQUEST_HEAD_BYTES / 1024
+            ),
+        ));
+    }
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_REQUEST_BODY_BYTES) {
+        return Some(contract_error(
+            ErrorCode::PayloadTooLarge,
+            "Request too large",
+        ));
+    }
+    None
+}
+
 fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:?}")
 }
@@ -517,6 +579,28 @@ mod tests {
         assert!(!allowed("http://heart-core/"));
         assert!(Origin::parse("heart-core:8080").is_err());
         assert!(Origin::parse("ftp://heart-core").is_err());
+    }
+
+    #[test]
+    fn oversized_requests_are_refused_before_the_component() {
+        let request = |build: http::request::Builder| build.uri("/post/posts").body(()).unwrap();
+        assert!(refuse_early(&request(hyper::Request::builder())).is_none());
+
+        let mut many = hyper::Request::builder();
+        for i in 0..=MAX_REQUEST_HEADERS {
+            many = many.header(format!("x-h-{i}"), "1");
+        }
+        assert_eq!(refuse_early(&request(many)).unwrap().status(), 400);
+
+        let long = hyper::Request::builder().header("cookie", "a".repeat(MAX_REQUEST_HEAD_BYTES));
+        assert_eq!(refuse_early(&request(long)).unwrap().status(), 400);
+
+        let huge = hyper::Request::builder()
+            .header("content-length", (MAX_REQUEST_BODY_BYTES + 1).to_string());
+        assert_eq!(refuse_early(&request(huge)).unwrap().status(), 413);
+        let at_limit =
+            hyper::Request::builder().header("content-length", MAX_REQUEST_BODY_BYTES.to_string());
+        assert!(refuse_early(&request(at_limit)).is_none());
     }
 
     #[test]

@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# Scripted, repeatable faults against the release stack (`heart`: edge in front of the core) on its
+# own MariaDB + Redis + S3-compatible server (heart-s3) + SMTP sink. Each scenario prints PASS/FAIL
+# with its numbers; the script exits 1 if any FAIL. docs/faults.md describes the scenarios.
+#
+#   bash bench/faults.sh                 # all scenarios (a few minutes after the build)
+#   SCENARIOS="smtp s3" bash bench/faults.sh
+#
+# Everything it needs runs on its own ports, started here and stopped on exit: mariadbd (own datadir,
+# port 3307), redis-server (6390), heart-s3 (19000), the SMTP sink (12525, started mid-scenario),
+# the stack (edge 18080, core 18081, admin 18090). The machine's MariaDB (3306) and Redis (6379)
+# are never touched. Needs: mariadbd + mariadb-install-db, redis-server, curl, python3 with aiosmtpd
+# (python3 -m pip install aiosmtpd).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+
+MARIADB_PORT="${MARIADB_PORT:-3307}"
+REDIS_PORT="${REDIS_PORT:-6390}"
+S3_PORT="${S3_PORT:-19000}"
+SMTP_PORT="${SMTP_PORT:-12525}"
+EDGE_PORT="${EDGE_PORT:-18080}"
+CORE_PORT="${CORE_PORT:-18081}"
+ADMIN_PORT="${ADMIN_PORT:-18090}"
+MEMBERS="${MEMBERS:-200}"
+POSTS="${POSTS:-5000}"
+CONNECTIONS="${CONNECTIONS:-16}"
+SCENARIOS="${SCENARIOS:-smtp s3 redis mariadb}"
+# How the database dies: KILL (a crash: acknowledged posts must survive it) or TERM (clean shutdown).
+MARIADB_STOP_SIGNAL="${MARIADB_STOP_SIGNAL:-KILL}"
+
+API="http://127.0.0.1:$EDGE_PORT"
+ADMIN="http://127.0.0.1:$ADMIN_PORT"
+bin="$CARGO_TARGET_DIR/release"
+work="$(mktemp -d /tmp/heart-faults.XXXXXX)"
+S3_KEY=HEARTFAULTSKEY
+S3_SECRET="faults-secret-$RANDOM$RANDOM"
+S3_BUCKET=heart-media
+
+stack_pid="" s3_pid="" smtp_pid="" mariadb_pid="" load_pid=""
+failures=0
+results=()
+
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+stop_pid() { # stop_pid <pid>: TERM, then KILL after 5 s; only a process this script started
+  local pid="$1"
+  [ -n "$pid" ] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  return 0
+}
+
+cleanup() {
+  stop_pid "$load_pid"
+  stop_pid "$stack_pid"
+  stop_pid "$s3_pid"
+  stop_pid "$smtp_pid"
+  stop_pid "$mariadb_pid"
+  if [ -f "$work/redis.pid" ]; then stop_pid "$(cat "$work/redis.pid")"; fi
+  if [ -n "${KEEP:-}" ]; then log "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+result() { # result PASS|FAIL <scenario> <text>
+  local line
+  line="$(printf '%-4s %-8s %s' "$1" "$2" "$3")"
+  results+=("$line")
+  echo "$line"
+  [ "$1" = PASS ] || failures=$((failures + 1))
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # wait_port <port> <seconds>
+  local deadline=$((SECONDS + $2))
+  until ! port_free "$1"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.1
+  done
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+sql() { mariadb --no-defaults -h127.0.0.1 -P"$MARIADB_PORT" -uroot -N -B heart -e "$1"; }
+
+# http <out-file> <curl args…>: prints "<status> <seconds>"; the body goes to <out-file>.
+http() {
+  local out="$1"; shift
+  curl -s -o "$out" -w '%{http_code} %{time_total}' --max-time 60 "$@" || true
+}
+json_field() { # json_field <file> <field>
+  python3 -c 'import json,sys
+try: v = json.load(open(sys.argv[1])).get(sys.argv[2], "")
+except Exception: v = ""
+print(v if v is not None else "")' "$1" "$2"
+}
+login() { # login <email>: prints "<member_id> <access_token>"
+  curl -s -X POST "$API/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"password\":\"benchmark-pass-1\"}" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["member_id"], d["access_token"])'
+}
+objects() { find "$work/s3/$S3_BUCKET/posts" -type f 2>/dev/null | wc -l; }
+
+start_redis() {
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$work/redis.pid" --logfile "$work/redis.log" >/dev/null
+  wait_port "$REDIS_PORT" 10
+}
+start_mariadb() {
+  mariadbd --no-defaults --datadir="$work/mariadb" --port="$MARIADB_PORT" --bind-address=127.0.0.1 \
+    --socket="$work/mariadb.sock" --pid-file="$work/mariadb.pid" --log-error="$work/mariadb.err" \
+    --user="$(id -un)" --innodb-buffer-pool-size=128M --skip-name-resolve --max-connections=200 &
+  mariadb_pid=$!
+  wait_port "$MARIADB_PORT" 60
+}
+start_s3() {
+  "$bin/heart-s3" --listen "127.0.0.1:$S3_PORT" --root "$work/s3" --bucket "$S3_BUCKET" \
+    --access-key "$S3_KEY" --secret-key "$S3_SECRET" 2>>"$work/s3.log" &
+  s3_pid=$!
+  wait_port "$S3_PORT" 10
+}
+start_smtp() {
+  mkdir -p "$work/maildir"/{tmp,new,cur}
+  python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$work/maildir" \
+    >>"$work/smtp.log" 2>&1 &
+  smtp_pid=$!
+  wait_port "$SMTP_PORT" 20
+}
+
+# ---------------------------------------------------------------------------------------------
+echo "== heart faults, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, work dir $work"
+for p in "$MARIADB_PORT" "$REDIS_PORT" "$S3_PORT" "$SMTP_PORT" "$EDGE_PORT" "$CORE_PORT" "$ADMIN_PORT"; do
+  port_free "$p" || { echo "port $p is in use; set the *_PORT variables" >&2; exit 2; }
+done
+for tool in mariadbd mariadb-install-db mariadb redis-server redis-cli curl python3; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 2; }
+done
+python3 -c 'import aiosmtpd' 2>/dev/null || { echo "aiosmtpd is missing: python3 -m pip install aiosmtpd" >&2; exit 2; }
+
+log "building (release)"
+cargo build --release -q -p heart-stack -p heart-bench || exit 2
+
+log "starting redis-server :$REDIS_PORT, mariadbd :$MARIADB_PORT, heart-s3 :$S3_PORT"
+start_redis || { echo "redis-server did not start" >&2; exit 2; }
+mariadb-install-db --no-defaults --datadir="$work/mariadb" --auth-root-authentication-method=normal \
+  --skip-test-db --user="$(id -un)" >"$work/mariadb-install.log" 2>&1 || { cat "$work/mariadb-install.log" >&2; exit 2; }
+start_mariadb || { cat "$work/mariadb.err" >&2; exit 2; }
+mariadb --no-defaults -h127.0.0.1 -P"$MARIADB_PORT" -uroot \
+  -e 'CREATE DATABASE heart CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci' || exit 2
+start_s3 || { cat "$work/s3.log" >&2; exit 2; }
+
+export HEART_DATABASE_URL="mysql://root@127.0.0.1:$MARIADB_PORT/heart"
+export HEART_DATABASE_MAX_CONNECTIONS=16
+export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export HEART_CACHE_PREFIX="faults"
+export HEART_DATA_DIR="$work/data"
+export HEART_S3_BUCKET="$S3_BUCKET" HEART_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" HEART_S3_FORCE_PATH_STYLE=true
+export HEART_S3_ACCESS_KEY_ID="$S3_KEY" HEART_S3_SECRET_ACCESS_KEY="$S3_SECRET"
+# The SMTP sink is not running yet: the mail scenario starts with nothing on this port.
+export HEART_SMTP_HOST=127.0.0.1 HEART_SMTP_PORT="$SMTP_PORT" HEART_SMTP_TLS=none
+export HEART_LISTEN_ADDR="127.0.0.1:$EDGE_PORT" HEART_CORE_LISTEN_ADDR="127.0.0.1:$CORE_PORT"
+export HEART_ADMIN_LISTEN_ADDR="127.0.0.1:$ADMIN_PORT"
+export HEART_EDGE_CACHE_DIR="${HEART_EDGE_CACHE_DIR:-/var/tmp/heart-faults-edge-cache}"
+export HEART_RATE_LIMITS_ENABLED=false
+export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_IP=1000000/60s
+export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_MEMBER=1000000/60s
+export HEART_LOG_FORMAT=json RUST_LOG="${RUST_LOG:-warn}"
+
+log "data: $MEMBERS members, $POSTS posts (heart-datagen)"
+"$bin/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 10 \
+  --blocks-per-member 1 >"$work/datagen.log" 2>&1 || { cat "$work/datagen.log" >&2; exit 2; }
+
+log "starting the stack (edge :$EDGE_PORT → core :$CORE_PORT)"
+"$bin/heart" >"$work/stack.log" 2>&1 &
+stack_pid=$!
+deadline=$((SECONDS + 120))
+until curl -sf "$ADMIN/readyz" >/dev/null && curl -sf "$API/healthz" >/dev/null; do
+  kill -0 "$stack_pid" 2>/dev/null || { tail -20 "$work/stack.log" >&2; exit 2; }
+  [ $SECONDS -lt $deadline ] || { echo "the stack did not get ready" >&2; exit 2; }
+  sleep 0.2
+done
+log "stack ready (pid $stack_pid)"
+python3 -c 'import base64,sys; sys.stdout.buffer.write(base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4nzYTAARmAf/jeRRuAAAAAElFTkSuQmCC"))' >"$work/dot.png"
+read -r me token < <(login bench1@example.com)
+[ -n "${token:-}" ] || { echo "login as bench1 failed" >&2; exit 2; }
+auth="Authorization: Bearer $token"
+
+# ---------------------------------------------------------------------------------------------
+scenario_smtp() {
+  echo "== SMTP down: nothing listens on :$SMTP_PORT"
+  local email="fault-smtp-$$@example.com" rows_before rows_after status secs code ok=1 detail
+  rows_before=$(sql "SELECT COUNT(*) FROM email_verifications WHERE email='$email'")
+  read -r status secs < <(http "$work/smtp1.json" -X POST "$API/auth/emailVerificationCode" \
+    -H 'content-type: application/json' -d "{\"email\":\"$email\"}")
+  code=$(json_field "$work/smtp1.json" code)
+  rows_after=$(sql "SELECT COUNT(*) FROM email_verifications WHERE email='$email'")
+  detail="down: $status $code in ${secs}s, verification rows $rows_before→$rows_after"
+  [ "$status" = 503 ] && [ "$code" = AUTH_001 ] && [ "$rows_after" = 0 ] || ok=0
+
+  log "starting the SMTP sink on :$SMTP_PORT"
+  start_smtp || { result FAIL smtp "the sink did not start: $(tail -3 "$work/smtp.log")"; return; }
+  read -r status secs < <(http "$work/smtp2.json" -X POST "$API/auth/emailVerificationCode" \
+    -H 'content-type: application/json' -d "{\"email\":\"$email\"}")
+  local mail verification confirm_status
+  mail=$(grep -l "$email" "$work"/maildir/new/* 2>/dev/null | head -1)
+  verification=$(grep -ho 'code is: [A-Za-z0-9]*' "$mail" 2>/dev/null | tail -1 | cut -d' ' -f3)
+  read -r confirm_status _ < <(http "$work/smtp3.json" -X POST "$API/auth/confirmVerificationCode" \
+    -H 'content-type: application/json' -d "{\"email\":\"$email\",\"verification_code\":\"$verification\"}")
+  rows_after=$(sql "SELECT COUNT(*) FROM email_verifications WHERE email='$email'")
+  detail="$detail; sink up (no restart): $status in ${secs}s, mail received $([ -n "$mail" ] && echo yes || echo no), code confirmed $confirm_status, rows $rows_after"
+  [ "$status" = 202 ] && [ -n "$mail" ] && [ "$confirm_status" = 200 ] && [ "$rows_after" = 1 ] || ok=0
+  if [ $ok = 1 ]; then result PASS smtp "$detail"; else result FAIL smtp "$detail"; fi
+}
+
+scenario_s3() {
+  echo "== S3 stopped: heart-s3 killed during uploads"
+  local ok=1 status secs code detail posts0 images0 objects0 posts1 images1 objects1
+  read -r status secs < <(http "$work/s3a.json" -X POST "$API/post/registerPost" -H "$auth" \
+    -F member_id="$me" -F content='before the S3 fault' -F files=@"$work/dot.png")
+  detail="up: $status in ${secs}s"
+  [ "$status" = 201 ] || ok=0
+  posts0=$(sql "SELECT COUNT(*) FROM posts"); images0=$(sql "SELECT COUNT(*) FROM post_images"); objects0=$(objects)
+  stop_pid "$s3_pid"; s3_pid=""
+  read -r status secs < <(http "$work/s3b.json" -X POST "$API/post/registerPost" -H "$auth" \
+    -F member_id="$me" -F content='during the S3 fault' -F files=@"$work/dot.png" -F files=@"$work/dot.png")
+  code=$(json_field "$work/s3b.json" code)
+  posts1=$(sql "SELECT COUNT(*) FROM posts"); images1=$(sql "SELECT COUNT(*) FROM post_images"); objects1=$(objects)
+  detail="$detail; down: $status $code in ${secs}s, posts $posts0→$posts1, image rows $images0→$images1, objects $objects0→$objects1"
+  [ "$status" = 503 ] && [ "$code" = POST_002 ] && [ "$posts0" = "$posts1" ] && [ "$images0" = "$images1" ] \
+    && [ "$objects0" = "$objects1" ] || ok=0
+  start_s3 || { result FAIL s3 "heart-s3 did not restart"; return; }
+  read -r status secs < <(http "$work/s3c.json" -X POST "$API/post/registerPost" -H "$auth" \
+    -F member_id="$me" -F content='after the S3 fault' -F files=@"$work/dot.png")
+  detail="$detail; restarted (stack not): $status in ${secs}s, objects $(objects)"
+  [ "$status" = 201 ] || ok=0
+  if [ $ok = 1 ]; then result PASS s3 "$detail"; else result FAIL s3 "$detail"; fi
+}
+
+cache_of() { # cache_of <url>: prints "<status> <x-heart-cache>"
+  curl -s -o /dev/null -D - --max-time 30 "$1" -H "$auth" |
+    awk 'NR==1 {s=$2} tolower($1)=="x-heart-cache:" {c=$2} END {gsub(/\r/,"",c); print s, (c==""?"-":c)}'
+}
+
+scenario_redis() {
+  echo "== Redis stopped mid-load (feed reads through the edge), then restarted"
+  local ok=1 detail feed="$API/post/posts?member_id=$me&page=0&size=10" first second
+  first=$(cache_of "$feed"); second=$(cache_of "$feed")
+  detail="before: $first then $second"
+  [ "${second#* }" = hit ] || ok=0
+  "$bin/heart-load" --url "$API" -c "$CONNECTIONS" -d 24s --members "$MEMBERS" \
+    --mix feed=80,member_posts=20 --json "$work/redis-load.json" --progress \
+    >"$work/redis-load.txt" 2>"$work/redis-load.err" &
+  load_pid=$!
+  sleep 6
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1
+  local down_at probes=() p
+  down_at=$(now_ms)
+  log "redis stopped"
+  for _ in 1 2 3 4 5; do sleep 1; probes+=("$(cache_of "$feed")"); done
+  local feed_secs ready_secs
+  feed_secs=$(curl -s -o /dev/null -w '%{time_total}' --max-time 30 "$feed" -H "$auth")
+  ready_secs=$(curl -s -o /dev/null -w '%{http_code} in %{time_total}' --max-time 30 "$ADMIN/readyz")
+  detail="$detail; redis down: probes [${probes[*]}], a feed read took ${feed_secs}s, core readyz $ready_secs s"
+  for p in "${probes[@]}"; do [ "$p" = "200 bypass" ] || ok=0; done
+  sleep 3
+  start_redis || { result FAIL redis "redis-server did not restart"; return; }
+  local up_at resumed="" seen=()
+  up_at=$(now_ms)
+  log "redis restarted after $(( (up_at - down_at) / 1000 )) s"
+  for _ in $(seq 100); do
+    p=$(cache_of "$feed"); seen+=("${p#* }")
+    if [ "$p" = "200 hit" ]; then resumed=$(( $(now_ms) - up_at )); break; fi
+    sleep 0.1
+  done
+  detail="$detail; restarted: caching resumed (hit) after ${resumed:-never} ms (probes ${seen[*]})"
+  [ -n "$resumed" ] || ok=0
+  wait "$load_pid"; local load_rc=$?; load_pid=""
+  local summary
+  summary=$(python3 - "$work/redis-load.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+cache = {}
+for e in s["endpoints"].values():
+    for k, v in e.get("cache", {}).items():
+        cache[k] = cache.get(k, 0) + v
+errors = {k: v for e in s["endpoints"].values() for k, v in e["errors"].items()}
+print(f'{s["requests"]} requests ({s["rps"]:.0f}/s), 5xx {s["server_errors"]}, non-2xx {s["non_2xx"]} {errors or ""}, cache hit {cache.get("hit",0)} miss {cache.get("miss",0)} bypass {cache.get("bypass",0)}')
+PY
+)
+  detail="$detail; load: $summary, heart-load exit $load_rc"
+  [ "$load_rc" = 0 ] || ok=0
+  grep -q 'bypass [1-9]' <<<"$summary" || ok=0
+  if [ $ok = 1 ]; then result PASS redis "$detail"; else result FAIL redis "$detail"; fi
+  sed 's/^/    /' "$work/redis-load.txt"
+}
+
+scenario_mariadb() {
+  echo "== MariaDB restarted mid-load (SIG$MARIADB_STOP_SIGNAL), the stack left running"
+  local ok=1 detail posts0 status secs code
+  posts0=$(sql "SELECT COUNT(*) FROM posts")
+  "$bin/heart-load" --url "$API" -c "$CONNECTIONS" -d 30s --members "$MEMBERS" \
+    --mix feed=45,own_posts=10,member_posts=10,profile=10,post_photo=20,reissue=5 --allow-5xx \
+    --acked-posts "$work/acked.txt" --json "$work/mariadb-load.json" --progress \
+    >"$work/mariadb-load.txt" 2>"$work/mariadb-load.err" &
+  load_pid=$!
+  sleep 8
+  local down_at
+  kill -"$MARIADB_STOP_SIGNAL" "$mariadb_pid"; wait "$mariadb_pid" 2>/dev/null; mariadb_pid=""
+  down_at=$(now_ms)
+  log "mariadbd stopped"
+  sleep 1
+  read -r status secs < <(http "$work/db1.json" "$API/member/profile?member_id=2" -H "$auth")
+  code=$(json_field "$work/db1.json" code)
+  local ready
+  ready=$(curl -s -o /dev/null -w '%{http_code}' "$ADMIN/readyz")
+  detail="down: profile $status $code in ${secs}s, readyz $ready"
+  [ "$status" = 503 ] && [ "$code" = GLOBAL_503 ] || ok=0
+  sleep 4
+  start_mariadb || { result FAIL mariadb "mariadbd did not restart: $(tail -3 "$work/mariadb.err")"; return; }
+  local up_at recovered=""
+  up_at=$(now_ms)
+  log "mariadbd restarted after $(( (up_at - down_at) / 1000 )) s down"
+  for _ in $(seq 300); do
+    read -r status _ < <(http "$work/db2.json" "$API/member/profile?member_id=2" -H "$auth")
+    if [ "$status" = 200 ]; then recovered=$(( $(now_ms) - up_at )); break; fi
+    sleep 0.1
+  done
+  detail="$detail; restarted: first 200 after ${recovered:-never} ms, same stack process: $(kill -0 "$stack_pid" 2>/dev/null && echo yes || echo NO)"
+  [ -n "$recovered" ] && kill -0 "$stack_pid" 2>/dev/null || ok=0
+  wait "$load_pid"; local load_rc=$?; load_pid=""
+  local summary acked present missing
+  summary=$(python3 - "$work/mariadb-load.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+errors = {}
+for e in s["endpoints"].values():
+    for k, v in e["errors"].items():
+        errors[k] = errors.get(k, 0) + v
+bad = {k: v for k, v in errors.items() if k.startswith(("0 ", "5")) and k != "503 GLOBAL_503"}
+print(f'{s["requests"]} requests ({s["rps"]:.0f}/s), non-2xx {s["non_2xx"]} {errors}; 5xx other than GLOBAL_503: {sum(bad.values())} {bad or ""}')
+PY
+)
+  acked=$(wc -l <"$work/acked.txt" 2>/dev/null || echo 0)
+  if [ "$acked" -gt 0 ]; then
+    present=$(sql "SELECT COUNT(*) FROM posts WHERE id IN ($(paste -sd, "$work/acked.txt"))")
+    missing=$(sql "SELECT COUNT(*) FROM posts p WHERE p.id IN ($(paste -sd, "$work/acked.txt")) AND NOT EXISTS (SELECT 1 FROM post_images i WHERE i.post_id = p.id)")
+  else
+    present=0 missing=0
+  fi
+  local rows objs garbage
+  rows=$(sql "SELECT COUNT(*) FROM post_images WHERE object_key NOT LIKE 'bench/%'")
+  garbage=$(sql "SELECT COUNT(*) FROM storage_garbage")
+  objs=$(objects)
+  detail="$detail; load (exit $load_rc): $summary; acknowledged posts $acked, present afterwards $present, without their image $missing; posts $posts0→$(sql 'SELECT COUNT(*) FROM posts'); uploaded objects $objs vs image rows $rows (+ $garbage queued deletions)"
+  grep -q "other than GLOBAL_503: 0" <<<"$summary" || ok=0
+  [ "$acked" -gt 0 ] && [ "$present" = "$acked" ] && [ "$missing" = 0 ] || ok=0
+  [ "$objs" -le $((rows + garbage)) ] && [ "$objs" -ge "$rows" ] || ok=0
+  if [ $ok = 1 ]; then result PASS mariadb "$detail"; else result FAIL mariadb "$detail"; fi
+  sed 's/^/    /' "$work/mariadb-load.txt"
+}
+
+for scenario in $SCENARIOS; do
+  case "$scenario" in
+    smtp | s3 | redis | mariadb) "scenario_$scenario" ;;
+    *) echo "unknown scenario $scenario (smtp s3 redis mariadb)" >&2; exit 2 ;;
+  esac
+done
+
+errors_logged=$(grep -c '"level":"ERROR"' "$work/stack.log" || true)
+echo "== summary (stack logged $errors_logged ERROR lines; log kept with KEEP=1)"
+printf '%s\n' "${results[@]}"
+[ "$failures" = 0 ] || { echo "$failures scenario(s) FAILED"; exit 1; }
+echo "all scenarios PASSED"

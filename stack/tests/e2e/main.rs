@@ -1,0 +1,13 @@
+//! End-to-end tests of the whole stack: the app's requests over TCP to the edge (the real
+//! component on the wasmtime host), forwarded to the real core, on embedded backends or on
+//! MariaDB/MySQL and Redis (see `helpers`).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod app_flow;
+mod feed_cache;
+mod helpers;
+mod limits;
+mod rate_limits;
+mod redis_outage;
+mod tokens;
