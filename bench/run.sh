@@ -124,7 +124,7 @@ load() {
   local label="$1" url="$2"; shift 2
   local c="${LOAD_CONNECTIONS:-$CONNECTIONS}"
   echo "== $label ($c connections, $DURATION)"
-  wrk -t2 -c"$c" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$@" "$url" >"$work/wrk.out"
+  wrk -t2 -c"$c" -d"$DURATION" --timeout 10s --latency -H "Authorization: Bearer $token" "$@" "$url" >"$work/wrk.out"
   grep -E "Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors" "$work/wrk.out"
   awk -v label="$label" -v c="$c" '
     /Requests\/sec/ {rps=$2}
@@ -150,6 +150,10 @@ deep=10000
 load "core: home feed page 0 (size 10)" "$API/post/posts?member_id=1&page=0&size=10"
 echo "resident memory under load: $(rss)"
 load "core: home feed page $deep (size 10)" "$API/post/posts?member_id=1&page=$deep&size=10"
+# The same depth through the keyset cursor the answers carry (the app ignores it; an extra).
+cursor="$(curl -sf -H "Authorization: Bearer $token" "$API/post/posts?member_id=1&page=$((deep - 1))&size=10" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["next_cursor"])')"
+load "core: home feed at the same depth by cursor" "$API/post/posts?member_id=1&size=10&cursor=$cursor"
 load "core: one member's posts, page 0" "$API/post/posts/2?page=0&size=10"
 load "core: profile" "$API/member/profile?member_id=2"
 load "core: /healthz (trivial handler)" "$API/healthz"
@@ -164,6 +168,7 @@ storm_pid=""
 grep -E "Requests/sec" "$work/storm.out" | sed 's/^/logins during the storm: /'
 echo "resident memory after the runs: $(rss)"
 grep -c '"level":"ERROR"' "$work/server.log" | sed 's/^/server errors logged: /' || true
+grep '"level":"ERROR"' "$work/server.log" | cut -c1-300 | sort | uniq -c | sort -rn | head -5 || true
 stop_server
 
 echo

@@ -100,9 +100,25 @@ impl From<sqlx::Error> for ApiError {
                 code: ErrorCode::DependencyUnavailable,
                 source: error.into(),
             },
+            sqlx::Error::Database(ref e) if is_busy(e.as_ref()) => ApiError::Unavailable {
+                dependency: "database",
+                code: ErrorCode::DependencyUnavailable,
+                source: error.into(),
+            },
             other => ApiError::Internal(other.into()),
         }
     }
+}
+
+/// Whether the database refused for being busy: SQLite locked by another connection past the busy
+/// timeout (`SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes). The database is there but
+/// unavailable for now: `GLOBAL_503`, not a bug.
+fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .and_then(sqlx::error::DatabaseError::code)
+        .and_then(|code| code.parse::<u32>().ok())
+        .is_some_and(|code| matches!(code & 0xFF, 5 | 6))
 }
 
 /// The cause chain of an error on one line, for the logs.

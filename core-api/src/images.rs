@@ -187,7 +187,7 @@ mod jpeg {
     const APP1: u8 = 0xE1;
     const APP2: u8 = 0xE2;
     const APP14: u8 = 0xEE;
-    const COM: u8 = 0xFE;
+    // COM (0xFE) comments, like every APPn not named here, are dropped by `keep_segment`.
 
     /// A JPEG rewritten without metadata, and what was learnt on the way.
     pub(super) struct Stripped {
@@ -202,16 +202,18 @@ mod jpeg {
         matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
     }
 
-    /// Whether an APPn/COM segment may stay: JFIF, the ICC profile and Adobe's colour transform
-    /// describe how to show the pixels; everything else (Exif, XMP, IPTC, MPF, comments, maker
-    /// notes, JFXX thumbnails) is metadata.
+    /// Whether a segment may stay: the frame, tables, restart interval and scans, plus JFIF, the
+    /// ICC profile and Adobe's colour transform, which describe how to show the pixels. Everything
+    /// else is metadata (Exif, XMP, IPTC, MPF, comments, maker notes, JFXX thumbnails) or nothing a
+    /// decoder reads (JPEG extensions `JPGn`, reserved markers), which could carry any bytes.
     fn keep_segment(marker: u8, payload: &[u8]) -> bool {
         match marker {
             APP0 => payload.starts_with(b"JFIF\0"),
             APP2 => payload.starts_with(b"ICC_PROFILE\0"),
             APP14 => payload.starts_with(b"Adobe"),
-            0xE1..=0xEF | COM => false,
-            _ => true,
+            // SOFn, DHT, DAC; SOS, DQT, DNL, DRI, DHP, EXP.
+            0xC0..=0xCF | 0xDA..=0xDF => true,
+            _ => false,
         }
     }
 

@@ -25,6 +25,11 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+/// An override naming the MySQL server URL (without database) the app connects through, e.g. a
+/// test's TCP proxy in front of `HEART_TEST_DATABASE_URL`; the harness still creates and drops
+/// the test database directly.
+pub const DATABASE_VIA: &str = "HEART_TEST_DATABASE_VIA";
+
 /// The password every test member gets unless a test says otherwise.
 pub const PASSWORD: &str = "correct-horse-7";
 
@@ -200,7 +205,12 @@ impl TestApp {
             let server = server.trim_end_matches('/').to_owned();
             let name = format!("heart_test_{}", random_suffix());
             create_mysql_database(&server, &name).await;
-            set("HEART_DATABASE_URL", &format!("{server}/{name}"));
+            // The app may reach the server another way (through a test's proxy) than the harness.
+            let via = overrides
+                .iter()
+                .find(|(k, _)| *k == DATABASE_VIA)
+                .map_or(server.clone(), |(_, v)| v.trim_end_matches('/').to_owned());
+            set("HEART_DATABASE_URL", &format!("{via}/{name}"));
             mysql_database = Some((server, name));
         }
         if let Ok(redis) = std::env::var("HEART_TEST_REDIS_URL") {
