@@ -78,7 +78,7 @@ import io, os, random, sys
 from PIL import Image
 work = sys.argv[1]
 random.seed(7)
-side = 330
+side = 445  # about 200 KB of noise at quality 92
 img = Image.frombytes("RGB", (side, side), bytes(random.getrandbits(8) for _ in range(side * side * 3)))
 buf = io.BytesIO(); img.save(buf, "JPEG", quality=92)
 jpeg = buf.getvalue()
