@@ -1,4 +1,5 @@
-//! Images made in the tests: real encodings from the `image` crate, plus EXIF written by hand.
+//! Images made in the tests (real encodings from the `image` crate, plus EXIF written by hand) and
+//! multipart bodies as the app sends them. The stack's tests use this file too (by path).
 
 use std::io::Cursor;
 
@@ -135,4 +136,62 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub fn dimensions(bytes: &[u8]) -> (u32, u32) {
     let img = image::load_from_memory(bytes).expect("decodes");
     (img.width(), img.height())
+}
+
+/// One part of a multipart body.
+#[derive(Debug, Clone)]
+pub enum Part {
+    Text {
+        name: String,
+        value: String,
+    },
+    File {
+        name: String,
+        filename: String,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Part {
+    pub fn text(name: &str, value: &str) -> Part {
+        Part::Text {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
+    pub fn file(name: &str, filename: &str, bytes: Vec<u8>) -> Part {
+        Part::File {
+            name: name.to_owned(),
+            filename: filename.to_owned(),
+            bytes,
+        }
+    }
+}
+
+/// A `multipart/form-data` body as the Android app (OkHttp) sends it: text parts carry
+/// `Content-Type: multipart/form-data`, files `image/*`.
+pub fn multipart_body(parts: &[Part]) -> (String, Vec<u8>) {
+    let boundary = format!("heart-{}", &heart_core::auth::tokens::random_hex_id()[..12]);
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match part {
+            Part::Text { name, value } => {
+                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\nContent-Type: multipart/form-data; charset=utf-8\r\n\r\n").as_bytes());
+                body.extend_from_slice(value.as_bytes());
+            }
+            Part::File {
+                name,
+                filename,
+                bytes,
+            } => {
+                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: image/*\r\n\r\n").as_bytes());
+                body.extend_from_slice(bytes);
+            }
+        }
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

@@ -607,66 +607,8 @@ pub fn code_in(mail: &str) -> Option<String> {
     (code.len() == 8).then_some(code)
 }
 
-/// One part of a multipart body.
-#[derive(Debug, Clone)]
-pub enum Part {
-    Text {
-        name: String,
-        value: String,
-    },
-    File {
-        name: String,
-        filename: String,
-        bytes: Vec<u8>,
-    },
-}
-
-impl Part {
-    pub fn text(name: &str, value: &str) -> Part {
-        Part::Text {
-            name: name.to_owned(),
-            value: value.to_owned(),
-        }
-    }
-
-    pub fn file(name: &str, filename: &str, bytes: Vec<u8>) -> Part {
-        Part::File {
-            name: name.to_owned(),
-            filename: filename.to_owned(),
-            bytes,
-        }
-    }
-}
-
-/// A `multipart/form-data` body as the app (OkHttp) sends it: text parts carry
-/// `Content-Type: multipart/form-data`, files `image/*`.
-pub fn multipart_body(parts: &[Part]) -> (String, Vec<u8>) {
-    let boundary = format!("heart-{}", random_suffix());
-    let mut body = Vec::new();
-    for part in parts {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        match part {
-            Part::Text { name, value } => {
-                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\nContent-Type: multipart/form-data; charset=utf-8\r\n\r\n").as_bytes());
-                body.extend_from_slice(value.as_bytes());
-            }
-            Part::File {
-                name,
-                filename,
-                bytes,
-            } => {
-                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: image/*\r\n\r\n").as_bytes());
-                body.extend_from_slice(bytes);
-            }
-        }
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-/// The core tests' image makers (a hand-written PNG, JPEGs with EXIF), shared by path.
-pub use crate::fixtures::png;
+/// The core tests' image makers and multipart bodies, shared by path.
+pub use crate::fixtures::{multipart_body, png, Part};
 
 /// The ids of a feed page's posts, in order.
 pub fn post_ids(page: &Value) -> Vec<i64> {
