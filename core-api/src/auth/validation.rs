@@ -23,6 +23,8 @@ pub fn normalize_email(email: &str) -> String {
 }
 
 /// Checks an (already normalised) email: present, at most 200 characters, a deliverable address.
+/// Deliverable means ASCII too: our mail goes out without SMTPUTF8, so an internationalised
+/// address (or one hiding a bidi override) would pass here and fail at the SMTP server (`AUTH_001`).
 pub fn check_email(email: &str) -> Option<FieldError> {
     if email.is_empty() {
         return Some(field("email", "must not be blank"));
@@ -30,9 +32,11 @@ pub fn check_email(email: &str) -> Option<FieldError> {
     if email.chars().count() > EMAIL_MAX {
         return Some(field("email", "must be at most 200 characters"));
     }
-    let valid = email
-        .parse::<lettre::Address>()
-        .is_ok_and(|a| a.domain().contains('.') && !a.domain().ends_with('.'));
+    let valid = email.is_ascii()
+        && !email.chars().any(|c| c.is_ascii_control())
+        && email
+            .parse::<lettre::Address>()
+            .is_ok_and(|a| a.domain().contains('.') && !a.domain().ends_with('.'));
     (!valid).then(|| field("email", "must be a valid email address"))
 }
 
@@ -108,6 +112,10 @@ mod tests {
         assert!(check_email("a@b").is_some());
         assert!(check_email("a b@c.de").is_some());
         assert!(check_email(&format!("{}@example.com", "a".repeat(190))).is_some());
+        // Not deliverable without SMTPUTF8: non-ASCII, bidi overrides, control characters.
+        assert!(check_email("kim@exämple.com").is_some());
+        assert!(check_email("\u{202e}gnp.exe@example.com").is_some());
+        assert!(check_email("kim\u{7}@example.com").is_some());
         assert_eq!(normalize_email("  Kim@Example.COM "), "kim@example.com");
     }
 }
