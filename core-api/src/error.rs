@@ -113,7 +113,7 @@ impl From<sqlx::Error> for ApiError {
 /// Whether the database refused for being busy: SQLite locked by another connection past the busy
 /// timeout (`SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes). The database is there but
 /// unavailable for now: `GLOBAL_503`, not a bug.
-fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+pub(crate) fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
     error
         .try_downcast_ref::<sqlx::sqlite::SqliteError>()
         .and_then(sqlx::error::DatabaseError::code)

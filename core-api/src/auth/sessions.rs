@@ -108,6 +108,28 @@ pub async fn rotate(
     now: i64,
     refresh_ttl: i64,
 ) -> Result<Rotation, sqlx::Error> {
+    // SQLite refuses a transaction that read before another writer committed and then writes
+    // (SQLITE_BUSY at once, whatever the busy timeout): racing reissues of one token do exactly
+    // that. The transaction was rolled back, so it is simply run again, a few times.
+    let mut attempt = 0;
+    loop {
+        match rotate_once(db, member_id, presented, now, refresh_ttl).await {
+            Err(sqlx::Error::Database(e)) if attempt < 8 && crate::error::is_busy(e.as_ref()) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn rotate_once(
+    db: &Db,
+    member_id: i64,
+    presented: &str,
+    now: i64,
+    refresh_ttl: i64,
+) -> Result<Rotation, sqlx::Error> {
     let hash = sha256_hex(presented);
     let found: Option<PresentedToken> = sqlx::query_as(
         "SELECT t.session_id, s.member_id, t.expires_at, t.rotated_at, s.revoked_at AS session_revoked_at \
