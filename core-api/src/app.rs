@@ -192,14 +192,36 @@ impl App {
         listener: tokio::net::TcpListener,
         admin_listener: tokio::net::TcpListener,
     ) -> std::io::Result<()> {
+        self.serve_until(listener, admin_listener, shutdown_signal())
+            .await
+    }
+
+    /// [`App::serve`] until `shutdown` resolves (the local stack and tests stop the core themselves).
+    pub async fn serve_until(
+        self,
+        listener: tokio::net::TcpListener,
+        admin_listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let signal = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                // An error means the sender is gone, which only happens after it sent.
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
         let api = axum::serve(
             listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown_signal());
-        let admin = axum::serve(admin_listener, self.admin_router)
-            .with_graceful_shutdown(shutdown_signal());
+        .with_graceful_shutdown(signal());
+        let admin = axum::serve(admin_listener, self.admin_router).with_graceful_shutdown(signal());
         let (api, admin) = tokio::join!(api, admin);
         api.and(admin)
     }

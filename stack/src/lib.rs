@@ -310,16 +310,12 @@ impl Stack {
                 .await
                 .context("edge")
         };
-        let api = axum::serve(
-            core_listener,
-            core.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal());
-        let admin = axum::serve(admin_listener, core.admin_router).with_graceful_shutdown(signal());
-        let core = async move { api.await.context("core") };
-        let admin = async move { admin.await.context("admin") };
-        tokio::try_join!(edge, core, admin)?;
+        let core = async move {
+            core.serve_until(core_listener, admin_listener, signal())
+                .await
+                .context("core")
+        };
+        tokio::try_join!(edge, core)?;
         Ok(())
     }
 }
