@@ -1,5 +1,6 @@
 //! Images made in the tests (real encodings from the `image` crate, plus EXIF written by hand) and
-//! multipart bodies as the app sends them. The stack's tests use this file too (by path).
+//! multipart bodies as the app sends them, and the per-test MySQL databases. The stack's tests use
+//! this file too (by path).
 
 use std::io::Cursor;
 
@@ -194,4 +195,41 @@ pub fn multipart_body(parts: &[Part]) -> (String, Vec<u8>) {
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Creates the per-test database `name` on the MySQL `server` (`HEART_TEST_DATABASE_URL`).
+pub async fn create_mysql_database(server: &str, name: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(server)
+        .await
+        .expect("connect to HEART_TEST_DATABASE_URL");
+    sqlx::query(&format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("create the test database");
+}
+
+/// Drops the per-test database `name`; called from `Drop`, which runs inside the test's runtime,
+/// so a thread with its own runtime does the work.
+pub fn drop_mysql_database(server: String, name: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::AnyConnection::connect(&server).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    })
+    .join();
 }

@@ -204,7 +204,7 @@ impl TestApp {
         if let Ok(server) = std::env::var("HEART_TEST_DATABASE_URL") {
             let server = server.trim_end_matches('/').to_owned();
             let name = format!("heart_test_{}", random_suffix());
-            create_mysql_database(&server, &name).await;
+            crate::fixtures::create_mysql_database(&server, &name).await;
             // The app may reach the server another way (through a test's proxy) than the harness.
             let via = overrides
                 .iter()
@@ -538,43 +538,12 @@ pub fn code_in(mail: &str) -> Option<String> {
     (code.len() == 8).then_some(code)
 }
 
-async fn create_mysql_database(server: &str, name: &str) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(server)
-        .await
-        .expect("connect to HEART_TEST_DATABASE_URL");
-    sqlx::query(&format!(
-        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("create test database");
-}
-
 impl Drop for TestApp {
     fn drop(&mut self) {
         let Some((server, name)) = self.mysql_database.take() else {
             return;
         };
-        // Drop runs inside the test's runtime; use a thread with its own to remove the database.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::AnyConnection::connect(&server).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
+        crate::fixtures::drop_mysql_database(server, name);
     }
 }
 
