@@ -1,63 +1,28 @@
-//! Assembling the server: backends chosen from the configuration, the state, the router and its layers.
+//! Building and serving the application: backends chosen from the configuration, the state, and
+//! the routers of `router.rs` on their listeners.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::Router;
 use heart_shared::cache_keys::KeySpace;
-use heart_shared::ErrorCode;
-use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenIssuer;
-use crate::cache::{Cache, FeedVersion, InProcessCache, RateLimiter, RedisCache, Revocations};
+use crate::cache::{Cache, InProcessCache, RedisCache};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, StorageBackend};
+use crate::config::{Config, ConfigError};
 use crate::db::Db;
-use crate::error::{error_response, BoxError};
+use crate::error::BoxError;
 use crate::mail::{self, Mailer};
-use crate::storage::{self, Storage};
-use crate::telemetry::{self, RequestSpan, REQUEST_ID};
-use crate::{auth, follow, garbage, member, moderation, openapi, ops, post};
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// The database.
-    pub db: Db,
-    /// The cache behind revocations and rate limits.
-    pub cache: Arc<dyn Cache>,
-    /// Revoked sessions.
-    pub revocations: Revocations,
-    /// Rate limits.
-    pub rate_limiter: RateLimiter,
-    /// The feed version the edge's cached pages are keyed by.
-    pub feed_version: FeedVersion,
-    /// Outgoing mail.
-    pub mailer: Arc<dyn Mailer>,
-    /// Object storage for images.
-    pub storage: Arc<dyn Storage>,
-    /// Access-token signing and verification.
-    pub tokens: Arc<TokenIssuer>,
-    /// Password hashing.
-    pub passwords: PasswordHasher,
-    /// The clock.
-    pub clock: Clock,
-    /// The Prometheus handle, for `/metrics`.
-    pub metrics: Option<PrometheusHandle>,
-}
+use crate::post::feed_version::FeedVersion;
+use crate::rate_limit::RateLimiter;
+use crate::state::AppState;
+use crate::storage::cleanup::Cleanup;
+use crate::{auth, router, storage, telemetry};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +126,10 @@ impl App {
             signing_kid = tokens.kid(),
             "backends ready"
         );
+        let cleanup = Cleanup::new(db.clone(), storage.clone(), clock.clone());
+        cleanup
+            .clone()
+            .spawn_sweeper(Duration::from_secs(config.storage_sweep_secs.max(1)));
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -170,18 +139,15 @@ impl App {
             feed_version,
             mailer,
             storage,
+            cleanup,
             tokens: Arc::new(tokens),
             passwords,
             clock,
             metrics: Some(telemetry::metrics_handle()),
         };
-        garbage::spawn_sweeper(
-            state.clone(),
-            Duration::from_secs(state.config.storage_sweep_secs.max(1)),
-        );
         Ok(App {
-            router: router(state.clone()),
-            admin_router: ops::admin_router(state.clone()),
+            router: router::router(state.clone()),
+            admin_router: router::admin_router(state.clone()),
             state,
         })
     }
@@ -225,108 +191,6 @@ impl App {
         let (api, admin) = tokio::join!(api, admin);
         api.and(admin)
     }
-}
-
-/// The public router with every layer, on `state`.
-pub fn router(state: AppState) -> Router {
-    let timeout = Duration::from_secs(state.config.request_timeout_secs);
-    let mut api = Router::new()
-        .merge(auth::router())
-        .merge(member::router(&state))
-        .merge(follow::router())
-        .merge(post::router(&state))
-        .merge(moderation::router())
-        .merge(ops::router())
-        .merge(openapi::router());
-    if let StorageBackend::Local { dir } = &state.config.storage.backend {
-        let dir = dir.clone();
-        api = api.route(
-            "/media/{*key}",
-            axum::routing::get(
-                move |axum::extract::Path(key): axum::extract::Path<String>| {
-                    let dir = dir.clone();
-                    async move { storage::serve_local(&dir, &key).await }
-                },
-            ),
-        );
-    }
-    api.fallback(|| async { error_response(ErrorCode::NoSuchRoute, "No such route") })
-        .method_not_allowed_fallback(|| async {
-            error_response(ErrorCode::MethodNotAllowed, "Method not allowed")
-        })
-        .layer(DefaultBodyLimit::max(state.config.max_json_body_bytes))
-        .layer(middleware::from_fn(telemetry::record_metrics))
-        .layer(middleware::from_fn(move |request, next| {
-            time_limit(timeout, request, next)
-        }))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(RequestSpan))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-                .layer(middleware::from_fn(contract_error_bodies))
-                .layer(CatchPanicLayer::custom(panic_response)),
-        )
-        .with_state(state)
-}
-
-/// A request that takes longer than `limit` is answered `GLOBAL_503` (a dependency is hanging).
-async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::error!(limit_secs = limit.as_secs(), "request timed out");
-            error_response(
-                ErrorCode::DependencyUnavailable,
-                "The request took too long",
-            )
-        }
-    }
-}
-
-/// A handler panicked: log it, answer `GLOBAL_500`; the server keeps running.
-fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let detail = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic");
-    tracing::error!(panic = detail, "handler panicked");
-    error_response(ErrorCode::Internal, ErrorCode::Internal.default_message())
-}
-
-/// The last line of defence for the contract: an error answer that is not JSON (a framework or
-/// layer default) is replaced by the contract body for its status. Our own errors pass unchanged.
-async fn contract_error_bodies(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
-        return response;
-    }
-    let code = ErrorCode::for_status(status.as_u16());
-    tracing::warn!(
-        status = status.as_u16(),
-        code = code.as_str(),
-        "non-contract error body replaced"
-    );
-    let mut replaced = error_response(code, code.default_message());
-    if status != StatusCode::from_u16(code.status()).unwrap_or(status) {
-        *replaced.status_mut() =
-            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    }
-    if let Some(retry) = response.headers().get(header::RETRY_AFTER) {
-        replaced
-            .headers_mut()
-            .insert(header::RETRY_AFTER, retry.clone());
-    }
-    replaced
 }
 
 /// Resolves on SIGTERM (Kubernetes) or Ctrl-C.

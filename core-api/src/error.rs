@@ -72,6 +72,14 @@ impl ApiError {
         }])
     }
 
+    /// `MEMBER_005` naming which field points at no member.
+    pub fn no_such_member(field: &str, id: i64) -> ApiError {
+        ApiError::with_message(
+            ErrorCode::NoSuchMember,
+            format!("{field} {id} names no member"),
+        )
+    }
+
     /// An unexpected failure.
     pub fn internal(source: impl Into<BoxError>) -> ApiError {
         ApiError::Internal(source.into())

@@ -12,8 +12,8 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use heart_shared::ErrorCode;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON body (`Content-Type: application/json`).
 #[derive(Debug, FromRequest)]

@@ -1,19 +1,20 @@
 //! The Heart to Heart core API.
 //!
-//! Layout: one module per domain (`auth`, `member`, `follow`, `post`, `moderation`), each with its
-//! routes, service logic and queries; cross-cutting plumbing (`config`, `error`, `db`, `cache`, `mail`, `telemetry`) beside them.
-//! `app` assembles everything from the configuration.
+//! Layout: one module per domain (`auth`, `member`, `follow`, `post`, `moderation`), each as
+//! routes → service → repo; cross-cutting plumbing (`config`, `error`, `db`, `cache`, `storage`,
+//! `mail`, `images`, `telemetry`) beside them. `state` is what handlers reach, `router` the one
+//! route table, `app` builds both from the configuration and serves them.
 
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
 pub mod follow;
-pub mod garbage;
 pub mod images;
 pub mod mail;
 pub mod member;
@@ -22,9 +23,13 @@ pub mod openapi;
 pub mod ops;
 pub mod paging;
 pub mod post;
+pub mod rate_limit;
+pub mod router;
+pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod upload;
 
-pub use app::{App, AppState};
+pub use app::App;
 pub use config::Config;
+pub use state::AppState;

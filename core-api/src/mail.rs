@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -139,7 +140,14 @@ impl SmtpMailer {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             .port(config.port)
             .tls(tls)
-            .timeout(Some(Duration::from_secs(10)));
+            .timeout(Some(Duration::from_secs(10)))
+            // Connections are reused between messages (lettre's pool) instead of a TCP and TLS
+            // handshake, and a login, per code mailed; idle ones close after a minute.
+            .pool_config(
+                PoolConfig::new()
+                    .max_size(4)
+                    .idle_timeout(Duration::from_secs(60)),
+            );
         if let (Some(user), Some(password)) = (&config.username, &config.password) {
             builder = builder.credentials(Credentials::new(
                 user.clone(),

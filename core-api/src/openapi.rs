@@ -1,47 +1,14 @@
-//! The OpenAPI 3 document, generated from the handlers' annotations, and the Swagger UI.
+//! The OpenAPI 3 document: its header, tags and shared components. The operations themselves are
+//! collected from the handlers' annotations by the route table (`router.rs`).
 
-use axum::Router;
+use heart_shared::ErrorCode;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
-use crate::{auth, ops};
-
-/// The API document.
+/// The API document, before the route table adds its operations.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "Heart to Heart API", description = "The API of the Heart to Heart Android app. Errors always answer `{status, code, message}`."),
-    paths(
-        auth::routes::send_verification_code,
-        auth::routes::confirm_verification_code,
-        auth::routes::join,
-        auth::routes::login,
-        auth::routes::verify_access_token,
-        auth::routes::reissue_token,
-        auth::routes::logout,
-        crate::member::routes::upload_avatar,
-        crate::member::routes::profile,
-        crate::member::routes::block,
-        crate::member::routes::unblock,
-        crate::member::routes::blocking_members,
-        crate::member::routes::report,
-        crate::member::routes::delete_account,
-        crate::follow::follow,
-        crate::follow::unfollow,
-        crate::follow::followers,
-        crate::follow::followings,
-        crate::post::routes::register_post,
-        crate::post::routes::home_feed,
-        crate::post::routes::writer_feed,
-        crate::post::routes::following_feed,
-        crate::post::routes::delete_post,
-        crate::moderation::list_reports,
-        ops::healthz,
-        ops::readyz,
-        ops::profile,
-        ops::jwks,
-    ),
     components(schemas(heart_shared::ErrorBody, heart_shared::FieldError)),
     modifiers(&BearerAuth),
     tags(
@@ -59,8 +26,8 @@ struct BearerAuth;
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        add_default_error_responses(openapi);
         let components = openapi.components.get_or_insert_with(Default::default);
+        type_error_codes(components);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -73,9 +40,30 @@ impl Modify for BearerAuth {
     }
 }
 
+/// `ErrorBody.code` is a string in Rust (the body is built from [`ErrorCode`]); the document names
+/// the codes it can take, from the enum itself.
+fn type_error_codes(components: &mut utoipa::openapi::Components) {
+    use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
+    use utoipa::openapi::RefOr;
+    let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut("ErrorBody") else {
+        return;
+    };
+    let mut code = Object::with_type(SchemaType::new(Type::String));
+    code.description = Some("The contract's code; see docs/api.md for each one's meaning.".into());
+    code.enum_values = Some(
+        ErrorCode::ALL
+            .iter()
+            .map(|c| serde_json::Value::from(c.as_str()))
+            .collect(),
+    );
+    body.properties
+        .insert("code".to_owned(), RefOr::T(Schema::Object(code)));
+}
+
 /// Every operation can also answer any other error (rate limit, unreadable body, a dependency down,
-/// an internal error) in the contract's error body: document that as the `default` response.
-fn add_default_error_responses(openapi: &mut utoipa::openapi::OpenApi) {
+/// an internal error) in the contract's error body: documents that as each operation's `default`
+/// response. Run on the finished document, once the route table has added the operations.
+pub fn add_default_error_responses(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = ResponseBuilder::new()
         .description(
@@ -106,9 +94,4 @@ fn add_default_error_responses(openapi: &mut utoipa::openapi::OpenApi) {
                 .or_insert_with(|| error.clone().into());
         }
     }
-}
-
-/// `/openapi.json` and the Swagger UI at `/swagger-ui/`.
-pub fn router() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", ApiDoc::openapi()))
 }

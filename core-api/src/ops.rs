@@ -9,17 +9,8 @@ use heart_shared::token::Jwks;
 use heart_shared::ErrorCode;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::error::error_response;
-
-/// Public operations routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/profile", get(profile))
-        .route("/.well-known/jwks.json", get(jwks))
-}
+use crate::state::AppState;
 
 /// Admin routes, served on the admin port only.
 pub fn admin_router(state: AppState) -> Router {

@@ -5,7 +5,7 @@
 //! route *template* (`/post/posts/{member_id}`), never the raw path, so their number stays bounded.
 
 use std::io::IsTerminal;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -78,20 +78,56 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Middleware: counts requests and records their latency by method, route template and status.
-pub async fn record_metrics(request: Request, next: Next) -> Response {
+/// Where the auth extractor leaves the caller's member id, so the access line can name it.
+#[derive(Debug, Clone, Default)]
+pub struct CallerSlot(Arc<OnceLock<i64>>);
+
+impl CallerSlot {
+    /// Records the authenticated member of this request.
+    pub fn set(&self, member_id: i64) {
+        let _ = self.0.set(member_id);
+    }
+}
+
+/// Middleware: counts requests and records their latency by method, route template and status,
+/// and writes one access line per request at INFO (target `access`): method, route, status,
+/// latency, the member when the request was authenticated, and the request id (the edge's
+/// `x-request-id`, or one made here), so a request can be followed from the edge to the core.
+pub async fn observe(mut request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let caller = CallerSlot::default();
+    request.extensions_mut().insert(caller.clone());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    tracing::info!(
+        target: "access",
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        member_id = caller.0.get().copied(),
+        request_id = %request_id,
+        "request"
+    );
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     response
 }
 

@@ -335,25 +335,28 @@ pub struct ReportPage {
     pub reports: Vec<ReportView>,
 }
 
+/// The UTC date and time of seconds since the Unix epoch; times outside the years ±9999 clamp to
+/// the nearest one that `time` represents.
+pub fn utc_datetime(unix_secs: i64) -> time::OffsetDateTime {
+    let first = time::OffsetDateTime::new_utc(time::Date::MIN, time::Time::MIDNIGHT);
+    let last = time::OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT);
+    time::OffsetDateTime::from_unix_timestamp(
+        unix_secs.clamp(first.unix_timestamp(), last.unix_timestamp()),
+    )
+    .unwrap_or(first)
+}
+
 /// Formats seconds since the Unix epoch as the contract's `yyyy-MM-ddTHH:mm:ss` (UTC, 24-hour clock).
 pub fn format_timestamp(unix_secs: i64) -> String {
-    let days = unix_secs.div_euclid(86_400);
-    let secs = unix_secs.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = utc_datetime(unix_secs);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 

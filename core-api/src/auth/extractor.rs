@@ -4,11 +4,13 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use heart_shared::token::bearer_token;
-use heart_shared::ErrorCode;
+use heart_shared::wire::MemberId;
+use heart_shared::{ErrorCode, FieldError};
 
 use super::sessions;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
+use crate::telemetry::CallerSlot;
 
 /// A member proven by a valid, unrevoked access token. Identity comes from here, never from the request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,37 @@ impl AuthenticatedMember {
                 ErrorCode::Forbidden,
                 "Acting for another member is not allowed",
             ))
+        }
+    }
+}
+
+impl AuthenticatedMember {
+    /// The `member_id` and `target_id` of a body, after checking `member_id` is the caller:
+    /// `GLOBAL_002` naming each missing one, `GLOBAL_105` for another member.
+    pub fn caller_and_target(
+        &self,
+        member_id: Option<MemberId>,
+        target_id: Option<MemberId>,
+    ) -> Result<(i64, i64), ApiError> {
+        match (member_id, target_id) {
+            (Some(member), Some(target)) => {
+                self.require_is(member.0)?;
+                Ok((member.0, target.0))
+            }
+            (member_id, target_id) => {
+                let missing = [
+                    ("member_id", member_id.is_none()),
+                    ("target_id", target_id.is_none()),
+                ]
+                .into_iter()
+                .filter(|(_, missing)| *missing)
+                .map(|(field, _)| FieldError {
+                    field: field.into(),
+                    message: "must not be null".into(),
+                })
+                .collect();
+                Err(ApiError::Validation(missing))
+            }
         }
     }
 }
@@ -57,6 +90,9 @@ impl FromRequestParts<AppState> for AuthenticatedMember {
                 ErrorCode::InvalidAccessToken,
                 "Revoked access token",
             ));
+        }
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            slot.set(member_id);
         }
         Ok(AuthenticatedMember {
             member_id,

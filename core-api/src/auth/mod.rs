@@ -1,7 +1,9 @@
-//! Sign-up with email verification, login, token reissue and logout (`/auth/*`).
+//! Sign-up with email verification, login, token reissue and logout (`/auth/*`), and the
+//! authenticated caller every other domain takes from the access token.
 
 pub mod extractor;
 pub mod password;
+pub mod revocations;
 pub mod routes;
 pub mod service;
 pub mod sessions;
@@ -10,4 +12,3 @@ pub mod validation;
 pub mod verification;
 
 pub use extractor::AuthenticatedMember;
-pub use routes::router;

@@ -2,8 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use heart_shared::wire::{
     ConfirmVerificationCodeRequest, JoinRequest, JoinResponse, LoginRequest, LoginResponse,
     MessageResponse, ReissueTokenRequest, ReissueTokenResponse, SendVerificationCodeRequest,
@@ -12,26 +11,9 @@ use heart_shared::ErrorBody;
 
 use super::extractor::AuthenticatedMember;
 use super::service;
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientIp};
-use crate::member::repo as members;
-use heart_shared::ErrorCode;
-
-/// The auth routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/emailVerificationCode", post(send_verification_code))
-        .route(
-            "/auth/confirmVerificationCode",
-            post(confirm_verification_code),
-        )
-        .route("/auth/join", post(join))
-        .route("/auth/login", post(login))
-        .route("/auth/verifyAccessToken", get(verify_access_token))
-        .route("/auth/reissueToken", post(reissue_token))
-        .route("/auth/logout", post(logout))
-}
+use crate::state::AppState;
 
 /// Mails a verification code.
 #[utoipa::path(post, path = "/auth/emailVerificationCode", tag = "auth",
@@ -126,12 +108,7 @@ pub async fn verify_access_token(
     State(state): State<AppState>,
     caller: AuthenticatedMember,
 ) -> Result<Json<MessageResponse>, ApiError> {
-    if members::find_by_id(&state.db, caller.member_id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::code(ErrorCode::MemberGone));
-    }
+    service::verify_member_exists(&state, &caller).await?;
     Ok(Json(MessageResponse::new("verified")))
 }
 

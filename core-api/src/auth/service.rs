@@ -8,10 +8,10 @@ use super::extractor::AuthenticatedMember;
 use super::sessions::{self, Rotation};
 use super::validation::{check_email, check_join, normalize_email};
 use super::verification;
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::mail::OutgoingMail;
 use crate::member::repo::{self as members, NewMember};
+use crate::state::AppState;
 
 fn require_valid_email(email: &str) -> Result<(), ApiError> {
     match check_email(email) {
@@ -242,7 +242,7 @@ pub async fn reissue(
         Rotation::Expired => return Err(ApiError::code(ErrorCode::ExpiredRefreshToken)),
         Rotation::ReuseDetected { session_id } => {
             tracing::warn!(member_id, %session_id, "refresh token reuse: session revoked");
-            publish_revocation(state, &session_id).await;
+            state.revocations.publish(&session_id).await;
             return Err(ApiError::code(ErrorCode::InvalidRefreshToken));
         }
     };
@@ -259,24 +259,28 @@ pub async fn reissue(
         name: member.name,
         nickname: member.nickname,
         email: member.email,
-        avatar_url: member
-            .avatar_key
-            .map(|key| crate::member::service::media_url(state, &key)),
+        avatar_url: member.avatar_key.map(|key| state.media_url(&key)),
     })
 }
 
 /// Logs out: the session's refresh tokens and access tokens stop working now.
 pub async fn logout(state: &AppState, caller: &AuthenticatedMember) -> Result<(), ApiError> {
     sessions::revoke(&state.db, &caller.session_id, "logout", state.clock.now()).await?;
-    publish_revocation(state, &caller.session_id).await;
+    state.revocations.publish(&caller.session_id).await;
     tracing::info!(member_id = caller.member_id, session_id = %caller.session_id, "logged out");
     Ok(())
 }
 
-/// Tells the cache (and through Redis, the edge) that a session is revoked. The database already
-/// says so, and the core falls back to it when the cache is down, so a failure here is logged only.
-pub async fn publish_revocation(state: &AppState, session_id: &str) {
-    if let Err(error) = state.revocations.revoke(session_id).await {
-        tracing::error!(%session_id, error = %crate::error::cause_chain(&error), "revocation not published to the cache");
+/// `AUTH_010` when the caller's member no longer exists (the account was deleted).
+pub async fn verify_member_exists(
+    state: &AppState,
+    caller: &AuthenticatedMember,
+) -> Result<(), ApiError> {
+    if members::find_by_id(&state.db, caller.member_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::code(ErrorCode::MemberGone));
     }
+    Ok(())
 }

@@ -1,8 +1,7 @@
-//! Members (`/member/*`): profiles, avatars, blocks, reports and account deletion.
+//! Members (`/member/*`): profiles, avatars, blocks and account deletion.
 
 pub mod repo;
 pub mod routes;
 pub mod service;
 
 pub use repo::Member;
-pub use routes::router;

@@ -2,6 +2,8 @@
 
 use sqlx::FromRow;
 
+use heart_shared::wire::MemberSummary;
+
 use crate::db::Db;
 
 /// A member row.
@@ -97,6 +99,21 @@ pub struct MemberRow {
     pub name: String,
     /// Avatar object key.
     pub avatar_key: Option<String>,
+}
+
+impl MemberRow {
+    /// The row as the wire's member summary, its avatar linked under `media_base_url`.
+    pub fn into_summary(self, media_base_url: &str) -> MemberSummary {
+        MemberSummary {
+            avatar_url: self
+                .avatar_key
+                .map(|key| crate::storage::public_url(media_base_url, &key)),
+            id: self.id,
+            email: self.email,
+            nickname: self.nickname,
+            name: self.name,
+        }
+    }
 }
 
 /// Whether member `id` exists.
@@ -264,4 +281,18 @@ pub async fn delete(db: &Db, id: i64, email: &str) -> Result<Vec<String>, sqlx::
         .await?;
     tx.commit().await?;
     Ok(sessions.into_iter().map(|(sid,)| sid).collect())
+}
+
+/// Gives the member with `email` the `role` (`ADMIN` or `MEMBER`); whether such a member exists.
+pub async fn set_role(db: &Db, email: &str, role: &str) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("UPDATE members SET role = ? WHERE email = ?")
+        .bind(role)
+        .bind(email)
+        .execute(&db.pool)
+        .await?;
+    if result.rows_affected() > 0 {
+        return Ok(true);
+    }
+    // MySQL counts only changed rows: a member who already has the role still exists.
+    Ok(find_by_email(db, email).await?.is_some())
 }

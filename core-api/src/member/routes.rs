@@ -1,39 +1,21 @@
 //! The `/member/*` endpoints. Identity comes from the access token; a `member_id` in the request
 //! that names someone else is `GLOBAL_105`.
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use heart_shared::wire::{
     AvatarResponse, MemberListResponse, MemberTargetRequest, MemberTargetResponse, ProfileResponse,
-    ReportRequest,
 };
 use heart_shared::{ErrorBody, ErrorCode};
 use serde::Deserialize;
 
 use super::service;
-use crate::app::AppState;
 use crate::auth::AuthenticatedMember;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
 use crate::upload::{read_form, ApiMultipart};
-
-/// The member routes.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let upload_limit = DefaultBodyLimit::max(state.config.uploads.max_request_bytes);
-    Router::new()
-        .route(
-            "/member/uploadAvatar",
-            post(upload_avatar).layer(upload_limit),
-        )
-        .route("/member/profile", get(profile))
-        .route("/member/block", post(block))
-        .route("/member/unblock", post(unblock))
-        .route("/member/getBlockingMembers", get(blocking_members))
-        .route("/member/report", post(report))
-        .route("/member/delete/{id}", delete(delete_account))
-}
 
 /// `?member_id=n`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -50,34 +32,6 @@ impl MemberQuery {
                 "Missing query parameter member_id",
             )
         })
-    }
-}
-
-/// The caller and target of a body, after checking the caller is the token's member.
-pub fn caller_and_target(
-    caller: &AuthenticatedMember,
-    member_id: Option<heart_shared::wire::MemberId>,
-    target_id: Option<heart_shared::wire::MemberId>,
-) -> Result<(i64, i64), ApiError> {
-    let mut missing = Vec::new();
-    if member_id.is_none() {
-        missing.push(heart_shared::FieldError {
-            field: "member_id".into(),
-            message: "must not be null".into(),
-        });
-    }
-    if target_id.is_none() {
-        missing.push(heart_shared::FieldError {
-            field: "target_id".into(),
-            message: "must not be null".into(),
-        });
-    }
-    match (member_id, target_id) {
-        (Some(member), Some(target)) => {
-            caller.require_is(member.0)?;
-            Ok((member.0, target.0))
-        }
-        _ => Err(ApiError::Validation(missing)),
     }
 }
 
@@ -159,7 +113,7 @@ pub async fn block(
     caller: AuthenticatedMember,
     ApiJson(request): ApiJson<MemberTargetRequest>,
 ) -> Result<Json<MemberTargetResponse>, ApiError> {
-    let (member_id, target_id) = caller_and_target(&caller, request.member_id, request.target_id)?;
+    let (member_id, target_id) = caller.caller_and_target(request.member_id, request.target_id)?;
     service::block(&state, member_id, target_id).await?;
     Ok(Json(MemberTargetResponse {
         member_id,
@@ -179,7 +133,7 @@ pub async fn unblock(
     caller: AuthenticatedMember,
     ApiJson(request): ApiJson<MemberTargetRequest>,
 ) -> Result<Json<MemberTargetResponse>, ApiError> {
-    let (member_id, target_id) = caller_and_target(&caller, request.member_id, request.target_id)?;
+    let (member_id, target_id) = caller.caller_and_target(request.member_id, request.target_id)?;
     service::unblock(&state, member_id, target_id).await?;
     Ok(Json(MemberTargetResponse {
         member_id,
@@ -202,27 +156,6 @@ pub async fn blocking_members(
     let member_id = query.member_id()?;
     caller.require_is(member_id)?;
     Ok(Json(service::blocking_members(&state, member_id).await?))
-}
-
-/// Reports a member for moderation (once per pair).
-#[utoipa::path(post, path = "/member/report", tag = "member", security(("bearer" = [])), request_body = ReportRequest,
-    responses(
-        (status = 200, body = MemberTargetResponse),
-        (status = 400, description = "GLOBAL_002 reporting yourself, ids missing or reason too long", body = ErrorBody),
-        (status = 403, description = "GLOBAL_105 member_id is not the caller", body = ErrorBody),
-        (status = 404, description = "MEMBER_005 no such target", body = ErrorBody),
-    ))]
-pub async fn report(
-    State(state): State<AppState>,
-    caller: AuthenticatedMember,
-    ApiJson(request): ApiJson<ReportRequest>,
-) -> Result<Json<MemberTargetResponse>, ApiError> {
-    let (member_id, target_id) = caller_and_target(&caller, request.member_id, request.target_id)?;
-    crate::moderation::report(&state, member_id, target_id, request.reason.as_deref()).await?;
-    Ok(Json(MemberTargetResponse {
-        member_id,
-        target_id,
-    }))
 }
 
 /// Deletes the caller's account and everything of theirs.

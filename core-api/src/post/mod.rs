@@ -1,7 +1,6 @@
 //! Posts with images and the feeds (`/post/*`).
 
+pub mod feed_version;
 pub mod repo;
 pub mod routes;
 pub mod service;
-
-pub use routes::router;

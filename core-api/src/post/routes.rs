@@ -1,34 +1,19 @@
 //! The `/post/*` endpoints.
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use heart_shared::wire::{PostPage, RegisteredPost};
 use heart_shared::ErrorBody;
 
 use super::repo::Feed;
 use super::service;
-use crate::app::AppState;
 use crate::auth::AuthenticatedMember;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::paging::PageQuery;
+use crate::state::AppState;
 use crate::upload::{read_form, ApiMultipart};
-
-/// The post routes.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let upload_limit = DefaultBodyLimit::max(state.config.uploads.max_request_bytes);
-    Router::new()
-        .route(
-            "/post/registerPost",
-            post(register_post).layer(upload_limit),
-        )
-        .route("/post/posts", get(home_feed))
-        .route("/post/posts/{member_id}", get(writer_feed))
-        .route("/post/following", get(following_feed))
-        .route("/post/delete/{post_id}", delete(delete_post))
-}
 
 /// The multipart body of `registerPost`.
 #[derive(Debug, utoipa::ToSchema)]

@@ -4,14 +4,13 @@ use heart_shared::wire::{format_timestamp, Post, PostBody, PostPage, RegisteredP
 use heart_shared::ErrorCode;
 
 use super::repo::{self, Feed, PostRow};
-use crate::app::AppState;
 use crate::auth::AuthenticatedMember;
 use crate::error::ApiError;
 use crate::member::repo as members;
-use crate::member::service::{clean_image, media_url};
 use crate::paging::{Cursor, Page};
+use crate::state::AppState;
 use crate::upload::UploadedFile;
-use crate::{garbage, storage};
+use crate::{images, storage};
 
 /// Content length, in characters after trimming.
 pub const CONTENT_RANGE: std::ops::RangeInclusive<usize> = 1..=5000;
@@ -21,12 +20,9 @@ fn body(state: &AppState, row: &PostRow, image_keys: &[String]) -> PostBody {
         writer_id: row.writer_id,
         writer_email: row.writer_email.clone(),
         writer_nickname: row.writer_nickname.clone(),
-        avatar_url: row
-            .writer_avatar_key
-            .as_deref()
-            .map(|k| media_url(state, k)),
+        avatar_url: row.writer_avatar_key.as_deref().map(|k| state.media_url(k)),
         content: row.content.clone(),
-        image_urls: image_keys.iter().map(|k| media_url(state, k)).collect(),
+        image_urls: image_keys.iter().map(|k| state.media_url(k)).collect(),
         created_at: format_timestamp(row.created_at),
         updated_at: format_timestamp(row.updated_at),
     }
@@ -60,7 +56,7 @@ pub async fn register(
     }
     let mut images = Vec::with_capacity(files.len());
     for file in files {
-        images.push(clean_image(file.bytes, ErrorCode::PostFileNotAnImage).await?);
+        images.push(images::clean(file.bytes, ErrorCode::PostFileNotAnImage).await?);
     }
 
     let now = state.clock.now();
@@ -84,14 +80,14 @@ pub async fn register(
         .filter_map(|r| r.as_ref().ok().cloned())
         .collect();
     if let Some(error) = results.into_iter().find_map(Result::err) {
-        garbage::delete_or_queue(state, stored).await;
+        state.cleanup.delete_or_queue(stored).await;
         return Err(storage_failed(error));
     }
 
     let post_id = match repo::insert(&state.db, caller.member_id, content, &keys, now).await {
         Ok(id) => id,
         Err(error) => {
-            garbage::delete_or_queue(state, keys).await;
+            state.cleanup.delete_or_queue(keys).await;
             return Err(error.into());
         }
     };
@@ -160,6 +156,6 @@ pub async fn delete(
     }
     repo::delete(&state.db, post_id).await?;
     state.feed_version.bump().await;
-    garbage::delete_or_queue(state, keys).await;
+    state.cleanup.delete_or_queue(keys).await;
     Ok(())
 }

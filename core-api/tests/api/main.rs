@@ -14,6 +14,7 @@ mod auth_sessions;
 mod auth_signup;
 mod backends;
 mod concurrency;
+mod docs;
 mod edge_contract;
 mod errors;
 mod faults;

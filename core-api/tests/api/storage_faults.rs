@@ -108,12 +108,12 @@ async fn object_deletes_failing_part_way_through_account_deletion_are_retried_un
     }
     assert_eq!(app.count("storage_garbage").await, 3);
     assert_eq!(
-        heart_core::garbage::sweep(&app.state).await.unwrap(),
+        app.state.cleanup.sweep().await.unwrap(),
         3,
         "still failing: kept"
     );
     s3.heal();
-    assert_eq!(heart_core::garbage::sweep(&app.state).await.unwrap(), 0);
+    assert_eq!(app.state.cleanup.sweep().await.unwrap(), 0);
     assert!(s3.keys().is_empty());
     assert_eq!(app.count("storage_garbage").await, 0);
 }

@@ -1,0 +1,80 @@
+//! Tokens and password hashing.
+
+use secrecy::SecretString;
+
+use super::vars::Vars;
+use super::ConfigError;
+
+/// The development signing key. Public in the repository, so never acceptable in production.
+pub const DEV_SIGNING_KEY_PEM: &str = include_str!("../../dev/jwt-signing-key.dev.pem");
+
+/// Token settings.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// PKCS#8 PEM of the Ed25519 key that signs access tokens.
+    pub signing_key_pem: SecretString,
+    /// JWKS JSON of older public keys still accepted while tokens they signed live out.
+    pub previous_keys_jwks: Option<String>,
+    /// Access token lifetime in seconds.
+    pub access_ttl_secs: i64,
+    /// Refresh token lifetime in seconds.
+    pub refresh_ttl_secs: i64,
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordHashing {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl PasswordHashing {
+    /// OWASP's recommendation for Argon2id: 19 MiB, 2 passes, 1 lane.
+    pub const RECOMMENDED: PasswordHashing = PasswordHashing {
+        memory_kib: 19_456,
+        iterations: 2,
+        parallelism: 1,
+    };
+}
+
+impl TokenConfig {
+    pub(super) fn from_vars(env: &Vars<'_>) -> Result<TokenConfig, ConfigError> {
+        let signing_key_pem = match (
+            env.get("HEART_JWT_SIGNING_KEY"),
+            env.get("HEART_JWT_SIGNING_KEY_FILE"),
+        ) {
+            (Some(pem), _) => pem.replace("\\n", "\n"),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("HEART_JWT_SIGNING_KEY_FILE {path}: {e}")))?,
+            (None, None) => DEV_SIGNING_KEY_PEM.to_owned(),
+        };
+        Ok(TokenConfig {
+            signing_key_pem: SecretString::from(signing_key_pem),
+            previous_keys_jwks: env.get("HEART_JWT_PREVIOUS_KEYS").map(str::to_owned),
+            access_ttl_secs: env.parse("HEART_ACCESS_TOKEN_TTL_SECS")?.unwrap_or(15 * 60),
+            refresh_ttl_secs: env
+                .parse("HEART_REFRESH_TOKEN_TTL_SECS")?
+                .unwrap_or(14 * 24 * 3600),
+        })
+    }
+}
+
+impl PasswordHashing {
+    pub(super) fn from_vars(env: &Vars<'_>) -> Result<PasswordHashing, ConfigError> {
+        Ok(PasswordHashing {
+            memory_kib: env
+                .parse("HEART_ARGON2_MEMORY_KIB")?
+                .unwrap_or(PasswordHashing::RECOMMENDED.memory_kib),
+            iterations: env
+                .parse("HEART_ARGON2_ITERATIONS")?
+                .unwrap_or(PasswordHashing::RECOMMENDED.iterations),
+            parallelism: env
+                .parse("HEART_ARGON2_PARALLELISM")?
+                .unwrap_or(PasswordHashing::RECOMMENDED.parallelism),
+        })
+    }
+}

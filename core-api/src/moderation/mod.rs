@@ -1,0 +1,5 @@
+//! Moderation: members report members; admins list the reports.
+
+pub mod repo;
+pub mod routes;
+pub mod service;

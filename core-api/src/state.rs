@@ -1,0 +1,49 @@
+//! What every handler can reach: the backends chosen at startup and the policies built on them.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::revocations::Revocations;
+use crate::auth::tokens::TokenIssuer;
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::mail::Mailer;
+use crate::post::feed_version::FeedVersion;
+use crate::rate_limit::RateLimiter;
+use crate::storage::cleanup::Cleanup;
+use crate::storage::{self, Storage};
+
+/// The application state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    /// The cache behind revocations, rate limits and the feed version.
+    pub cache: Arc<dyn Cache>,
+    pub revocations: Revocations,
+    pub rate_limiter: RateLimiter,
+    /// The feed version the edge's cached pages are keyed by.
+    pub feed_version: FeedVersion,
+    pub mailer: Arc<dyn Mailer>,
+    /// Object storage for images.
+    pub storage: Arc<dyn Storage>,
+    /// Object deletions, retried until storage takes them.
+    pub cleanup: Cleanup,
+    /// Access-token signing and verification.
+    pub tokens: Arc<TokenIssuer>,
+    pub passwords: PasswordHasher,
+    pub clock: Clock,
+    /// For `/metrics`.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    /// The absolute URL of a stored object.
+    pub fn media_url(&self, key: &str) -> String {
+        storage::public_url(&self.config.storage.public_base_url, key)
+    }
+}
