@@ -48,7 +48,6 @@ fn backend(backend: &'static str) -> impl FnOnce(BoxError) -> StartupError {
 /// A ready-to-serve application: its state, public router and admin router.
 #[derive(Debug)]
 pub struct App {
-    /// The state.
     pub state: AppState,
     /// The public API.
     pub router: Router,

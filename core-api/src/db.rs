@@ -39,7 +39,6 @@ impl DbKind {
 /// The connection pool and what it talks to.
 #[derive(Debug, Clone)]
 pub struct Db {
-    /// The pool.
     pub pool: AnyPool,
     /// The dialect.
     pub kind: DbKind,

@@ -19,7 +19,6 @@ pub enum ApiError {
     Contract {
         /// The contract code.
         code: ErrorCode,
-        /// The message.
         message: String,
     },
     /// Validation failed (`GLOBAL_002`), field by field.

@@ -35,9 +35,7 @@ pub struct DependencyStatus {
 pub struct Readiness {
     /// `ready` or `not ready`.
     pub status: &'static str,
-    /// The database.
     pub database: DependencyStatus,
-    /// The cache.
     pub cache: DependencyStatus,
 }
 

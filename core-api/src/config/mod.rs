@@ -45,7 +45,6 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     /// Prefix of every cache key.
     pub cache_prefix: String,
-    /// Mail.
     pub mail: MailConfig,
     /// Object storage.
     pub storage: StorageConfig,
@@ -53,7 +52,6 @@ pub struct Config {
     pub uploads: UploadLimits,
     /// Seconds between retries of failed object deletions.
     pub storage_sweep_secs: u64,
-    /// Tokens.
     pub tokens: TokenConfig,
     /// Password hashing cost.
     pub password_hashing: PasswordHashing,

@@ -25,7 +25,6 @@ pub enum StorageBackend {
 pub struct S3Config {
     /// Bucket name.
     pub bucket: String,
-    /// Region.
     pub region: String,
     /// Endpoint override for S3-compatible servers, e.g. `http://127.0.0.1:9000`.
     pub endpoint: Option<String>,

@@ -9,13 +9,10 @@ use crate::db::Db;
 /// A member row.
 #[derive(Debug, Clone, FromRow)]
 pub struct Member {
-    /// Id.
     pub id: i64,
     /// Lower-cased email.
     pub email: String,
-    /// Name.
     pub name: String,
-    /// Nickname.
     pub nickname: String,
     /// Argon2id PHC string.
     pub password_hash: String,
@@ -89,13 +86,9 @@ pub async fn insert(
 /// A member as shown in lists.
 #[derive(Debug, Clone, FromRow)]
 pub struct MemberRow {
-    /// Id.
     pub id: i64,
-    /// Email.
     pub email: String,
-    /// Nickname.
     pub nickname: String,
-    /// Name.
     pub name: String,
     /// Avatar object key.
     pub avatar_key: Option<String>,

@@ -12,13 +12,9 @@ use crate::paging::Page;
 pub struct PostRow {
     /// Post id.
     pub id: i64,
-    /// Writer id.
     pub writer_id: i64,
-    /// Writer email.
     pub writer_email: String,
-    /// Writer nickname.
     pub writer_nickname: String,
-    /// Writer avatar key.
     pub writer_avatar_key: Option<String>,
     /// Text.
     pub content: String,
@@ -33,17 +29,14 @@ pub struct PostRow {
 pub enum Feed {
     /// Every post, minus writers the viewer blocks.
     Home {
-        /// The viewer.
         viewer: i64,
     },
     /// One writer's posts.
     Writer {
-        /// The writer.
         writer: i64,
     },
     /// Posts by the members the viewer follows, and the viewer's own, minus blocked writers.
     Following {
-        /// The viewer.
         viewer: i64,
     },
 }

@@ -13,6 +13,7 @@ mod s3_server;
 mod auth_sessions;
 mod auth_signup;
 mod backends;
+mod cli;
 mod concurrency;
 mod docs;
 mod edge_contract;
