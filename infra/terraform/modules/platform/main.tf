@@ -205,6 +205,11 @@ resource "aws_secretsmanager_secret_version" "app" {
     HEART_SMTP_USERNAME   = module.ses.smtp_username
     HEART_SMTP_PASSWORD   = module.ses.smtp_password
   })
+  # Terraform writes the first version; rotations (docs/operations.md) write new versions in
+  # Secrets Manager, which a later apply must not revert.
+  lifecycle {
+    ignore_changes = [secret_string]
+  }
 }
 
 # Alertmanager's Slack webhook: the secret is made here, its value put in by an operator
