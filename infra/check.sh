@@ -218,6 +218,7 @@ self_test() {
   # 5. Blocker 1: a workspace member left out of the image's build context.
   sed -i '/^!stack\/$/d' "$copy/.dockerignore"
   # 6. Blocker 2: the CD role trusting branch refs while the jobs declare environments.
+  # shellcheck disable=SC2016 # ${e} is Terraform's, not the shell's
   sed -i 's/:environment:${e}/:ref:refs\/heads\/${e}/' "$copy/infra/terraform/modules/ecr/main.tf"
   # 7. Blocker 3: a Kubernetes version past its support (EKS 1.31).
   sed -i 's/^kubernetes: .*/kubernetes: "1.31"/' "$copy/infra/versions/versions.yaml"
@@ -234,6 +235,7 @@ self_test() {
   # 12. compose.yaml: a key the Compose Specification does not have, and an unpinned image.
   sed -i 's/^services:/servicez: {}\nservices:/; s|image: redis:[^ ]*|image: redis|' "$copy/compose.yaml"
   # 13. Dockerfile: an unpinned base image.
+  # shellcheck disable=SC2016 # ${RUST_VERSION} is the Dockerfile's
   sed -i 's/^FROM rust:${RUST_VERSION}-slim-bookworm AS chef/FROM rust:latest AS chef/' "$copy/docker/core-api.Dockerfile"
 
   step "self-test: running the checks on a deliberately broken copy in $copy"
