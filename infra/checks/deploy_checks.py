@@ -349,7 +349,7 @@ def check_cluster(root: pathlib.Path) -> Problems:
     if not ebs or not ebs.get("defaultStorageClass", {}).get("enabled"):
         problems.add("the EBS CSI add-on makes no default StorageClass (EKS has none): PVCs of Prometheus and Elasticsearch stay Pending")
     else:
-        ok("aws-ebs-csi-driver add-on: default StorageClass ebs-csi-default-sc (gp3, encrypted)")
+        ok("aws-ebs-csi-driver add-on: its StorageClass ebs-csi-default-sc (gp3) is the default")
     cni = addon_config(eks, "vpc_cni")
     if not cni or str(cni.get("enableNetworkPolicy")).lower() != "true":
         problems.add("vpc-cni enableNetworkPolicy is off: NetworkPolicies are accepted but not enforced")
