@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Offline checks of everything that ships Heart to Heart: the Helm charts (rendered with every
-# values file, linted, validated against the Kubernetes schemas), Terraform, the Dockerfile, the
-# GitHub workflows, the Argo CD and logging manifests, and this script itself.
+# values file, linted, validated against the Kubernetes schemas of the pinned version and the kept
+# upstream CRDs), Terraform, the Dockerfile, the GitHub workflows, the Argo CD and logging
+# manifests, compose.yaml, and this script itself. Beyond "the files parse", they check that the
+# deployment would work (infra/checks/deploy_checks.py): the core image's build stage on exactly
+# the context .dockerignore admits, the CD role's OIDC trust against what the workflows send, the
+# Kubernetes and add-on pins against infra/versions/supported-versions.yaml, the load balancer
+# controller's policy against the upstream file, the default StorageClass and network policy,
+# separate edge and core releases.
 #
 #   bash infra/check.sh               run every check; exit 1 if any fails
 #   bash infra/check.sh --self-test   break a copy of the files on purpose and pass only if the
@@ -9,7 +15,10 @@
 #
 # The tools come from PyPI into a venv under ${XDG_CACHE_HOME:-~/.cache}/heart-infra-venv (override
 # with HEART_INFRA_VENV), made once and reused while infra/checks/requirements.txt is unchanged.
-# No network is needed after that: no cluster, no registry, no cloud account.
+# No network is needed after that: no cluster, no registry, no cloud account. The image check
+# needs cargo and cargo-chef (installed with `cargo install --locked` when missing) and builds in
+# the debug profile into $CARGO_TARGET_DIR (default /var/tmp/heart-to-heart-target, the CI build's,
+# so it is warm); the release build runs in CI's `docker build` job.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +27,9 @@ requirements="$root/infra/checks/requirements.txt"
 # Terraform providers are not downloadable here; a local filesystem mirror, where one exists, lets
 # `terraform validate` run on the modules whose providers it holds.
 tf_mirror="${HEART_TF_PLUGIN_MIRROR:-/opt/tf-plugins}"
+cargo_chef_version=0.1.78
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/heart-to-heart-target}"
+export CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -31,11 +43,26 @@ ensure_venv() {
     cp "$requirements" "$venv/.requirements.txt"
 }
 
-# The Kubernetes version EKS runs (production's tfvars), so the schemas match the cluster.
+# The Kubernetes version EKS runs (infra/versions/versions.yaml, the one place), so the schemas
+# match the cluster.
 kube_version() {
   local v
-  v="$(sed -n 's/^kubernetes_version *= *"\([0-9.]*\)".*/\1/p' "$1/infra/terraform/envs/production/terraform.tfvars")"
-  echo "${v:-1.31}.0"
+  v="$(sed -n 's/^kubernetes: *"\([0-9.]*\)".*/\1/p' "$1/infra/versions/versions.yaml")"
+  [ -n "$v" ] || { echo "no kubernetes: in $1/infra/versions/versions.yaml" >&2; return 1; }
+  echo "$v.0"
+}
+
+ensure_cargo_chef() {
+  if ! cargo chef --version >/dev/null 2>&1; then
+    step "installing cargo-chef $cargo_chef_version (the Dockerfile's version)"
+    cargo install --locked cargo-chef --version "$cargo_chef_version" --quiet
+  fi
+}
+
+# The Dockerfile's pinned cargo-chef is the one the check runs.
+chef_version_matches() {
+  grep -q "^ARG CARGO_CHEF_VERSION=$cargo_chef_version\$" "$1/docker/core-api.Dockerfile" ||
+    { echo "docker/core-api.Dockerfile does not pin CARGO_CHEF_VERSION=$cargo_chef_version (infra/check.sh)" >&2; return 1; }
 }
 
 failed=()
@@ -55,7 +82,7 @@ check() {
 
 yaml_lint() {
   # yamllint's ignore patterns are relative to where it runs.
-  (cd "$1" && yamllint -c .yamllint --strict helm deploy .github infra .checkov.yaml .yamllint)
+  (cd "$1" && yamllint -c .yamllint --strict helm deploy .github infra .checkov.yaml .yamllint compose.yaml)
 }
 
 terraform_fmt() {
@@ -76,6 +103,7 @@ provider_installation {
   }
 }
 EOF
+  # (The environments and module platform need the helm, random and tls providers too.)
   for module in "$work"/modules/*/; do
     providers="$(grep -ho 'source *= *"[^"]*"' "$module"versions.tf | sed 's/.*"\(.*\)"/\1/' | sort -u)"
     for provider in $providers; do
@@ -94,28 +122,48 @@ EOF
       rc=1
     fi
   done
-  echo "envs/* are covered by checkov only: they need the helm and random providers, which are not in the mirror"
+  echo "envs/* are covered by checkov and deploy_checks.py only: they need the helm, random and tls providers, which no allowed registry serves (docs/operations.md)"
   rm -rf "$work"
   return $rc
 }
 
-# run_checks SRC: every check over the tree at SRC (the repository, or the self-test's copy).
+# run_checks SRC [--prepare-only]: every check over the tree at SRC (the repository, or the
+# self-test's copy, which holds the deployment files only: the image check then takes the Rust
+# sources from the repository and .dockerignore/Dockerfile from SRC, and runs `cargo chef prepare` only).
 run_checks() {
-  local src="$1" scan
+  local src="$1" image_mode="${2:-}" scan kube
+  kube="$(kube_version "$src")" || kube="unknown"
   # What checkov scans, gathered in one folder so one run covers it all with one report.
   scan="$(mktemp -d)"
   export PATH="$venv/bin:$PATH"
 
   check "yamllint" yaml_lint "$src"
 
-  check "helm: render every chart with every values file, lint, validate against Kubernetes $(kube_version "$src")" \
-    python "$src/infra/checks/render_charts.py" --charts "$src/helm" --out "$scan/rendered" --kube-version "$(kube_version "$src")"
+  check "helm: render every chart with every values file, lint, validate against Kubernetes $kube and the kept CRDs" \
+    python "$src/infra/checks/render_charts.py" --charts "$src/helm" --out "$scan/rendered" --kube-version "$kube"
+
+  local deploy="$src/infra/checks/deploy_checks.py"
+  check "versions: Kubernetes and add-ons from infra/versions/versions.yaml, within the supported-versions table" \
+    python "$deploy" versions "$src"
+  check "load balancer controller IAM policy: the upstream file of the pinned release" python "$deploy" lbc-policy "$src"
+  check "OIDC: the CD roles trust exactly the subjects the release workflows send" python "$deploy" oidc "$src"
+  check "cluster: default gp3 StorageClass, vpc-cni network policy, RDS MySQL 8.4" python "$deploy" cluster "$src"
+  check "releases: one workflow per deployable, path filters, promotion of the staging digest" python "$deploy" releases "$src"
+  check "compose.yaml against the Compose Specification schema" python "$deploy" compose "$src"
 
   check "hadolint docker/core-api.Dockerfile" hadolint "$src/docker/core-api.Dockerfile"
+  check "cargo-chef version of the Dockerfile" chef_version_matches "$src"
+  if [ "$image_mode" = "--prepare-only" ]; then
+    check "image: cargo chef prepare on the context $src/.dockerignore admits" \
+      python "$deploy" image "$root" --dockerignore "$src/.dockerignore" --dockerfile "$src/docker/core-api.Dockerfile" --prepare-only
+  else
+    check "image: the Dockerfile's cargo chef prepare/cook and cargo build -p heart-core (debug) on the context .dockerignore admits" \
+      python "$deploy" image "$src"
+  fi
 
   check "actionlint (with shellcheck on every run: script)" actionlint "$src"/.github/workflows/*.yml
 
-  check "shellcheck infra/*.sh" shellcheck "$src"/infra/*.sh
+  check "shellcheck infra/*.sh infra/cd/*.sh" shellcheck "$src"/infra/*.sh "$src"/infra/cd/*.sh
 
   mkdir -p "$scan/infra" "$scan/helm"
   cp -r "$src/infra/terraform" "$scan/infra/"
@@ -149,13 +197,14 @@ summary() {
 }
 
 # Copies the checked files, breaks them in ways that different checks must catch, and passes only
-# if every breakage is reported and the run as a whole fails.
+# if every breakage is reported and the run as a whole fails. Each breakage is one of the faults
+# the checks exist for (the five deployment blockers among them), reintroduced on purpose.
 self_test() {
   local copy log
   copy="$(mktemp -d)"
   log="$copy/checks.log"
   cp -r "$root/helm" "$root/infra" "$root/deploy" "$root/docker" "$root/.github" \
-    "$root/.checkov.yaml" "$root/.yamllint" "$copy/"
+    "$root/.checkov.yaml" "$root/.yamllint" "$root/.dockerignore" "$root/compose.yaml" "$copy/"
 
   # 1. Schema: a field Deployments do not have.
   sed -i 's/^  revisionHistoryLimit:/  replicaz: 3\n  revisionHistoryLimit:/' "$copy/helm/heart-core/templates/deployment.yaml"
@@ -164,15 +213,45 @@ self_test() {
     "$copy/helm/heart-core/templates/deployment.yaml"
   # 3. Terraform policy: the database reachable from the internet.
   sed -i 's/publicly_accessible    = false/publicly_accessible    = true/' "$copy/infra/terraform/modules/rds/main.tf"
-
   # 4. A credential in a values file (AWS's documented example key, split so this file holds none).
   printf 'extraConfig:\n  AWS_ACCESS_KEY_ID: %s%s\n' AKIA IOSFODNN7EXAMPLE >>"$copy/helm/heart-core/values-staging.yaml"
+  # 5. Blocker 1: a workspace member left out of the image's build context.
+  sed -i '/^!stack\/$/d' "$copy/.dockerignore"
+  # 6. Blocker 2: the CD role trusting branch refs while the jobs declare environments.
+  # shellcheck disable=SC2016 # ${e} is Terraform's, not the shell's
+  sed -i 's/:environment:${e}/:ref:refs\/heads\/${e}/' "$copy/infra/terraform/modules/ecr/main.tf"
+  # 7. Blocker 3: a Kubernetes version past its support (EKS 1.31).
+  sed -i 's/^kubernetes: .*/kubernetes: "1.31"/' "$copy/infra/versions/versions.yaml"
+  # 8. Blocker 4: the load balancer controller's policy edited by hand.
+  sed -i '0,/"elasticloadbalancing:AddTags",/{s/"elasticloadbalancing:AddTags",//}' \
+    "$copy/infra/terraform/modules/platform/policies/aws-load-balancer-controller-v3.5.0.json"
+  # 9. Blocker 5: no default StorageClass; NetworkPolicy not enforced.
+  sed -i 's/{"defaultStorageClass": {"enabled": true}}/{}/; s/{"enableNetworkPolicy": "true"}/{}/' \
+    "$copy/infra/terraform/modules/eks/main.tf"
+  # 10. A SpinApp field the pinned spin-operator's CRD does not have.
+  sed -i 's/^  executor: /  lifecycle: {}\n  executor: /' "$copy/helm/heart-edge/templates/spinapp.yaml"
+  # 11. The core's release touching the edge's chart.
+  sed -i 's|      - "core-api/\*\*"|      - "core-api/**"\n      - "helm/heart-edge/**"|' "$copy/.github/workflows/release-core.yml"
+  # 12. compose.yaml: a key the Compose Specification does not have, and an unpinned image.
+  sed -i 's/^services:/servicez: {}\nservices:/; s|image: redis:[^ ]*|image: redis|' "$copy/compose.yaml"
+  # 13. Dockerfile: an unpinned base image.
+  # shellcheck disable=SC2016 # ${RUST_VERSION} is the Dockerfile's
+  sed -i 's/^FROM rust:${RUST_VERSION}-slim-bookworm AS chef/FROM rust:latest AS chef/' "$copy/docker/core-api.Dockerfile"
 
   step "self-test: running the checks on a deliberately broken copy in $copy"
-  run_checks "$copy" >"$log" 2>&1
+  run_checks "$copy" --prepare-only >"$log" 2>&1
   local expect missing=0
-  for expect in "'replicaz' was unexpected" "CKV_K8S_16" "CKV_K8S_20" "CKV_AWS_17" "CKV_SECRET_2"; do
-    if grep -q "$expect" "$log"; then
+  for expect in "'replicaz' was unexpected" "CKV_K8S_16" "CKV_K8S_20" "CKV_AWS_17" "CKV_SECRET_2" \
+    "failed to load manifest for workspace member" \
+    "the workflows send sub=repo:heart-to-heart/heart-to-heart:environment:staging, the role trusts only" \
+    "EKS 1.31: standard support ended" \
+    "is not the upstream v3.5.0 policy" \
+    "makes no default StorageClass" "enableNetworkPolicy is off" \
+    "SpinApp heart-edge: spec: Additional properties are not allowed ('lifecycle' was unexpected)" \
+    "release-core.yml touches helm/heart-edge" \
+    "compose.yaml: (root): 'servicez' does not match any of the regexes" "redis image redis is not pinned" \
+    "DL3007"; do
+    if grep -qF "$expect" "$log"; then
       echo "  caught: $expect"
     else
       echo "  NOT caught: $expect" >&2
@@ -196,6 +275,7 @@ self_test() {
 main() {
   local started=$SECONDS
   ensure_venv || { echo "could not install the check tools" >&2; exit 1; }
+  ensure_cargo_chef || { echo "could not install cargo-chef" >&2; exit 1; }
   case "${1:-}" in
     --self-test)
       self_test

@@ -3,7 +3,7 @@
 Offline: Helm is the helm-python-sdk's embedded Helm v4 (no binary, no cluster), the schemas are
 kubernetes-validate's bundled ones. Usage:
 
-    python render_charts.py --charts helm --out DIR [--kube-version 1.31.0]
+    python render_charts.py --charts helm --out DIR --kube-version 1.35.0
 
 Writes DIR/<chart>/<values file stem>/<template>.yaml for checkov, prints one line per chart and
 values file, and exits 1 if a chart fails to render or lint, or a manifest fails its schema.
@@ -16,13 +16,17 @@ import pathlib
 import sys
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate
 import yaml
 
-# Custom resources: kubernetes-validate knows only the built-in kinds. Each is skipped by name.
+# Custom resources whose CRDs are kept under infra/checks/crds (copied from the pinned upstream
+# release, see its README): validated against the CRD's openAPIV3Schema, with unknown fields refused
+# as the API server's strict field validation does.
+CRD_DIR = pathlib.Path(__file__).resolve().parent / "crds"
+
+# Custom resources without a kept CRD: skipped by name, each with its reason.
 SKIPPED_KINDS = {
-    ("core.spinkube.dev/v1alpha1", "SpinApp"): "SpinKube CRD, not in the Kubernetes schemas",
-    ("core.spinkube.dev/v1alpha1", "SpinAppExecutor"): "SpinKube CRD, not in the Kubernetes schemas",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "Prometheus Operator CRD, not in the Kubernetes schemas",
     ("monitoring.coreos.com/v1", "PodMonitor"): "Prometheus Operator CRD, not in the Kubernetes schemas",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "Prometheus Operator CRD, not in the Kubernetes schemas",
@@ -37,6 +41,49 @@ def values_files(chart: pathlib.Path) -> list[pathlib.Path]:
     return [chart / "values.yaml", *sorted(chart.glob("values-*.yaml"))]
 
 
+def _strict(schema: dict) -> dict:
+    """The CRD schema as the API server applies it: objects with `properties` accept no other key
+    unless they preserve unknown fields; x-kubernetes-int-or-string accepts both."""
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) if isinstance(v, dict) else ([_strict(i) for i in v] if isinstance(v, list) else v)
+           for k, v in schema.items() if k != "properties"}
+    if "properties" in schema:
+        out["properties"] = {k: _strict(v) for k, v in schema["properties"].items()}
+        if "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+    if schema.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    return out
+
+
+def load_crd_schemas(crd_dir: pathlib.Path = CRD_DIR) -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) → strict JSON schema of every served version of every kept CRD."""
+    schemas = {}
+    for path in sorted(crd_dir.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            if not version.get("served", True):
+                continue
+            schema = _strict(version["schema"]["openAPIV3Schema"])
+            # apiVersion, kind and metadata are the API server's, not the CRD's to describe.
+            schema.setdefault("properties", {}).update({"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                                                        "metadata": {"type": "object"}})
+            schemas[(f"{group}/{version['name']}", kind)] = schema
+    return schemas
+
+
+CRD_SCHEMAS: dict[tuple[str, str], dict] = {}
+
+
+def validate_custom(doc: dict, schema: dict) -> list[str]:
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
+            for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]
+
+
 def validate_documents(path: pathlib.Path, text: str, kube_version: str) -> list[str]:
     """Schema errors of every document in one rendered template ([] when all pass or are skipped)."""
     errors = []
@@ -45,6 +92,10 @@ def validate_documents(path: pathlib.Path, text: str, kube_version: str) -> list
             continue
         key = (doc.get("apiVersion"), doc.get("kind"))
         if key in SKIPPED_KINDS:
+            continue
+        if key in CRD_SCHEMAS:
+            name = doc.get("metadata", {}).get("name")
+            errors += [f"{path}: {key[1]} {name}: {e}" for e in validate_custom(doc, CRD_SCHEMAS[key])]
             continue
         try:
             kubernetes_validate.validate(doc, kube_version, strict=True)
@@ -90,9 +141,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--charts", type=pathlib.Path, required=True, help="folder holding the charts")
     parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for the rendered manifests")
-    parser.add_argument("--kube-version", default="1.31.0", help="Kubernetes version of the schemas (EKS's)")
+    parser.add_argument("--kube-version", required=True, help="Kubernetes version of the schemas (EKS's)")
     args = parser.parse_args()
 
+    CRD_SCHEMAS.update(load_crd_schemas())
+    for api_version, kind in sorted(CRD_SCHEMAS):
+        print(f"  {kind} ({api_version}): validated against its CRD in {CRD_DIR.name}/")
     for (api_version, kind), reason in SKIPPED_KINDS.items():
         print(f"  schema check skipped for {kind} ({api_version}): {reason}")
     charts = sorted(p.parent for p in args.charts.glob("*/Chart.yaml"))

@@ -57,3 +57,28 @@ output "nat_public_ips" {
   description = "The cluster's outbound addresses."
   value       = module.platform.nat_public_ips
 }
+
+output "ses_dkim_records" {
+  description = "Publish these CNAMEs in the mail domain's DNS (Easy DKIM)."
+  value       = module.platform.ses_dkim_records
+}
+
+output "ses_smtp_host" {
+  description = "HEART_SMTP_HOST of helm/heart-core values-<env>.yaml."
+  value       = module.platform.ses_smtp_host
+}
+
+output "ecr_repository_arns" {
+  description = "Image repositories (staging's go into production's promote_from)."
+  value       = module.platform.ecr_repository_arns
+}
+
+output "ecr_kms_key_arn" {
+  description = "Key of the image repositories (staging's goes into production's promote_from)."
+  value       = module.platform.ecr_kms_key_arn
+}
+
+output "alertmanager_slack_secret_arn" {
+  description = "Secret to put the Slack webhook URL into."
+  value       = module.platform.alertmanager_slack_secret_arn
+}

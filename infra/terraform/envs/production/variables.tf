@@ -23,11 +23,6 @@ variable "single_nat_gateway" {
   type        = bool
 }
 
-variable "kubernetes_version" {
-  description = "EKS version."
-  type        = string
-}
-
 variable "api_public_access_cidrs" {
   description = "Networks allowed to reach the Kubernetes API."
   type        = list(string)
@@ -101,4 +96,29 @@ variable "create_github_oidc_provider" {
 variable "elasticsearch_replicas" {
   description = "Elasticsearch nodes."
   type        = number
+}
+
+variable "ecr_pull_principal_arns" {
+  description = "Roles of other accounts that may pull this environment's images (staging: production's CD role, which promotes them)."
+  type        = list(string)
+  default     = []
+}
+
+variable "promote_from" {
+  description = "Where production's CD role copies tested images from: staging's repository ARNs and their KMS key (null in staging)."
+  type = object({
+    repository_arns = list(string)
+    kms_key_arn     = string
+  })
+  default = null
+}
+
+variable "mail_domain" {
+  description = "Domain the core sends mail from (SES identity with DKIM)."
+  type        = string
+}
+
+variable "alert_slack_channel" {
+  description = "Slack channel Alertmanager posts to (the webhook URL is in Secrets Manager)."
+  type        = string
 }

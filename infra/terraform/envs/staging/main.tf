@@ -1,3 +1,9 @@
+# Kubernetes and every add-on version come from one file, checked against
+# infra/versions/supported-versions.yaml by infra/check.sh.
+locals {
+  versions = yamldecode(file("${path.module}/../../../versions/versions.yaml"))
+}
+
 module "platform" {
   source = "../../modules/platform"
 
@@ -7,7 +13,7 @@ module "platform" {
   vpc_cidr    = var.vpc_cidr
 
   single_nat_gateway      = var.single_nat_gateway
-  kubernetes_version      = var.kubernetes_version
+  versions                = local.versions
   api_public_access_cidrs = var.api_public_access_cidrs
   admin_principal_arns    = var.admin_principal_arns
   node_groups             = var.node_groups
@@ -23,6 +29,11 @@ module "platform" {
 
   github_repository           = var.github_repository
   create_github_oidc_provider = var.create_github_oidc_provider
+  ecr_pull_principal_arns     = var.ecr_pull_principal_arns
+  promote_from                = var.promote_from
+
+  mail_domain         = var.mail_domain
+  alert_slack_channel = var.alert_slack_channel
   # Argo CD's app of apps: the same manifest an operator can kubectl-apply.
   argocd_root_application = yamldecode(file("${path.module}/../../../../deploy/argocd/root/${var.environment}.yaml"))
 

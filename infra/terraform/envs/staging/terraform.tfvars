@@ -5,7 +5,6 @@ region             = "eu-central-1"
 azs                = ["eu-central-1a", "eu-central-1b"]
 vpc_cidr           = "10.20.0.0/16"
 single_nat_gateway = true
-kubernetes_version = "1.31"
 
 api_public_access_cidrs = ["203.0.113.0/24"]
 
@@ -15,6 +14,8 @@ node_groups = {
     min_size       = 2
     max_size       = 5
     desired_size   = 3
+    # runtime-class-manager installs the Spin shim on these nodes; edge pods run only here.
+    labels = { spin = "true" }
   }
 }
 
@@ -30,3 +31,9 @@ media_certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/00000000
 github_repository = "heart-to-heart/heart-to-heart"
 
 elasticsearch_replicas = 1
+
+# Production's CD role copies the images that passed staging (promotion, no rebuild).
+ecr_pull_principal_arns = ["arn:aws:iam::210987654321:role/heart-production-github-cd"]
+
+mail_domain         = "staging.example.com"
+alert_slack_channel = "#heart-alerts-staging"

@@ -1,15 +1,18 @@
-# Everything the cluster runs besides the app, as Helm releases with pinned chart versions:
-# ingress (AWS Load Balancer Controller), scaling (cluster autoscaler, metrics-server), SpinKube
-# for the edge (cert-manager, kwasm operator with the Spin shim, spin-operator), monitoring
-# (kube-prometheus-stack), logging (Elasticsearch, Kibana, Fluent Bit) and GitOps (Argo CD plus the
-# environment's root Application, which deploys heart-core and heart-edge).
+# Everything the cluster runs besides the app, as Helm releases whose versions all come from
+# infra/versions/versions.yaml (var.versions): ingress (AWS Load Balancer Controller), scaling
+# (cluster autoscaler, metrics-server), SpinKube for the edge (cert-manager, runtime-class-manager
+# with the Spin shim, spin-operator), secrets (External Secrets Operator), monitoring
+# (kube-prometheus-stack with Alertmanager → Slack), logging (Elasticsearch, Kibana, Fluent Bit)
+# and GitOps (Argo CD plus the environment's root Application, which deploys heart-core and
+# heart-edge). helm/heart-platform holds the cluster-wide resources of ours (the Shim, the secret
+# stores, Alertmanager's webhook secret).
 
 resource "helm_release" "aws_load_balancer_controller" {
   name       = "aws-load-balancer-controller"
   namespace  = "kube-system"
   repository = "https://aws.github.io/eks-charts"
   chart      = "aws-load-balancer-controller"
-  version    = var.chart_versions.aws_load_balancer_controller
+  version    = var.versions.charts.aws_load_balancer_controller
   values = [yamlencode({
     clusterName  = var.cluster_name
     region       = var.region
@@ -29,7 +32,7 @@ resource "helm_release" "metrics_server" {
   namespace  = "kube-system"
   repository = "https://kubernetes-sigs.github.io/metrics-server/"
   chart      = "metrics-server"
-  version    = var.chart_versions.metrics_server
+  version    = var.versions.charts.metrics_server
   values = [yamlencode({
     replicas = 2
     podDisruptionBudget = {
@@ -44,12 +47,14 @@ resource "helm_release" "cluster_autoscaler" {
   namespace  = "kube-system"
   repository = "https://kubernetes.github.io/autoscaler"
   chart      = "cluster-autoscaler"
-  version    = var.chart_versions.cluster_autoscaler
+  version    = var.versions.charts.cluster_autoscaler
   values = [yamlencode({
     cloudProvider = "aws"
     awsRegion     = var.region
     # Managed node groups tag their Auto Scaling groups for discovery.
     autoDiscovery = { clusterName = var.cluster_name }
+    # The autoscaler supports exactly one Kubernetes minor: the cluster's (checked by infra/check.sh).
+    image = { tag = var.versions.image_tags.cluster_autoscaler }
     rbac = {
       serviceAccount = {
         name        = "cluster-autoscaler"
@@ -74,35 +79,71 @@ resource "helm_release" "cert_manager" {
   create_namespace = true
   repository       = "https://charts.jetstack.io"
   chart            = "cert-manager"
-  version          = var.chart_versions.cert_manager
+  version          = var.versions.charts.cert_manager
   values           = [yamlencode({ crds = { enabled = true } })]
 }
 
-resource "helm_release" "kwasm_operator" {
-  name             = "kwasm-operator"
-  namespace        = "kwasm"
+# runtime-class-manager (successor of the archived kwasm operator) installs containerd-shim-spin on
+# the nodes labelled spin=true and makes the RuntimeClass whose nodeSelector keeps Spin pods on them
+# (the Shim resource is in helm/heart-platform).
+resource "helm_release" "runtime_class_manager" {
+  name             = "runtime-class-manager"
+  namespace        = "runtime-class-manager"
   create_namespace = true
-  repository       = "https://kwasm.sh/kwasm-operator/"
-  chart            = "kwasm-operator"
-  version          = var.chart_versions.kwasm_operator
+  repository       = "oci://ghcr.io/spinframework/charts"
+  chart            = "runtime-class-manager"
+  version          = var.versions.charts.runtime_class_manager
   values = [yamlencode({
-    kwasmOperator = {
-      installerImage = var.spin_shim_installer_image
-      # Every node (new ones from the autoscaler too) gets the shim.
-      autoProvision = true
+    image = { tag = "v${var.versions.charts.runtime_class_manager}" }
+    rcm = {
+      shimDownloaderImage = { tag = "v${var.versions.charts.runtime_class_manager}" }
+      nodeInstallerImage  = { tag = "v${var.versions.charts.runtime_class_manager}" }
     }
   })]
+  depends_on = [helm_release.cert_manager]
 }
 
 resource "helm_release" "spin_operator" {
   name             = "spin-operator"
   namespace        = "spin-operator"
   create_namespace = true
-  repository       = "oci://ghcr.io/spinkube/charts"
+  repository       = "oci://ghcr.io/spinframework/charts"
   chart            = "spin-operator"
-  version          = var.chart_versions.spin_operator
-  # The SpinApp and SpinAppExecutor CRDs are applied before this release (docs/operations.md).
-  depends_on = [helm_release.cert_manager, helm_release.kwasm_operator]
+  version          = var.versions.charts.spin_operator
+  # The SpinApp and SpinAppExecutor CRDs of the same release are applied first (docs/operations.md);
+  # infra/checks/crds holds them for the offline check.
+  depends_on = [helm_release.cert_manager, helm_release.runtime_class_manager]
+}
+
+# --- secrets: AWS Secrets Manager → Kubernetes Secrets ---
+
+resource "helm_release" "external_secrets" {
+  name             = "external-secrets"
+  namespace        = "external-secrets"
+  create_namespace = true
+  repository       = "https://charts.external-secrets.io"
+  chart            = "external-secrets"
+  version          = var.versions.charts.external_secrets
+  values = [yamlencode({
+    installCRDs = true
+    serviceAccount = {
+      name        = "external-secrets"
+      annotations = { "eks.amazonaws.com/role-arn" = var.external_secrets_role_arn }
+    }
+  })]
+}
+
+# Ours, cluster-wide: the Spin Shim, the secret stores and Alertmanager's Slack webhook secret.
+resource "helm_release" "heart_platform" {
+  name      = "heart-platform"
+  namespace = "kube-system"
+  chart     = "${path.module}/../../../../helm/heart-platform"
+  values = [yamlencode({
+    environment = var.environment
+    region      = var.region
+    spinShim    = var.versions.spin_shim
+  })]
+  depends_on = [helm_release.runtime_class_manager, helm_release.external_secrets, helm_release.kube_prometheus_stack]
 }
 
 # --- monitoring ---
@@ -113,7 +154,7 @@ resource "helm_release" "kube_prometheus_stack" {
   create_namespace = true
   repository       = "https://prometheus-community.github.io/helm-charts"
   chart            = "kube-prometheus-stack"
-  version          = var.chart_versions.kube_prometheus_stack
+  version          = var.versions.charts.kube_prometheus_stack
   values = [yamlencode({
     prometheus = {
       prometheusSpec = {
@@ -130,6 +171,34 @@ resource "helm_release" "kube_prometheus_stack" {
             }
           }
         }
+      }
+    }
+    # Alerts go to Slack; the webhook URL is a file from the Secret External Secrets makes
+    # (helm/heart-platform: alertmanager-slack), never a value in this configuration.
+    alertmanager = {
+      alertmanagerSpec = { secrets = ["alertmanager-slack"] }
+      config = {
+        route = {
+          receiver        = "slack"
+          group_by        = ["alertname", "namespace"]
+          group_wait      = "30s"
+          group_interval  = "5m"
+          repeat_interval = "4h"
+          routes          = [{ receiver = "null", matchers = ["alertname = Watchdog"] }]
+        }
+        receivers = [
+          { name = "null" },
+          {
+            name = "slack"
+            slack_configs = [{
+              api_url_file  = "/etc/alertmanager/secrets/alertmanager-slack/webhook-url"
+              channel       = var.alert_slack_channel
+              send_resolved = true
+              title         = "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})"
+              text          = "{{ range .Alerts }}{{ .Annotations.summary }}: {{ .Annotations.description }}\n{{ end }}"
+            }]
+          },
+        ]
       }
     }
     grafana = {
@@ -158,7 +227,7 @@ resource "helm_release" "elasticsearch" {
   create_namespace = true
   repository       = "https://helm.elastic.co"
   chart            = "elasticsearch"
-  version          = var.chart_versions.elasticsearch
+  version          = var.versions.charts.elasticsearch
   # The chart generates the elastic user's password (Secret elasticsearch-master-credentials) and
   # the TLS certificates (Secret elasticsearch-master-certs); Kibana and Fluent Bit use both.
   values = [yamlencode({
@@ -181,7 +250,7 @@ resource "helm_release" "kibana" {
   namespace  = "logging"
   repository = "https://helm.elastic.co"
   chart      = "kibana"
-  version    = var.chart_versions.kibana
+  version    = var.versions.charts.kibana
   values = [yamlencode({
     elasticsearchHosts = "https://elasticsearch-master:9200"
     resources = {
@@ -197,7 +266,7 @@ resource "helm_release" "fluent_bit" {
   namespace  = "logging"
   repository = "https://fluent.github.io/helm-charts"
   chart      = "fluent-bit"
-  version    = var.chart_versions.fluent_bit
+  version    = var.versions.charts.fluent_bit
   values     = [var.fluent_bit_values]
   depends_on = [helm_release.elasticsearch]
 }
@@ -210,7 +279,7 @@ resource "helm_release" "argo_cd" {
   create_namespace = true
   repository       = "https://argoproj.github.io/argo-helm"
   chart            = "argo-cd"
-  version          = var.chart_versions.argo_cd
+  version          = var.versions.charts.argo_cd
   values = [yamlencode({
     configs = {
       params = {
@@ -231,7 +300,7 @@ resource "helm_release" "argocd_root" {
   namespace  = "argocd"
   repository = "https://argoproj.github.io/argo-helm"
   chart      = "argocd-apps"
-  version    = var.chart_versions.argocd_apps
+  version    = var.versions.charts.argocd_apps
   values = [yamlencode({
     applications = {
       (var.root_application.metadata.name) = merge(var.root_application.spec, {

@@ -70,27 +70,22 @@ variable "prometheus_storage" {
   default     = "50Gi"
 }
 
-variable "chart_versions" {
-  description = "Pinned chart versions; bump deliberately, one at a time, staging first."
-  type        = map(string)
-  default = {
-    aws_load_balancer_controller = "1.11.0"
-    cluster_autoscaler           = "9.46.0"
-    metrics_server               = "3.12.2"
-    cert_manager                 = "v1.16.3"
-    kwasm_operator               = "0.2.3"
-    spin_operator                = "0.4.0"
-    kube_prometheus_stack        = "68.4.0"
-    elasticsearch                = "8.5.1"
-    kibana                       = "8.5.1"
-    fluent_bit                   = "0.48.5"
-    argo_cd                      = "7.7.16"
-    argocd_apps                  = "2.0.2"
-  }
+variable "versions" {
+  description = "infra/versions/versions.yaml, decoded (charts, image_tags, spin_shim). No defaults: one place."
+  type        = any
 }
 
-variable "spin_shim_installer_image" {
-  description = "Node installer of containerd-shim-spin that the kwasm operator runs on every node."
+variable "environment" {
+  description = "staging or production (names of the Secrets Manager secrets)."
   type        = string
-  default     = "ghcr.io/spinkube/containerd-shim-spin/node-installer:v0.17.0"
+}
+
+variable "external_secrets_role_arn" {
+  description = "IRSA role of External Secrets Operator (reads this environment's secrets)."
+  type        = string
+}
+
+variable "alert_slack_channel" {
+  description = "Slack channel Alertmanager posts to."
+  type        = string
 }

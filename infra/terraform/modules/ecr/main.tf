@@ -5,9 +5,45 @@ data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 
 module "ecr_key" {
-  source      = "../kms-key"
-  description = "${var.name} ECR repositories"
-  tags        = var.tags
+  source              = "../kms-key"
+  description         = "${var.name} ECR repositories"
+  service_policy_json = length(var.pull_principal_arns) == 0 ? null : data.aws_iam_policy_document.key_for_pullers[0].json
+  tags                = var.tags
+}
+
+# Another account's CD role (production's) pulls the images tested here: the key lets it decrypt
+# the layers, the repository policy lets it read them.
+data "aws_iam_policy_document" "key_for_pullers" {
+  # checkov:skip=CKV_AWS_111:a key policy's Resource "*" is this key alone; the principals are production's CD role only
+  # checkov:skip=CKV_AWS_356:a key policy's Resource "*" is this key alone; the principals are production's CD role only
+  count = length(var.pull_principal_arns) == 0 ? 0 : 1
+  statement {
+    sid       = "PromotionPullers"
+    actions   = ["kms:Decrypt", "kms:DescribeKey"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = var.pull_principal_arns
+    }
+  }
+}
+
+data "aws_iam_policy_document" "pull" {
+  count = length(var.pull_principal_arns) == 0 ? 0 : 1
+  statement {
+    sid     = "PromotionPull"
+    actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"]
+    principals {
+      type        = "AWS"
+      identifiers = var.pull_principal_arns
+    }
+  }
+}
+
+resource "aws_ecr_repository_policy" "pull" {
+  for_each   = length(var.pull_principal_arns) == 0 ? toset([]) : toset(var.repositories)
+  repository = aws_ecr_repository.this[each.value].name
+  policy     = data.aws_iam_policy_document.pull[0].json
 }
 
 resource "aws_ecr_repository" "this" {
@@ -69,11 +105,14 @@ data "aws_iam_policy_document" "cd_assume" {
       variable = "token.actions.githubusercontent.com:aud"
       values   = ["sts.amazonaws.com"]
     }
-    # Only pushes to the deploy branches of this repository, never pull requests or forks.
+    # Only jobs of this repository that run in this environment's GitHub environment (whose
+    # protection rules decide which branches may deploy). A job with `environment:` sends
+    # sub = repo:<owner>/<name>:environment:<name>, never a ref; infra/check.sh renders this list
+    # and compares it with what every workflow job that assumes the role sends.
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = [for b in var.github_branches : "repo:${var.github_repository}:ref:refs/heads/${b}"]
+      values   = [for e in var.github_environments : "repo:${var.github_repository}:environment:${e}"]
     }
   }
 }
@@ -108,6 +147,23 @@ data "aws_iam_policy_document" "cd_push" {
     sid       = "EncryptLayers"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [module.ecr_key.arn]
+  }
+  # Production: read the staging images it promotes (copied by digest, never rebuilt).
+  dynamic "statement" {
+    for_each = var.promote_from == null ? [] : [var.promote_from]
+    content {
+      sid       = "PullFromStaging"
+      actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"]
+      resources = statement.value.repository_arns
+    }
+  }
+  dynamic "statement" {
+    for_each = var.promote_from == null ? [] : [var.promote_from]
+    content {
+      sid       = "DecryptStagingLayers"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value.kms_key_arn]
+    }
   }
 }
 

@@ -15,10 +15,24 @@ variable "github_repository" {
   type        = string
 }
 
-variable "github_branches" {
-  description = "Branches whose workflow runs may assume the push role."
+variable "github_environments" {
+  description = "GitHub environments whose jobs may assume the push role (their protection rules pick the branches)."
   type        = list(string)
-  default     = ["main", "staging"]
+}
+
+variable "pull_principal_arns" {
+  description = "Roles of other accounts allowed to pull these images (production's CD role, on staging)."
+  type        = list(string)
+  default     = []
+}
+
+variable "promote_from" {
+  description = "Repositories and KMS key this environment's CD role may pull from to promote (null: none)."
+  type = object({
+    repository_arns = list(string)
+    kms_key_arn     = string
+  })
+  default = null
 }
 
 variable "create_github_oidc_provider" {

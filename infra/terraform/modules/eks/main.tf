@@ -222,11 +222,25 @@ resource "aws_eks_node_group" "this" {
 # --- EKS add-ons managed by AWS ---
 
 resource "aws_eks_addon" "core" {
-  for_each                    = toset(["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent"])
+  for_each                    = toset(["coredns", "kube-proxy", "eks-pod-identity-agent"])
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.value
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
+  tags                        = var.tags
+  depends_on                  = [aws_eks_node_group.this]
+}
+
+# The VPC CNI with its network policy agent on: without it NetworkPolicies (the core's: only the
+# edge and Prometheus may connect) are accepted by the API server and enforced by nobody.
+resource "aws_eks_addon" "vpc_cni" {
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = "vpc-cni"
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "OVERWRITE"
+  configuration_values        = <<-JSON
+    {"enableNetworkPolicy": "true"}
+  JSON
   tags                        = var.tags
   depends_on                  = [aws_eks_node_group.this]
 }
@@ -245,10 +259,21 @@ module "ebs_csi_irsa" {
   tags = var.tags
 }
 
+# EKS has no default StorageClass since 1.30: the add-on's own (ebs-csi-default-sc: the driver's
+# default volume type gp3, WaitForFirstConsumer) is made the default, so the PVCs of Prometheus and
+# Elasticsearch bind. `aws eks describe-addon-configuration --addon-name aws-ebs-csi-driver` lists
+# the key; volumes are encrypted by the account setting below.
+resource "aws_ebs_encryption_by_default" "this" {
+  enabled = true
+}
+
 resource "aws_eks_addon" "ebs_csi" {
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = "aws-ebs-csi-driver"
   service_account_role_arn    = module.ebs_csi_irsa.role_arn
+  configuration_values        = <<-JSON
+    {"defaultStorageClass": {"enabled": true}}
+  JSON
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
   tags                        = var.tags

@@ -4,9 +4,8 @@ variable "name" {
 }
 
 variable "kubernetes_version" {
-  description = "EKS Kubernetes version; infra/check.sh validates the charts against the same one."
+  description = "EKS Kubernetes version (infra/versions/versions.yaml); infra/check.sh validates the charts against the same one."
   type        = string
-  default     = "1.31"
 }
 
 variable "vpc_id" {

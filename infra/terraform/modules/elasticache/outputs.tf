@@ -17,3 +17,8 @@ output "security_group_id" {
   description = "The cache's security group."
   value       = aws_security_group.cache.id
 }
+
+output "kms_key_arn" {
+  description = "Key of the cache and of its URL secret (External Secrets Operator decrypts with it)."
+  value       = module.cache_key.arn
+}

@@ -29,7 +29,7 @@ module "vpc" {
 module "eks" {
   source               = "../eks"
   name                 = local.name
-  kubernetes_version   = var.kubernetes_version
+  kubernetes_version   = var.versions.kubernetes
   vpc_id               = module.vpc.vpc_id
   subnet_ids           = module.vpc.private_subnet_ids
   public_access_cidrs  = var.api_public_access_cidrs
@@ -44,6 +44,7 @@ module "rds" {
   vpc_id                     = module.vpc.vpc_id
   subnet_ids                 = module.vpc.private_subnet_ids
   allowed_security_group_ids = [module.eks.cluster_security_group_id]
+  engine_version             = "8.4"
   instance_class             = var.db_instance_class
   backup_retention_days      = var.db_backup_retention_days
   tags                       = local.tags
@@ -80,8 +81,19 @@ module "ecr" {
   source                      = "../ecr"
   name                        = local.name
   github_repository           = var.github_repository
+  github_environments         = [var.environment]
   create_github_oidc_provider = var.create_github_oidc_provider
+  pull_principal_arns         = var.ecr_pull_principal_arns
+  promote_from                = var.promote_from
   tags                        = local.tags
+}
+
+# Mail: the SES domain identity with Easy DKIM, and the SMTP user the core sends through.
+module "ses" {
+  source = "../ses"
+  name   = local.name
+  domain = var.mail_domain
+  tags   = local.tags
 }
 
 # --- IAM roles for service accounts ---
@@ -123,8 +135,9 @@ module "lb_controller_irsa" {
   oidc_issuer       = module.eks.oidc_issuer
   namespace         = "kube-system"
   service_account   = "aws-load-balancer-controller"
-  policy_json       = data.aws_iam_policy_document.lb_controller.json
-  tags              = local.tags
+  # Verbatim from the controller's release (policies/, checked by infra/check.sh): never edited here.
+  policy_json = file("${path.module}/policies/aws-load-balancer-controller-v3.5.0.json")
+  tags        = local.tags
 }
 
 module "cluster_autoscaler_irsa" {
@@ -147,13 +160,100 @@ resource "random_password" "grafana_admin" {
 
 module "addons" {
   source                      = "../addons"
+  versions                    = var.versions
+  environment                 = var.environment
   cluster_name                = module.eks.cluster_name
   region                      = var.region
   vpc_id                      = module.vpc.vpc_id
   lb_controller_role_arn      = module.lb_controller_irsa.role_arn
   cluster_autoscaler_role_arn = module.cluster_autoscaler_irsa.role_arn
+  external_secrets_role_arn   = module.external_secrets_irsa.role_arn
+  alert_slack_channel         = var.alert_slack_channel
   root_application            = var.argocd_root_application
   grafana_admin_password      = random_password.grafana_admin.result
   fluent_bit_values           = var.fluent_bit_values
   elasticsearch_replicas      = var.elasticsearch_replicas
+}
+
+# --- application secrets: generated here, kept in Secrets Manager, synced into the cluster by
+# External Secrets Operator (helm/heart-core, helm/heart-edge templates/externalsecret.yaml).
+# Nobody creates a Kubernetes Secret by hand; the only value an operator types is the Slack webhook.
+
+resource "random_password" "edge_secret" {
+  length  = 48
+  special = false
+}
+
+# The core's Ed25519 signing key (PKCS#8 PEM), rotated by tainting it (docs/operations.md).
+resource "tls_private_key" "jwt_signing" {
+  algorithm = "ED25519"
+}
+
+resource "aws_secretsmanager_secret" "app" {
+  name        = "${local.name}/app"
+  description = "heart-core and heart-edge secrets (External Secrets Operator syncs them)"
+  kms_key_id  = module.secrets_key.arn
+  tags        = local.tags
+  # checkov:skip=CKV2_AWS_57:generated values rotated by terraform (taint/replace), see docs/operations.md
+}
+
+resource "aws_secretsmanager_secret_version" "app" {
+  secret_id = aws_secretsmanager_secret.app.id
+  secret_string = jsonencode({
+    HEART_EDGE_SECRET     = random_password.edge_secret.result
+    HEART_JWT_SIGNING_KEY = tls_private_key.jwt_signing.private_key_pem
+    HEART_SMTP_USERNAME   = module.ses.smtp_username
+    HEART_SMTP_PASSWORD   = module.ses.smtp_password
+  })
+  # Terraform writes the first version; rotations (docs/operations.md) write new versions in
+  # Secrets Manager, which a later apply must not revert.
+  lifecycle {
+    ignore_changes = [secret_string]
+  }
+}
+
+# Alertmanager's Slack webhook: the secret is made here, its value put in by an operator
+# (aws secretsmanager put-secret-value), since only Slack can issue it.
+resource "aws_secretsmanager_secret" "alertmanager_slack" {
+  name        = "${local.name}/alertmanager-slack-webhook"
+  description = "Slack incoming-webhook URL Alertmanager posts to"
+  kms_key_id  = module.secrets_key.arn
+  tags        = local.tags
+  # checkov:skip=CKV2_AWS_57:a webhook URL issued by Slack cannot be rotated by a Lambda
+}
+
+module "secrets_key" {
+  source      = "../kms-key"
+  description = "${local.name} application secrets"
+  alias       = "${local.name}-secrets"
+  tags        = local.tags
+}
+
+data "aws_iam_policy_document" "external_secrets" {
+  statement {
+    sid     = "ReadOwnSecrets"
+    actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = [
+      aws_secretsmanager_secret.app.arn,
+      aws_secretsmanager_secret.alertmanager_slack.arn,
+      module.elasticache.redis_url_secret_arn,
+      module.rds.master_user_secret_arn,
+    ]
+  }
+  statement {
+    sid       = "DecryptThem"
+    actions   = ["kms:Decrypt"]
+    resources = [module.secrets_key.arn, module.elasticache.kms_key_arn, module.rds.master_user_secret_kms_key_arn]
+  }
+}
+
+module "external_secrets_irsa" {
+  source            = "../irsa"
+  name              = "${local.name}-external-secrets"
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_issuer       = module.eks.oidc_issuer
+  namespace         = "external-secrets"
+  service_account   = "external-secrets"
+  policy_json       = data.aws_iam_policy_document.external_secrets.json
+  tags              = local.tags
 }

@@ -67,3 +67,28 @@ output "nat_public_ips" {
   description = "Outbound addresses of the cluster."
   value       = module.vpc.nat_public_ips
 }
+
+output "ses_dkim_records" {
+  description = "Easy DKIM CNAME records of the mail domain (name => value), for the DNS owner."
+  value       = module.ses.dkim_records
+}
+
+output "ses_smtp_host" {
+  description = "HEART_SMTP_HOST."
+  value       = module.ses.smtp_host
+}
+
+output "ecr_repository_arns" {
+  description = "Image repositories (on staging: production's promote_from.repository_arns)."
+  value       = module.ecr.repository_arns
+}
+
+output "ecr_kms_key_arn" {
+  description = "Key of the image repositories (on staging: production's promote_from.kms_key_arn)."
+  value       = module.ecr.kms_key_arn
+}
+
+output "alertmanager_slack_secret_arn" {
+  description = "Put the Slack webhook URL here (aws secretsmanager put-secret-value); External Secrets does the rest."
+  value       = aws_secretsmanager_secret.alertmanager_slack.arn
+}

@@ -28,10 +28,9 @@ variable "single_nat_gateway" {
   default     = false
 }
 
-variable "kubernetes_version" {
-  description = "EKS version."
-  type        = string
-  default     = "1.31"
+variable "versions" {
+  description = "infra/versions/versions.yaml, decoded: the Kubernetes version and every add-on version (no defaults here: one place)."
+  type        = any
 }
 
 variable "api_public_access_cidrs" {
@@ -132,4 +131,29 @@ variable "tags" {
   description = "Tags on every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "ecr_pull_principal_arns" {
+  description = "Roles of other accounts that may pull this environment's images (staging: production's CD role)."
+  type        = list(string)
+  default     = []
+}
+
+variable "promote_from" {
+  description = "Repositories and KMS key production's CD role copies tested images from (null: none)."
+  type = object({
+    repository_arns = list(string)
+    kms_key_arn     = string
+  })
+  default = null
+}
+
+variable "mail_domain" {
+  description = "Domain of the SES identity the core sends from."
+  type        = string
+}
+
+variable "alert_slack_channel" {
+  description = "Slack channel of Alertmanager's receiver."
+  type        = string
 }

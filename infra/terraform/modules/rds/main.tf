@@ -34,8 +34,8 @@ resource "aws_vpc_security_group_ingress_rule" "db" {
 }
 
 resource "aws_db_parameter_group" "this" {
-  name_prefix = "${var.name}-mysql8-"
-  family      = "mysql8.0"
+  name_prefix = "${var.name}-mysql84-"
+  family      = "mysql8.4"
   description = "Heart to Heart: TLS only, utf8mb4"
 
   parameter {
@@ -91,6 +91,8 @@ resource "aws_db_instance" "this" {
   engine         = "mysql"
   engine_version = var.engine_version
   instance_class = var.instance_class
+  # 8.0 → 8.4 on an existing instance is a major upgrade (snapshot first: docs/operations.md).
+  allow_major_version_upgrade = true
 
   db_name                       = var.database_name
   username                      = var.master_username

@@ -27,3 +27,8 @@ output "security_group_id" {
   description = "The database's security group."
   value       = aws_security_group.db.id
 }
+
+output "master_user_secret_kms_key_arn" {
+  description = "Key of the master user secret (External Secrets Operator decrypts with it)."
+  value       = module.db_key.arn
+}

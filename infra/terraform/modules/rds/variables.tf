@@ -19,9 +19,9 @@ variable "allowed_security_group_ids" {
 }
 
 variable "engine_version" {
-  description = "MySQL version (major.minor; minor upgrades are automatic)."
+  description = "MySQL version (major.minor; minor upgrades are automatic). 8.4 is the LTS; 8.0 is in paid extended support."
   type        = string
-  default     = "8.0"
+  default     = "8.4"
 }
 
 variable "instance_class" {
