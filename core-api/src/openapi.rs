@@ -27,7 +27,6 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        type_error_codes(components);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -38,6 +37,15 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// What the finished document (after the route table added its operations and their schemas)
+/// still needs: the typed error codes and every operation's default error answer.
+pub fn finish(openapi: &mut utoipa::openapi::OpenApi) {
+    if let Some(components) = openapi.components.as_mut() {
+        type_error_codes(components);
+    }
+    add_default_error_responses(openapi);
 }
 
 /// `ErrorBody.code` is a string in Rust (the body is built from [`ErrorCode`]); the document names
@@ -62,8 +70,8 @@ fn type_error_codes(components: &mut utoipa::openapi::Components) {
 
 /// Every operation can also answer any other error (rate limit, unreadable body, a dependency down,
 /// an internal error) in the contract's error body: documents that as each operation's `default`
-/// response. Run on the finished document, once the route table has added the operations.
-pub fn add_default_error_responses(openapi: &mut utoipa::openapi::OpenApi) {
+/// response.
+fn add_default_error_responses(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = ResponseBuilder::new()
         .description(

@@ -85,7 +85,7 @@ fn route_table(upload_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(ops::jwks))
         .merge(uploads)
         .split_for_parts();
-    openapi::add_default_error_responses(&mut document);
+    openapi::finish(&mut document);
     (router, document)
 }
 
