@@ -112,6 +112,11 @@ impl From<sqlx::Error> for ApiError {
                 code: ErrorCode::DependencyUnavailable,
                 source: error.into(),
             },
+            // A row refers to a member (or post) deleted meanwhile, e.g. a deleted member's
+            // token used before its revocation reached this process: never a 500.
+            sqlx::Error::Database(ref e) if e.is_foreign_key_violation() => {
+                ApiError::code(ErrorCode::MemberGone)
+            }
             other => ApiError::Internal(other.into()),
         }
     }

@@ -46,14 +46,27 @@ impl RateLimiter {
         subject: &str,
         now: i64,
     ) -> Result<(), ApiError> {
+        self.check_scaled(rule, subject, now, 1).await
+    }
+
+    /// [`RateLimiter::check`] with `factor` times the rule's limit (same window): one rule
+    /// counted on a narrow subject at its limit and on a wide one at a multiple.
+    pub async fn check_scaled(
+        &self,
+        rule: RateLimitRule,
+        subject: &str,
+        now: i64,
+        factor: u32,
+    ) -> Result<(), ApiError> {
         if !self.enabled {
             return Ok(());
         }
-        let limit = self
+        let mut limit = self
             .limits
             .get(&rule)
             .copied()
             .unwrap_or_else(|| rule.default_limit());
+        limit.limit = limit.limit.saturating_mul(factor.max(1));
         let key = self.keys.rate_limit(rule, subject, limit.window_index(now));
         match self
             .cache

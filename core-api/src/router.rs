@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::StorageBackend;
+use crate::config::{Profile, StorageBackend};
 use crate::error::error_response;
 use crate::openapi::{self, ApiDoc};
 use crate::state::AppState;
@@ -27,8 +27,14 @@ use crate::{auth, follow, member, moderation, ops, post, storage};
 /// The public API on `state`, with every layer. `into_make_service_with_connect_info::<SocketAddr>`
 /// it: the client address is read from the connection.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = route_table(state.config.uploads.max_request_bytes);
-    let mut api = api.merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi));
+    let (mut api, openapi) = route_table(state.config.uploads.max_request_bytes);
+    let production = state.config.profile == Profile::Production;
+    if production {
+        // Only `/healthz` of the operations stays public; the rest is on the admin port.
+        api = api.layer(middleware::from_fn(admin_port_only));
+    } else {
+        api = api.merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi));
+    }
     if let StorageBackend::Local { dir } = &state.config.storage.backend {
         let dir = dir.clone();
         api = api.route(
@@ -105,14 +111,31 @@ fn with_layers(api: Router<AppState>, state: &AppState) -> Router<AppState> {
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(RequestSpan))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                .layer(middleware::from_fn(security_headers))
                 .layer(middleware::from_fn(contract_error_bodies))
                 .layer(CatchPanicLayer::custom(panic_response)),
         )
 }
 
-/// `/metrics` and the probes, for the admin port.
+/// `/metrics`, the probes, `/profile` and the API document with Swagger UI, for the admin port.
 pub fn admin_router(state: AppState) -> Router {
+    let profile = Router::new()
+        .route("/profile", axum::routing::get(ops::profile))
+        .with_state(state.clone());
     ops::admin_router(state)
+        .merge(profile)
+        .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi_document()))
+}
+
+/// Paths that name the backends or the API's shape: in production, on the admin port only.
+const ADMIN_PORT_ONLY: [&str; 2] = ["/readyz", "/profile"];
+
+/// In production the public port answers `GLOBAL_404` for [`ADMIN_PORT_ONLY`] paths.
+async fn admin_port_only(request: Request, next: Next) -> Response {
+    if ADMIN_PORT_ONLY.contains(&request.uri().path()) {
+        return error_response(ErrorCode::NoSuchRoute, "No such route");
+    }
+    next.run(request).await
 }
 
 /// A request that takes longer than `limit` is answered `GLOBAL_503` (a dependency is hanging).
@@ -172,4 +195,30 @@ async fn contract_error_bodies(request: Request, next: Next) -> Response {
             .insert(header::RETRY_AFTER, retry.clone());
     }
     replaced
+}
+
+/// Headers every answer carries: `X-Content-Type-Options: nosniff` (a stored image is never run
+/// as a script or page); `Cache-Control: no-store` on the auth endpoints, whose answers hold
+/// tokens; `WWW-Authenticate: Bearer` on a 401, as RFC 6750 asks.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let token_answer = request.uri().path().starts_with("/auth/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    if token_answer {
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .entry(header::WWW_AUTHENTICATE)
+            .or_insert(header::HeaderValue::from_static("Bearer"));
+    }
+    response
 }

@@ -17,6 +17,9 @@ use crate::error::ApiError;
 
 /// Longest text part accepted.
 const MAX_TEXT_PART_BYTES: usize = 64 * 1024;
+/// Most text parts accepted in one form (the app sends two: `member_id` and `content`). Each part
+/// costs parsing and memory whatever its size: a million empty parts were accepted before.
+pub const MAX_TEXT_PARTS: usize = 16;
 
 /// A multipart body, rejected in the contract's format when it is not one.
 #[derive(Debug)]
@@ -118,11 +121,14 @@ pub async fn read_form(
 ) -> Result<Form, ApiError> {
     let mut form = Form::default();
     let mut total = 0usize;
+    let (mut file_parts, mut text_parts) = (0usize, 0usize);
     while let Some(mut field) = multipart.next_field().await.map_err(read_error)? {
         let name = field.name().unwrap_or_default().to_owned();
         let is_file = field.file_name().is_some() || file_fields.contains(&name.as_str());
         if is_file {
-            if form.files.len() >= limits.max_files {
+            // Every file part counts, empty ones too.
+            file_parts += 1;
+            if file_parts > limits.max_files {
                 return Err(ApiError::with_message(
                     ErrorCode::PayloadTooLarge,
                     format!("At most {} files per request", limits.max_files),
@@ -142,6 +148,13 @@ pub async fn read_form(
                 form.files.push(UploadedFile { field: name, bytes });
             }
         } else {
+            text_parts += 1;
+            if text_parts > MAX_TEXT_PARTS {
+                return Err(ApiError::with_message(
+                    ErrorCode::PayloadTooLarge,
+                    format!("At most {MAX_TEXT_PARTS} text parts per request"),
+                ));
+            }
             let bytes = read_limited(
                 &mut field,
                 MAX_TEXT_PART_BYTES,

@@ -6,12 +6,15 @@ use heart_shared::ErrorCode;
 
 use super::extractor::AuthenticatedMember;
 use super::sessions::{self, Rotation};
-use super::validation::{check_email, check_join, normalize_email};
+use super::validation::{check_email, check_join, normalize_email, normalize_name};
 use super::verification;
 use crate::error::ApiError;
 use crate::mail::OutgoingMail;
 use crate::member::repo::{self as members, NewMember};
 use crate::state::AppState;
+
+/// The per-email login limit across every address, as a multiple of the per-(IP, email) limit.
+pub const LOGIN_EMAIL_FACTOR: u32 = 10;
 
 fn require_valid_email(email: &str) -> Result<(), ApiError> {
     match check_email(email) {
@@ -53,7 +56,7 @@ pub async fn send_verification_code(
     };
     if let Err(error) = state.mailer.send(&mail).await {
         // No code the member never received may stay usable.
-        verification::delete(&state.db.pool, &email).await?;
+        verification::withdraw_code(&state.db, &email).await?;
         return Err(ApiError::Unavailable {
             dependency: "mail",
             code: ErrorCode::MailNotSent,
@@ -137,10 +140,14 @@ pub async fn join(
     }
 
     let password_hash = state.passwords.hash(request.password.clone()).await?;
+    let (name, nickname) = (
+        normalize_name(&request.name),
+        normalize_name(&request.nickname),
+    );
     let new_member = NewMember {
         email: &email,
-        name: request.name.trim(),
-        nickname: request.nickname.trim(),
+        name: &name,
+        nickname: &nickname,
         password_hash: &password_hash,
     };
     let mut tx = state.db.pool.begin().await?;
@@ -172,12 +179,34 @@ pub async fn login(
         .check(RateLimitRule::LoginPerIp, client_ip, now)
         .await?;
     if !email.is_empty() {
+        // Per (IP, email) pair at the configured limit, and per email at ten times it: wrong
+        // passwords from a few addresses slow the guesser without locking the owner out.
         state
             .rate_limiter
-            .check(RateLimitRule::LoginPerEmail, &email, now)
+            .check(
+                RateLimitRule::LoginPerEmail,
+                &format!("{client_ip}|{email}"),
+                now,
+            )
+            .await?;
+        state
+            .rate_limiter
+            .check_scaled(
+                RateLimitRule::LoginPerEmail,
+                &email,
+                now,
+                LOGIN_EMAIL_FACTOR,
+            )
             .await?;
     }
-    let member = members::find_by_email(&state.db, &email).await?;
+    // Only an address join could have stored is looked up: ASCII, valid, compared byte for byte
+    // (a collation that folded `ｋｉｍ@…` or `kím@…` into `kim@…` gave every variant its own
+    // rate-limit counter against one account). Others are answered like a wrong password.
+    let member = if check_email(&email).is_none() {
+        members::find_by_email(&state.db, &email).await?
+    } else {
+        None
+    };
     let matched = state
         .passwords
         .verify(
@@ -221,12 +250,16 @@ pub async fn reissue(
         .rate_limiter
         .check(RateLimitRule::ReissuePerIp, client_ip, now)
         .await?;
-    state
-        .rate_limiter
-        .check(RateLimitRule::ReissuePerMember, &member_id.to_string(), now)
-        .await?;
     if refresh_token.trim().is_empty() {
         return Err(ApiError::code(ErrorCode::InvalidRefreshToken));
+    }
+    // The per-member limit counts only calls with a token of that member's live session: counted on
+    // the body's unauthenticated `member_id`, junk tokens let anyone block a member's refresh.
+    if sessions::belongs_to(&state.db, member_id, refresh_token.trim()).await? {
+        state
+            .rate_limiter
+            .check(RateLimitRule::ReissuePerMember, &member_id.to_string(), now)
+            .await?;
     }
     let rotation = sessions::rotate(
         &state.db,

@@ -94,6 +94,7 @@ async fn insert_token(
 #[derive(Debug, sqlx::FromRow)]
 struct PresentedToken {
     session_id: String,
+    parent_hash: Option<String>,
     member_id: i64,
     expires_at: i64,
     rotated_at: Option<i64>,
@@ -123,6 +124,19 @@ pub async fn rotate(
     }
 }
 
+/// Whether `presented` is a refresh token of a live (not revoked) session of `member_id`, rotated
+/// or not: the rate limits per member count only such calls.
+pub async fn belongs_to(db: &Db, member_id: i64, presented: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT s.member_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+         WHERE t.token_hash = ? AND s.revoked_at IS NULL",
+    )
+    .bind(sha256_hex(presented))
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.is_some_and(|(owner,)| owner == member_id))
+}
+
 async fn rotate_once(
     db: &Db,
     member_id: i64,
@@ -132,7 +146,7 @@ async fn rotate_once(
 ) -> Result<Rotation, sqlx::Error> {
     let hash = sha256_hex(presented);
     let found: Option<PresentedToken> = sqlx::query_as(
-        "SELECT t.session_id, s.member_id, t.expires_at, t.rotated_at, s.revoked_at AS session_revoked_at \
+        "SELECT t.session_id, t.parent_hash, s.member_id, t.expires_at, t.rotated_at, s.revoked_at AS session_revoked_at \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
     )
     .bind(&hash)
@@ -162,6 +176,17 @@ async fn rotate_once(
         .rows_affected()
             == 1;
         if won {
+            // A grace use left a sibling of this token: one chain goes on, the other is now
+            // rotated, so presenting it later is reuse and revokes the session (a replayed
+            // predecessor may give a second token, never a second chain that is not flagged).
+            if let Some(parent) = &token.parent_hash {
+                sqlx::query("UPDATE refresh_tokens SET rotated_at = ? WHERE parent_hash = ? AND token_hash <> ? AND rotated_at IS NULL")
+                    .bind(now)
+                    .bind(parent)
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let refresh_token =
                 insert_token(&mut tx, &token.session_id, Some(&hash), now, refresh_ttl).await?;
             tx.commit().await?;
@@ -253,11 +278,21 @@ pub async fn is_revoked(db: &Db, session_id: &str) -> Result<bool, sqlx::Error> 
 }
 
 /// Sessions revoked since `since`: loaded into the cache at startup, so an in-process cache
-/// that was emptied by a restart still refuses their access tokens.
+/// that was emptied by a restart still refuses their access tokens. That includes the sessions of
+/// deleted members, whose rows are gone but which `revoked_sessions` remembers; rows older than
+/// `since` are no longer needed (every access token of theirs expired) and are dropped here.
 pub async fn revoked_since(db: &Db, since: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM sessions WHERE revoked_at >= ?")
+    sqlx::query("DELETE FROM revoked_sessions WHERE revoked_at < ?")
         .bind(since)
-        .fetch_all(&db.pool)
+        .execute(&db.pool)
         .await?;
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM sessions WHERE revoked_at >= ? \
+         UNION SELECT session_id FROM revoked_sessions WHERE revoked_at >= ?",
+    )
+    .bind(since)
+    .bind(since)
+    .fetch_all(&db.pool)
+    .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }

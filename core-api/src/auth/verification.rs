@@ -1,7 +1,7 @@
 //! Email verification codes: the `email_verifications` table.
 //!
 //! A code is 8 characters `[A-Za-z0-9]` from the OS CSPRNG, stored only as a SHA-256 hash,
-//! valid for [`CODE_TTL_SECS`]; a resend replaces it. A correct confirmation marks the email
+//! valid for [`CODE_TTL_SECS`]; a resend replaces it (but keeps a valid confirmation). A correct confirmation marks the email
 //! verified for [`VERIFIED_TTL_SECS`], which join requires. After [`MAX_FAILED_ATTEMPTS`] wrong
 //! codes the code is discarded and a new one must be requested.
 
@@ -54,23 +54,48 @@ impl Verification {
     }
 }
 
-/// Stores a new code for `email`, replacing any earlier one (and its confirmation).
+/// Stores a new code for `email`, replacing any earlier one. A confirmation still valid is kept
+/// until join: anyone may ask for a code to be sent to any address, and a resend must not undo
+/// the owner's confirmation (their join would answer `AUTH_012`).
 pub async fn replace_code(db: &Db, email: &str, code: &str, now: i64) -> Result<(), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
+    let earlier: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT verified_until FROM email_verifications WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let verified_until = earlier
+        .and_then(|(until,)| until)
+        .filter(|until| *until > now);
     sqlx::query("DELETE FROM email_verifications WHERE email = ?")
         .bind(email)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "INSERT INTO email_verifications (email, code_hash, sent_at, expires_at, failed_attempts) VALUES (?, ?, ?, ?, 0)",
+        "INSERT INTO email_verifications (email, code_hash, sent_at, expires_at, failed_attempts, verified_until) VALUES (?, ?, ?, ?, 0, ?)",
     )
     .bind(email)
     .bind(sha256_hex(code))
     .bind(now)
     .bind(now + CODE_TTL_SECS)
+    .bind(verified_until)
     .execute(&mut *tx)
     .await?;
     tx.commit().await
+}
+
+/// Withdraws the code of `email` that could not be mailed: the row goes, unless it carries a
+/// confirmation, which stays (the code itself expires).
+pub async fn withdraw_code(db: &Db, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM email_verifications WHERE email = ? AND verified_until IS NULL")
+        .bind(email)
+        .execute(&db.pool)
+        .await?;
+    sqlx::query("UPDATE email_verifications SET expires_at = 0, code_hash = '' WHERE email = ?")
+        .bind(email)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
 }
 
 /// The verification row of `email`.

@@ -250,6 +250,23 @@ impl Config {
                 )));
             }
         }
+        // The development key is public: a token forged with it is accepted by any core that
+        // uses it. Only a local core reachable from this machine alone may.
+        if self.uses_dev_signing_key()
+            && (self.profile != Profile::Local || !self.listen_addr.ip().is_loopback())
+        {
+            return Err(ConfigError(format!(
+                "the development JWT signing key is public: profile {} on {} refuses it \
+                 (set HEART_JWT_SIGNING_KEY, or run profile local on a loopback address)",
+                self.profile.name(),
+                self.listen_addr
+            )));
+        }
+        if self.profile == Profile::Production && self.edge_secret.is_none() {
+            return Err(ConfigError(
+                "profile production requires HEART_EDGE_SECRET (the edge's shared secret)".into(),
+            ));
+        }
         if self.tokens.access_ttl_secs < 10
             || self.tokens.refresh_ttl_secs < self.tokens.access_ttl_secs
         {
@@ -366,6 +383,7 @@ mod tests {
             ("HEART_SMTP_HOST", "smtp.example.com"),
             ("HEART_S3_BUCKET", "heart-media"),
             ("HEART_MEDIA_BASE_URL", "https://cdn.example.com/"),
+            ("HEART_EDGE_SECRET", "0123456789abcdef0123456789abcdef"),
         ]))
         .unwrap();
         assert_eq!(c.profile, Profile::Production);

@@ -182,7 +182,11 @@ pub(super) fn sanitize(input: &[u8]) -> Result<CleanImage, ImageError> {
     let stripped = strip(input)?;
     let stripped = match stripped.orientation {
         Some(orientation @ 2..=8) => strip(&reorient(&stripped.bytes, orientation)?)?,
-        _ => stripped,
+        _ => {
+            // Upright photos keep their compressed data, but only once it decodes.
+            decode(&stripped.bytes)?;
+            stripped
+        }
     };
     Ok(CleanImage {
         bytes: Bytes::from(stripped.bytes),
@@ -192,26 +196,39 @@ pub(super) fn sanitize(input: &[u8]) -> Result<CleanImage, ImageError> {
     })
 }
 
-/// Decodes, turns the pixels as EXIF `orientation` says and re-encodes, keeping an ICC profile
-/// that still matches the pixels. `stripped` has passed [`strip`], so its size is within limits.
-fn reorient(stripped: &[u8], orientation: u16) -> Result<Vec<u8>, ImageError> {
-    use image::codecs::jpeg::{JpegDecoder, JpegEncoder};
-    use image::{DynamicImage, ImageDecoder, ImageEncoder};
+/// Decodes the pixels (and the ICC profile), with the decoder's memory bounded.
+fn decode(stripped: &[u8]) -> Result<(image::DynamicImage, Option<Vec<u8>>), ImageError> {
+    use image::codecs::jpeg::JpegDecoder;
+    use image::{DynamicImage, ImageDecoder, Limits};
 
-    let transform = u8::try_from(orientation)
-        .ok()
-        .and_then(image::metadata::Orientation::from_exif)
-        .ok_or(ImageError::NotAnImage)?;
     // The decoder is third-party code fed hostile input: a panic in it is a bad image, not a crash.
     let decoded = std::panic::catch_unwind(|| {
         let mut decoder = JpegDecoder::new(std::io::Cursor::new(stripped)).ok()?;
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(MAX_SIDE);
+        limits.max_image_height = Some(MAX_SIDE);
+        limits.max_alloc = Some(MAX_DECODE_BYTES);
+        decoder.set_limits(limits).ok()?;
         let icc = decoder.icc_profile().ok().flatten();
         let image = DynamicImage::from_decoder(decoder).ok()?;
         Some((image, icc))
     })
     .ok()
     .flatten();
-    let (mut image, icc) = decoded.ok_or(ImageError::NotAnImage)?;
+    decoded.ok_or(ImageError::NotAnImage)
+}
+
+/// Decodes, turns the pixels as EXIF `orientation` says and re-encodes, keeping an ICC profile
+/// that still matches the pixels. `stripped` has passed [`strip`], so its size is within limits.
+fn reorient(stripped: &[u8], orientation: u16) -> Result<Vec<u8>, ImageError> {
+    use image::codecs::jpeg::JpegEncoder;
+    use image::{DynamicImage, ImageEncoder};
+
+    let transform = u8::try_from(orientation)
+        .ok()
+        .and_then(image::metadata::Orientation::from_exif)
+        .ok_or(ImageError::NotAnImage)?;
+    let (mut image, icc) = decode(stripped)?;
     image.apply_orientation(transform);
     let grey = !image.color().has_color();
     let image = if grey {

@@ -7,7 +7,12 @@
 //! only for a JPEG whose EXIF orientation is not "upright", because once EXIF is gone the rotation
 //! must live in the pixels; everything else keeps its original compressed data, undegraded.
 //!
-//! Images larger than [`MAX_PIXELS`] are refused from their headers, before anything is decoded.
+//! Images whose long side is over [`MAX_SIDE`] pixels (a phone screen needs no more) are refused
+//! from their headers, before anything is decoded: `GLOBAL_008`. They are refused, not
+//! downscaled: a downscale would decode up to [`MAX_PIXELS`] first, the cost an attacker wants.
+//! Within the limit, the data is decoded to be validated: JPEG pixels are decoded (bounded
+//! memory: [`MAX_DECODE_BYTES`]), a PNG's compressed stream is inflated and checked against its
+//! header. At most [`max_concurrent_decodes`] images are worked on at once.
 
 use bytes::Bytes;
 use heart_shared::ErrorCode;
@@ -19,8 +24,29 @@ mod jpeg;
 mod png;
 mod webp;
 
-/// The most pixels (width × height) an image may have: about a 8660×5773 photo.
-pub const MAX_PIXELS: u64 = 50_000_000;
+/// The longest side an image may have, in pixels.
+pub const MAX_SIDE: u32 = 4096;
+
+/// The most pixels (width × height) an image may have: a [`MAX_SIDE`] square.
+pub const MAX_PIXELS: u64 = (MAX_SIDE as u64) * (MAX_SIDE as u64);
+
+/// The most memory a decoder may allocate for one image: a [`MAX_SIDE`] square of RGBA, plus slack.
+pub const MAX_DECODE_BYTES: u64 = MAX_PIXELS * 4 + 8 * 1024 * 1024;
+
+/// How many images are sanitised at once in the whole process: one per core. Others wait for a
+/// turn (within their request's time limit): six 7000-pixel JPEGs at once took 1.7 GB before.
+pub fn max_concurrent_decodes() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
+static DECODES: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::OnceLock::new();
+
+fn decode_permits() -> std::sync::Arc<tokio::sync::Semaphore> {
+    DECODES
+        .get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(max_concurrent_decodes())))
+        .clone()
+}
 
 /// The most pixels all frames of an animation may have together (frames × canvas).
 pub const MAX_ANIMATION_PIXELS: u64 = 1_000_000_000;
@@ -108,9 +134,19 @@ pub enum ImageError {
 /// [`sanitize`] on the blocking pool, its errors as contract errors: `GLOBAL_008` for an image too
 /// large, else `not_an_image` (the calling domain's code).
 pub async fn clean(bytes: Bytes, not_an_image: ErrorCode) -> Result<CleanImage, ApiError> {
-    let cleaned = tokio::task::spawn_blocking(move || sanitize(&bytes))
+    // Waiting for a turn ends with the request's time limit (this future is dropped then); the
+    // permit goes with the work, so a decode outliving its request still counts until it ends.
+    let permit = decode_permits()
+        .acquire_owned()
         .await
         .map_err(ApiError::internal)?;
+    let cleaned = tokio::task::spawn_blocking(move || {
+        let result = sanitize(&bytes);
+        drop(permit);
+        result
+    })
+    .await
+    .map_err(ApiError::internal)?;
     cleaned.map_err(|error| match error {
         ImageError::TooLarge(detail) => ApiError::with_message(
             ErrorCode::PayloadTooLarge,
@@ -136,6 +172,11 @@ const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 fn check_pixels(width: u32, height: u32) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::NotAnImage);
+    }
+    if width.max(height) > MAX_SIDE {
+        return Err(ImageError::TooLarge(format!(
+            "{width}×{height} pixels; the limit is {MAX_SIDE} on the long side"
+        )));
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > MAX_PIXELS {
@@ -293,7 +334,16 @@ mod tests {
 
     #[test]
     fn pixel_limits() {
-        assert!(check_pixels(7071, 7071).is_ok());
+        assert!(check_pixels(4096, 4096).is_ok());
+        assert!(check_pixels(4096, 3072).is_ok());
+        assert!(matches!(
+            check_pixels(4097, 10),
+            Err(ImageError::TooLarge(_))
+        ));
+        assert!(matches!(
+            check_pixels(7000, 7000),
+            Err(ImageError::TooLarge(_))
+        ));
         assert!(matches!(
             check_pixels(60_000, 60_000),
             Err(ImageError::TooLarge(_))

@@ -233,15 +233,38 @@ pub async fn object_keys(db: &Db, id: i64) -> Result<Vec<String>, sqlx::Error> {
     Ok(rows.into_iter().filter_map(|(key,)| key).collect())
 }
 
-/// Deletes member `id` and, by cascade, their sessions, posts, images, blocks, follows and reports,
-/// plus their verification row. Returns the ids of the sessions that were live.
-pub async fn delete(db: &Db, id: i64, email: &str) -> Result<Vec<String>, sqlx::Error> {
+/// Deletes member `id` and, by cascade, their sessions, posts, images, blocks, follows and the
+/// reports they filed, plus their verification row. Reports *about* them stay, with a snapshot
+/// (nickname, SHA-256 of the email, deletion time) for moderators. The live sessions are recorded
+/// in `revoked_sessions`, so their revocations survive a restart or a flushed cache.
+/// Returns the ids of the sessions that were live.
+pub async fn delete(
+    db: &Db,
+    id: i64,
+    email: &str,
+    nickname: &str,
+    now: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     let sessions: Vec<(String,)> =
         sqlx::query_as("SELECT id FROM sessions WHERE member_id = ? AND revoked_at IS NULL")
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
+    for (sid,) in &sessions {
+        sqlx::query("INSERT INTO revoked_sessions (session_id, revoked_at) VALUES (?, ?)")
+            .bind(sid)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE reports SET target_nickname = ?, target_email_sha256 = ?, target_deleted_at = ? WHERE target_id = ?")
+        .bind(nickname)
+        .bind(crate::auth::tokens::sha256_hex(email))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     // Children first: the cascade does this too, but explicit deletes keep MySQL and SQLite alike.
     sqlx::query(
         "DELETE FROM post_images WHERE post_id IN (SELECT id FROM posts WHERE writer_id = ?)",
@@ -256,7 +279,7 @@ pub async fn delete(db: &Db, id: i64, email: &str) -> Result<Vec<String>, sqlx::
         ("DELETE FROM sessions WHERE member_id = ?", 1),
         ("DELETE FROM follows WHERE follower_id = ? OR followee_id = ?", 2),
         ("DELETE FROM blocks WHERE blocker_id = ? OR blocked_id = ?", 2),
-        ("DELETE FROM reports WHERE reporter_id = ? OR target_id = ?", 2),
+        ("DELETE FROM reports WHERE reporter_id = ?", 1),
     ] {
         let mut query = sqlx::query(sql);
         for _ in 0..binds {

@@ -139,7 +139,14 @@ pub async fn delete_account(
                 source: e.into(),
             })?;
     }
-    let mut sessions = repo::delete(&state.db, member.id, &member.email).await?;
+    let mut sessions = repo::delete(
+        &state.db,
+        member.id,
+        &member.email,
+        &member.nickname,
+        state.clock.now(),
+    )
+    .await?;
     state.feed_version.bump().await;
     if !sessions.contains(&caller.session_id) {
         sessions.push(caller.session_id.clone());

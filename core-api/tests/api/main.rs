@@ -21,6 +21,7 @@ mod errors;
 mod faults;
 mod follows;
 mod hostile;
+mod hostile_core;
 mod identity;
 mod members;
 mod operations;
