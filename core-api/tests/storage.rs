@@ -8,9 +8,6 @@
     dead_code
 )]
 
-#[path = "api/s3_server.rs"]
-mod s3_server;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +15,8 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use heart_core::config::{S3Config, StorageBackend, StorageConfig};
 use heart_core::storage::{self, Storage, StorageError};
+use heart_testkit::s3::TestS3;
 use http_body_util::BodyExt;
-use s3_server::TestS3;
 use secrecy::SecretString;
 
 fn s3_config(server: &TestS3) -> S3Config {

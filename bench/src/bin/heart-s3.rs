@@ -1,6 +1,6 @@
 //! `heart-s3`: a small S3-compatible server for local runs and the fault script — `s3s-fs` serving a
 //! folder, path-style, checking SigV4 signatures against one key pair (the same server the core's
-//! tests start in-process).
+//! tests start in-process: `heart_testkit::s3`).
 //!
 //! ```sh
 //! heart-s3 --listen 127.0.0.1:9000 --root /tmp/heart-s3 --bucket heart-media \
@@ -19,10 +19,6 @@ use std::process::ExitCode;
 
 use hyper::body::Incoming;
 use hyper::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
 
 #[derive(Debug)]
 struct Options {
@@ -75,13 +71,7 @@ fn parse_args() -> Result<Options, String> {
 async fn serve(options: Options) -> Result<(), String> {
     std::fs::create_dir_all(options.root.join(&options.bucket))
         .map_err(|e| format!("{}: {e}", options.root.display()))?;
-    let fs = s3s_fs::FileSystem::new(&options.root).map_err(|e| format!("s3s-fs: {e:?}"))?;
-    let mut builder = S3ServiceBuilder::new(fs);
-    builder.set_auth(SimpleAuth::from_single(
-        options.access_key.clone(),
-        options.secret_key.clone(),
-    ));
-    let s3 = builder.build();
+    let s3 = heart_testkit::s3::service(&options.root, &options.access_key, &options.secret_key)?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| format!("binding {}: {e}", options.listen))?;
@@ -91,23 +81,10 @@ async fn serve(options: Options) -> Result<(), String> {
         options.bucket,
         options.root.display()
     );
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let accept = heart_testkit::s3::serve(listener, move |request: Request<Incoming>| {
         let s3 = s3.clone();
         async move { s3.call(request.map(s3s::Body::from)).await }
     });
-    let accept = async {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = ConnectionBuilder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     tokio::select! {

@@ -21,6 +21,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use heart_core::clock::Clock;
 use heart_core::{App, AppState, Config};
+use heart_testkit::mail::Mailbox;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -101,11 +102,6 @@ pub fn assert_code(response: &TestResponse, code: &str) {
     );
 }
 
-enum MailSource {
-    Outbox(PathBuf),
-    Maildir(PathBuf),
-}
-
 /// Which backends a test app runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backends {
@@ -145,9 +141,9 @@ pub struct TestApp {
     pub admin_router: Router,
     pub state: AppState,
     pub clock: Clock,
-    mail: MailSource,
+    mail: Mailbox,
     /// The S3 server behind the app, when it stores images in S3.
-    pub s3: Option<crate::s3_server::TestS3>,
+    pub s3: Option<heart_testkit::s3::TestS3>,
     mysql_database: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
@@ -169,7 +165,7 @@ impl TestApp {
     /// An app with `overrides` on top of the test defaults.
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
         let s3 = if Backends::requested().storage == "s3" {
-            Some(crate::s3_server::TestS3::start().await)
+            Some(heart_testkit::s3::TestS3::start().await)
         } else {
             None
         };
@@ -178,7 +174,7 @@ impl TestApp {
 
     /// An app storing images in `s3` (which tests may make fail).
     pub async fn spawn_with_s3(overrides: &[(&str, &str)]) -> TestApp {
-        TestApp::spawn_on(overrides, Some(crate::s3_server::TestS3::start().await)).await
+        TestApp::spawn_on(overrides, Some(heart_testkit::s3::TestS3::start().await)).await
     }
 
     /// An app configured only by `overrides` (no S3 server of its own, even in an S3 run).
@@ -186,7 +182,10 @@ impl TestApp {
         TestApp::spawn_on(overrides, None).await
     }
 
-    async fn spawn_on(overrides: &[(&str, &str)], s3: Option<crate::s3_server::TestS3>) -> TestApp {
+    async fn spawn_on(
+        overrides: &[(&str, &str)],
+        s3: Option<heart_testkit::s3::TestS3>,
+    ) -> TestApp {
         if std::env::var_os("HEART_TEST_LOG").is_some() {
             heart_core::telemetry::init_logging(heart_core::config::LogFormat::Pretty);
         }
@@ -204,7 +203,7 @@ impl TestApp {
         if let Ok(server) = std::env::var("HEART_TEST_DATABASE_URL") {
             let server = server.trim_end_matches('/').to_owned();
             let name = format!("heart_test_{}", random_suffix());
-            crate::fixtures::create_mysql_database(&server, &name).await;
+            heart_testkit::mysql::create_database(&server, &name).await;
             // The app may reach the server another way (through a test's proxy) than the harness.
             let via = overrides
                 .iter()
@@ -228,10 +227,10 @@ impl TestApp {
                 set("HEART_SMTP_HOST", host);
                 set("HEART_SMTP_PORT", port);
                 set("HEART_SMTP_TLS", "none");
-                MailSource::Maildir(PathBuf::from(maildir))
+                Mailbox::Maildir(PathBuf::from(maildir))
             }
             (Ok(_), Err(_)) => panic!("HEART_TEST_SMTP_ADDR needs HEART_TEST_SMTP_MAILDIR"),
-            _ => MailSource::Outbox(dir.path().join("outbox")),
+            _ => Mailbox::Outbox(dir.path().join("outbox")),
         };
         if let Some(s3) = &s3 {
             for (k, v) in s3.env() {
@@ -413,41 +412,12 @@ impl TestApp {
 
     /// Every mail delivered to `email`, raw, oldest first.
     pub fn mails_to(&self, email: &str) -> Vec<String> {
-        let dirs: Vec<PathBuf> = match &self.mail {
-            MailSource::Outbox(dir) => vec![dir.clone()],
-            MailSource::Maildir(dir) => vec![dir.join("new"), dir.join("cur")],
-        };
-        let mut found: Vec<(std::time::SystemTime, String, String)> = Vec::new();
-        for dir in dirs {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                let to_line = text
-                    .lines()
-                    .find(|l| l.to_ascii_lowercase().starts_with("to:"))
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
-                if to_line.contains(&email.to_ascii_lowercase()) {
-                    let modified = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .unwrap_or(std::time::UNIX_EPOCH);
-                    found.push((
-                        modified,
-                        entry.file_name().to_string_lossy().into_owned(),
-                        text,
-                    ));
-                }
-            }
-        }
-        found.sort();
-        found.into_iter().map(|(_, _, text)| text).collect()
+        self.mail.mails_to(email)
     }
 
     /// The code in the newest verification mail to `email`.
     pub fn last_code_for(&self, email: &str) -> String {
-        let mails = self.mails_to(email);
-        let mail = mails.last().unwrap_or_else(|| panic!("no mail to {email}"));
-        code_in(mail).unwrap_or_else(|| panic!("no code in mail: {mail}"))
+        self.mail.last_code_for(email)
     }
 
     pub async fn send_code(&self, email: &str) -> TestResponse {
@@ -527,23 +497,12 @@ pub struct TestMember {
     pub refresh_token: String,
 }
 
-/// The 8-character code of a verification mail.
-pub fn code_in(mail: &str) -> Option<String> {
-    let marker = "Your verification code is: ";
-    let start = mail.find(marker)? + marker.len();
-    let code: String = mail[start..]
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect();
-    (code.len() == 8).then_some(code)
-}
-
 impl Drop for TestApp {
     fn drop(&mut self) {
         let Some((server, name)) = self.mysql_database.take() else {
             return;
         };
-        crate::fixtures::drop_mysql_database(server, name);
+        heart_testkit::mysql::drop_database(server, name);
     }
 }
 
@@ -552,4 +511,4 @@ pub fn data_path(app: &TestApp, rel: &str) -> PathBuf {
     app.state.config.data_dir.join(Path::new(rel))
 }
 
-pub use crate::fixtures::{multipart_body, Part};
+pub use heart_testkit::fixtures::{multipart_body, Part};

@@ -6,9 +6,8 @@
     dead_code
 )]
 
-mod fixtures;
 mod helpers;
-mod s3_server;
+use heart_testkit::fixtures;
 
 mod auth_sessions;
 mod auth_signup;

@@ -17,6 +17,7 @@ use heart_core::clock::Clock;
 use heart_core::{AppState, Config};
 use heart_shared::ErrorCode;
 use heart_stack::{Stack, StackOptions};
+use heart_testkit::mail::Mailbox;
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -117,7 +118,7 @@ impl TestStack {
         if let Ok(server) = std::env::var("HEART_TEST_DATABASE_URL") {
             let server = server.trim_end_matches('/').to_owned();
             let name = format!("heart_stack_test_{}", random_suffix());
-            crate::fixtures::create_mysql_database(&server, &name).await;
+            heart_testkit::mysql::create_database(&server, &name).await;
             set("HEART_DATABASE_URL", &format!("{server}/{name}"));
             mysql_database = Some((server, name));
         }
@@ -285,35 +286,7 @@ impl TestStack {
 
     /// The code in the newest verification mail to `email` (from the outbox folder).
     pub fn last_code_for(&self, email: &str) -> String {
-        let mut found: Vec<(std::time::SystemTime, String, String)> = Vec::new();
-        for entry in std::fs::read_dir(&self.outbox)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let to_line = text
-                .lines()
-                .find(|l| l.to_ascii_lowercase().starts_with("to:"))
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            if to_line.contains(&email.to_ascii_lowercase()) {
-                let modified = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .unwrap_or(std::time::UNIX_EPOCH);
-                found.push((
-                    modified,
-                    entry.file_name().to_string_lossy().into_owned(),
-                    text,
-                ));
-            }
-        }
-        found.sort();
-        let (_, _, mail) = found
-            .last()
-            .unwrap_or_else(|| panic!("no mail to {email} in {}", self.outbox.display()));
-        code_in(mail).unwrap_or_else(|| panic!("no code in mail: {mail}"))
+        Mailbox::Outbox(self.outbox.clone()).last_code_for(email)
     }
 
     /// Sends a code, confirms it and joins, through the edge; returns the member id.
@@ -415,7 +388,7 @@ impl Drop for TestStack {
         let Some((server, name)) = self.mysql_database.take() else {
             return;
         };
-        crate::fixtures::drop_mysql_database(server, name);
+        heart_testkit::mysql::drop_database(server, name);
     }
 }
 
@@ -565,19 +538,8 @@ fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// The 8-character code of a verification mail.
-pub fn code_in(mail: &str) -> Option<String> {
-    let marker = "Your verification code is: ";
-    let start = mail.find(marker)? + marker.len();
-    let code: String = mail[start..]
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect();
-    (code.len() == 8).then_some(code)
-}
-
-/// The core tests' image makers and multipart bodies, shared by path.
-pub use crate::fixtures::{multipart_body, png, Part};
+/// The image makers and multipart bodies of the shared test fixtures.
+pub use heart_testkit::fixtures::{multipart_body, png, Part};
 
 /// The ids of a feed page's posts, in order.
 pub fn post_ids(page: &Value) -> Vec<i64> {

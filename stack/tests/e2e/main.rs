@@ -6,9 +6,6 @@
 
 mod app_flow;
 mod feed_cache;
-#[path = "../../../core-api/tests/api/fixtures.rs"]
-#[allow(dead_code)]
-mod fixtures;
 mod helpers;
 mod limits;
 mod rate_limits;

@@ -1,6 +1,5 @@
 //! Images made in the tests (real encodings from the `image` crate, plus EXIF written by hand) and
-//! multipart bodies as the app sends them, and the per-test MySQL databases. The stack's tests use
-//! this file too (by path).
+//! multipart bodies as the app sends them.
 
 use std::io::Cursor;
 
@@ -142,18 +141,26 @@ pub fn dimensions(bytes: &[u8]) -> (u32, u32) {
 /// One part of a multipart body.
 #[derive(Debug, Clone)]
 pub enum Part {
+    /// A text part.
     Text {
+        /// Part name.
         name: String,
+        /// Its text.
         value: String,
     },
+    /// A file part.
     File {
+        /// Part name.
         name: String,
+        /// The file name the client sends.
         filename: String,
+        /// Its bytes.
         bytes: Vec<u8>,
     },
 }
 
 impl Part {
+    /// A text part `name` = `value`.
     pub fn text(name: &str, value: &str) -> Part {
         Part::Text {
             name: name.to_owned(),
@@ -161,6 +168,7 @@ impl Part {
         }
     }
 
+    /// A file part `name` with the file name `filename`.
     pub fn file(name: &str, filename: &str, bytes: Vec<u8>) -> Part {
         Part::File {
             name: name.to_owned(),
@@ -173,7 +181,7 @@ impl Part {
 /// A `multipart/form-data` body as the Android app (OkHttp) sends it: text parts carry
 /// `Content-Type: multipart/form-data`, files `image/*`.
 pub fn multipart_body(parts: &[Part]) -> (String, Vec<u8>) {
-    let boundary = format!("heart-{}", &heart_core::auth::tokens::random_hex_id()[..12]);
+    let boundary = format!("heart-{:012x}", rand::random::<u64>() & 0xFFFF_FFFF_FFFF);
     let mut body = Vec::new();
     for part in parts {
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
@@ -195,41 +203,4 @@ pub fn multipart_body(parts: &[Part]) -> (String, Vec<u8>) {
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-/// Creates the per-test database `name` on the MySQL `server` (`HEART_TEST_DATABASE_URL`).
-pub async fn create_mysql_database(server: &str, name: &str) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(server)
-        .await
-        .expect("connect to HEART_TEST_DATABASE_URL");
-    sqlx::query(&format!(
-        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("create the test database");
-}
-
-/// Drops the per-test database `name`; called from `Drop`, which runs inside the test's runtime,
-/// so a thread with its own runtime does the work.
-pub fn drop_mysql_database(server: String, name: String) {
-    let _ = std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        runtime.block_on(async move {
-            use sqlx::Connection;
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&server).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
-                    .execute(&mut conn)
-                    .await;
-            }
-        });
-    })
-    .join();
 }

@@ -2,7 +2,10 @@
 //! SigV4 signatures against a random key pair, path-style. Faults are injected by a thin layer in
 //! front of it (the server itself is never mocked): PutObject or DeleteObject can be made to answer
 //! HTTP 500 like an unhealthy S3 would, or every connection dropped unanswered like a dead one.
+//!
+//! [`service`] and [`serve`] are the same server without the faults, for `heart-s3` (bench/).
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,7 +15,39 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use rand::distributions::{Alphanumeric, DistString};
 use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
+use s3s::service::{S3Service, S3ServiceBuilder};
+
+/// The S3 API over the folder `root` (one sub-folder per bucket), path-style, accepting only
+/// requests signed (SigV4) with `access_key` / `secret_key`.
+pub fn service(root: &Path, access_key: &str, secret_key: &str) -> Result<S3Service, String> {
+    let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("s3s-fs: {e:?}"))?;
+    let mut builder = S3ServiceBuilder::new(fs);
+    builder.set_auth(SimpleAuth::from_single(
+        access_key.to_owned(),
+        secret_key.to_owned(),
+    ));
+    Ok(builder.build())
+}
+
+/// Answers every connection `listener` accepts with `handle` (HTTP/1 and HTTP/2), until dropped.
+/// An `Err` from `handle` closes that connection without an answer.
+pub async fn serve<F, Fut>(listener: tokio::net::TcpListener, handle: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<s3s::Body>, s3s::HttpError>> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let service = hyper::service::service_fn(handle.clone());
+        tokio::spawn(async move {
+            let _ = ConnectionBuilder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
 
 #[derive(Debug, Default)]
 struct Faults {
@@ -36,8 +71,11 @@ enum Verdict {
 pub struct TestS3 {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
+    /// The one bucket, `heart-media`.
     pub bucket: String,
+    /// The access key id requests must be signed with.
     pub access_key: String,
+    /// Its secret.
     pub secret_key: String,
     root: tempfile::TempDir,
     faults: Arc<Mutex<Faults>>,
@@ -114,18 +152,12 @@ impl TestS3 {
             .to_ascii_uppercase();
         let secret_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 40);
 
-        let mut builder =
-            S3ServiceBuilder::new(s3s_fs::FileSystem::new(root.path()).expect("s3s-fs"));
-        builder.set_auth(SimpleAuth::from_single(
-            access_key.clone(),
-            secret_key.clone(),
-        ));
-        let s3 = builder.build();
+        let s3 = service(root.path(), &access_key, &secret_key).expect("s3s-fs");
 
         let faults = Arc::new(Mutex::new(Faults::default()));
-        let service = {
+        let handle = {
             let faults = faults.clone();
-            hyper::service::service_fn(move |request: Request<Incoming>| {
+            move |request: Request<Incoming>| {
                 let s3 = s3.clone();
                 let verdict = lock(&faults).verdict(operation_of(&request));
                 async move {
@@ -136,26 +168,14 @@ impl TestS3 {
                         Verdict::CloseConnection => Err(s3s::HttpError::new("S3 is down".into())),
                     }
                 }
-            })
+            }
         };
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let service = service.clone();
-                tokio::spawn(async move {
-                    let _ = ConnectionBuilder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = tokio::spawn(serve(listener, handle));
         TestS3 {
             endpoint,
             bucket,

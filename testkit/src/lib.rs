@@ -1,0 +1,19 @@
+//! Test fixtures shared by the workspace's test suites (`core-api/tests`, `stack/tests`,
+//! `edge/host/tests`) and by `heart-s3` in `bench/`. Dev-only: `publish = false`, and no crate
+//! depends on it outside `[dev-dependencies]` except the bench tools.
+//!
+//! It knows nothing of the core's internals: it makes inputs (images, multipart bodies), runs
+//! backends (an S3-compatible server, per-test MySQL databases) and reads outputs (mail).
+//!
+//! - [`fixtures`]: PNG/JPEG images (with GPS EXIF) and multipart bodies as the Android app sends them;
+//! - [`s3`]: a real S3-compatible server (s3s-fs) with fault injection, and the service `heart-s3` runs;
+//! - [`mail`]: the verification mails from an outbox folder or an SMTP sink's Maildir;
+//! - [`mysql`]: a database per test on `HEART_TEST_DATABASE_URL`.
+
+// Fixtures fail the test that uses them: panicking with a message is their error handling.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod fixtures;
+pub mod mail;
+pub mod mysql;
+pub mod s3;
