@@ -6,6 +6,7 @@
     dead_code
 )]
 
+mod fault_proxy;
 mod fixtures;
 mod helpers;
 mod s3_server;
