@@ -449,6 +449,9 @@ async fn a_slow_database_is_slow_not_down() {
     let (proxy, via) = proxy_to(&server).await;
     let app = TestApp::spawn_with(&[(DATABASE_VIA, via.as_str())]).await;
     let kim = app.member("kim").await;
+    // The probe keeps one connection open; opened here, before the database turns slow (a new
+    // MySQL connection is several round trips, and a probe has 1 s).
+    assert_eq!(app.admin_get("/readyz").await.status, StatusCode::OK);
     proxy.set(Mode::Latency(Duration::from_millis(150)));
     let started = Instant::now();
     let post = app.register_post(&kim, "slowly", &[]).await;
