@@ -5,10 +5,17 @@
 #
 #   bash bench/faults.sh                 # all scenarios (a few minutes after the build)
 #   SCENARIOS="smtp s3" bash bench/faults.sh
+#   SCENARIOS="mariadb-stall redis-drop" bash bench/faults.sh
+#
+# Stopped dependencies: smtp s3 redis mariadb. Slow and half-broken ones (bench/fault_proxy.py in
+# front of each dependency; bench/fault_probe.py measures): <dep>-slow (every chunk +250 ms, so
+# +500 ms a round trip), <dep>-stall (connections accepted, nothing answered), <dep>-drop (30 % of
+# chunks lost: the connection hangs) for mariadb and redis; s3-slow, s3-stall; smtp-stall.
 #
 # Everything it needs runs on its own ports, started here and stopped on exit: mariadbd (own datadir,
 # port 3307), redis-server (6390), heart-s3 (19000), the SMTP sink (12525, started mid-scenario),
-# the stack (edge 18080, core 18081, admin 18090). The machine's MariaDB (3306) and Redis (6379)
+# the stack (edge 18080, core 18081, admin 18090), and a fault proxy per dependency (13307, 16391,
+# 19001, 12526) that the stack talks through. The machine's MariaDB (3306) and Redis (6379)
 # are never touched. Needs: mariadbd + mariadb-install-db, redis-server, curl, python3 with aiosmtpd
 # (python3 -m pip install aiosmtpd).
 set -uo pipefail
@@ -25,19 +32,26 @@ ADMIN_PORT="${ADMIN_PORT:-18090}"
 MEMBERS="${MEMBERS:-200}"
 POSTS="${POSTS:-5000}"
 CONNECTIONS="${CONNECTIONS:-16}"
-SCENARIOS="${SCENARIOS:-smtp s3 redis mariadb}"
+DEGRADED="mariadb-slow mariadb-stall mariadb-drop redis-slow redis-stall redis-drop s3-slow s3-stall smtp-stall"
+SCENARIOS="${SCENARIOS:-smtp s3 redis mariadb $DEGRADED}"
+MARIADB_PROXY_PORT="${MARIADB_PROXY_PORT:-13307}"
+REDIS_PROXY_PORT="${REDIS_PROXY_PORT:-16391}"
+S3_PROXY_PORT="${S3_PROXY_PORT:-19001}"
+SMTP_PROXY_PORT="${SMTP_PROXY_PORT:-12526}"
 # How the database dies: KILL (a crash: acknowledged posts must survive it) or TERM (clean shutdown).
 MARIADB_STOP_SIGNAL="${MARIADB_STOP_SIGNAL:-KILL}"
 
 API="http://127.0.0.1:$EDGE_PORT"
 ADMIN="http://127.0.0.1:$ADMIN_PORT"
-bin="$CARGO_TARGET_DIR/release"
+# PROFILE=debug runs a debug build (faster to build; the timeouts measured here do not depend on it).
+PROFILE="${PROFILE:-release}"
+bin="$CARGO_TARGET_DIR/$PROFILE"
 work="$(mktemp -d /tmp/heart-faults.XXXXXX)"
 S3_KEY=HEARTFAULTSKEY
 S3_SECRET="faults-secret-$RANDOM$RANDOM"
 S3_BUCKET=heart-media
 
-stack_pid="" s3_pid="" smtp_pid="" mariadb_pid="" load_pid=""
+stack_pid="" s3_pid="" smtp_pid="" mariadb_pid="" load_pid="" proxy_pids=()
 failures=0
 results=()
 
@@ -60,6 +74,7 @@ cleanup() {
   stop_pid "$s3_pid"
   stop_pid "$smtp_pid"
   stop_pid "$mariadb_pid"
+  for p in "${proxy_pids[@]}"; do stop_pid "$p"; done
   if [ -f "$work/redis.pid" ]; then stop_pid "$(cat "$work/redis.pid")"; fi
   if [ -n "${KEEP:-}" ]; then log "kept $work"; else rm -rf "$work"; fi
 }
@@ -68,7 +83,7 @@ trap 'exit 130' INT TERM
 
 result() { # result PASS|FAIL <scenario> <text>
   local line
-  line="$(printf '%-4s %-8s %s' "$1" "$2" "$3")"
+  line="$(printf '%-4s %-13s %s' "$1" "$2" "$3")"
   results+=("$line")
   echo "$line"
   [ "$1" = PASS ] || failures=$((failures + 1))
@@ -122,6 +137,13 @@ start_s3() {
   s3_pid=$!
   wait_port "$S3_PORT" 10
 }
+start_proxy() { # start_proxy <name> <listen port> <upstream port>: bench/fault_proxy.py, mode "pass"
+  echo pass >"$work/$1.mode"
+  python3 bench/fault_proxy.py --listen "127.0.0.1:$2" --upstream "127.0.0.1:$3" \
+    --mode-file "$work/$1.mode" >>"$work/proxy-$1.log" 2>&1 &
+  proxy_pids+=($!)
+  wait_port "$2" 20
+}
 start_smtp() {
   mkdir -p "$work/maildir"/{tmp,new,cur}
   python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$work/maildir" \
@@ -132,7 +154,8 @@ start_smtp() {
 
 # ---------------------------------------------------------------------------------------------
 echo "== heart faults, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, work dir $work"
-for p in "$MARIADB_PORT" "$REDIS_PORT" "$S3_PORT" "$SMTP_PORT" "$EDGE_PORT" "$CORE_PORT" "$ADMIN_PORT"; do
+for p in "$MARIADB_PORT" "$REDIS_PORT" "$S3_PORT" "$SMTP_PORT" "$EDGE_PORT" "$CORE_PORT" "$ADMIN_PORT" \
+  "$MARIADB_PROXY_PORT" "$REDIS_PROXY_PORT" "$S3_PROXY_PORT" "$SMTP_PROXY_PORT"; do
   port_free "$p" || { echo "port $p is in use; set the *_PORT variables" >&2; exit 2; }
 done
 for tool in mariadbd mariadb-install-db mariadb redis-server redis-cli curl python3; do
@@ -140,8 +163,12 @@ for tool in mariadbd mariadb-install-db mariadb redis-server redis-cli curl pyth
 done
 python3 -c 'import aiosmtpd' 2>/dev/null || { echo "aiosmtpd is missing: python3 -m pip install aiosmtpd" >&2; exit 2; }
 
-log "building (release)"
-cargo build --release -q -p heart-stack -p heart-bench || exit 2
+log "building ($PROFILE)"
+if [ "$PROFILE" = release ]; then
+  cargo build --release -q -p heart-stack -p heart-bench || exit 2
+else
+  cargo build -q -p heart-stack -p heart-bench || exit 2
+fi
 
 log "starting redis-server :$REDIS_PORT, mariadbd :$MARIADB_PORT, heart-s3 :$S3_PORT"
 start_redis || { echo "redis-server did not start" >&2; exit 2; }
@@ -151,16 +178,23 @@ start_mariadb || { cat "$work/mariadb.err" >&2; exit 2; }
 mariadb --no-defaults -h127.0.0.1 -P"$MARIADB_PORT" -uroot \
   -e 'CREATE DATABASE heart CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci' || exit 2
 start_s3 || { cat "$work/s3.log" >&2; exit 2; }
+log "starting the fault proxies (pass): mariadb :$MARIADB_PROXY_PORT, redis :$REDIS_PROXY_PORT, s3 :$S3_PROXY_PORT, smtp :$SMTP_PROXY_PORT"
+start_proxy mariadb "$MARIADB_PROXY_PORT" "$MARIADB_PORT" || exit 2
+start_proxy redis "$REDIS_PROXY_PORT" "$REDIS_PORT" || exit 2
+start_proxy s3 "$S3_PROXY_PORT" "$S3_PORT" || exit 2
+start_proxy smtp "$SMTP_PROXY_PORT" "$SMTP_PORT" || exit 2
 
-export HEART_DATABASE_URL="mysql://root@127.0.0.1:$MARIADB_PORT/heart"
+# The stack reaches every dependency through its fault proxy (passing everything unless a
+# scenario says otherwise); heart-datagen and the checks below talk to MariaDB directly.
+export HEART_DATABASE_URL="mysql://root@127.0.0.1:$MARIADB_PROXY_PORT/heart"
 export HEART_DATABASE_MAX_CONNECTIONS=16
-export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PROXY_PORT"
 export HEART_CACHE_PREFIX="faults"
 export HEART_DATA_DIR="$work/data"
-export HEART_S3_BUCKET="$S3_BUCKET" HEART_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" HEART_S3_FORCE_PATH_STYLE=true
+export HEART_S3_BUCKET="$S3_BUCKET" HEART_S3_ENDPOINT="http://127.0.0.1:$S3_PROXY_PORT" HEART_S3_FORCE_PATH_STYLE=true
 export HEART_S3_ACCESS_KEY_ID="$S3_KEY" HEART_S3_SECRET_ACCESS_KEY="$S3_SECRET"
 # The SMTP sink is not running yet: the mail scenario starts with nothing on this port.
-export HEART_SMTP_HOST=127.0.0.1 HEART_SMTP_PORT="$SMTP_PORT" HEART_SMTP_TLS=none
+export HEART_SMTP_HOST=127.0.0.1 HEART_SMTP_PORT="$SMTP_PROXY_PORT" HEART_SMTP_TLS=none
 export HEART_LISTEN_ADDR="127.0.0.1:$EDGE_PORT" HEART_CORE_LISTEN_ADDR="127.0.0.1:$CORE_PORT"
 export HEART_ADMIN_LISTEN_ADDR="127.0.0.1:$ADMIN_PORT"
 export HEART_EDGE_CACHE_DIR="${HEART_EDGE_CACHE_DIR:-/var/tmp/heart-faults-edge-cache}"
@@ -170,7 +204,7 @@ export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_MEMBER=1000000/60s
 export HEART_LOG_FORMAT=json RUST_LOG="${RUST_LOG:-warn}"
 
 log "data: $MEMBERS members, $POSTS posts (heart-datagen)"
-"$bin/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 10 \
+HEART_DATABASE_URL="mysql://root@127.0.0.1:$MARIADB_PORT/heart" "$bin/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 10 \
   --blocks-per-member 1 >"$work/datagen.log" 2>&1 || { cat "$work/datagen.log" >&2; exit 2; }
 
 log "starting the stack (edge :$EDGE_PORT → core :$CORE_PORT)"
@@ -362,10 +396,72 @@ PY
   sed 's/^/    /' "$work/mariadb-load.txt"
 }
 
+# A slow or half-broken dependency: bench/fault_probe.py turns its proxy bad for a while, probes
+# the requests that need it and one that does not, and turns it back; the verdict is computed here.
+scenario_degraded() { # scenario_degraded <dep> <slow|stall|drop>
+  local dep="$1" kind="$2" mode secs=8 name="$1-$2"
+  case "$kind" in
+    slow) mode="latency 250" ;;
+    stall) mode="stall" ;;
+    drop) mode="drop 0.3" ;;
+  esac
+  # S3's first error waits for the SDK's timeouts (5 s read, 8 s a try, 15 s in all).
+  [ "$dep" = s3 ] && [ "$kind" = stall ] && secs=20
+  echo "== $name: the $dep proxy set to '$mode' for ${secs}s, then back to pass"
+  if [ "$dep" = smtp ] && [ -z "$smtp_pid" ]; then start_smtp || { result FAIL "$name" "no SMTP sink"; return; }; fi
+  if ! python3 bench/fault_probe.py --dep "$dep" --mode "$mode" --mode-file "$work/$dep.mode" \
+    --api "$API" --core "http://127.0.0.1:$CORE_PORT" --token "$token" --member "$me" \
+    --fault-secs "$secs" --tag "$name-$$" >"$work/$name.json" 2>"$work/$name.err"; then
+    result FAIL "$name" "fault_probe.py failed: $(tail -3 "$work/$name.err")"; return
+  fi
+  local acked present twice
+  acked=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["acked"]))' "$work/$name.json")
+  present=$(sql "SELECT COUNT(DISTINCT content) FROM posts WHERE content LIKE 'fault-$dep-$name-$$-%'")
+  twice=$(sql "SELECT COUNT(*) FROM (SELECT content FROM posts WHERE content LIKE 'fault-$dep-$name-$$-%' GROUP BY content HAVING COUNT(*) > 1) t")
+  local verdict
+  verdict=$(python3 - "$work/$name.json" "$dep" "$kind" "$acked" "$present" "$twice" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); dep, kind = sys.argv[2], sys.argv[3]
+acked, present, twice = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+ok, why = True, []
+def need(cond, text):
+    global ok
+    if not cond:
+        ok = False; why.append("NOT " + text)
+ms = lambda s: "-" if s is None else f"{s * 1000:.0f} ms"
+# Documented: first error within the dependency's timeout; errors within 100 ms once known.
+first_limit = {"mariadb": 4.5, "s3": 16.0, "smtp": 6.0}.get(dep)
+down = kind in ("stall", "drop")
+if dep == "redis" or not down:
+    need(r["errors"] == 0, "no error answers")
+else:
+    need(r["first_error_s"] is not None and r["first_error_s"] <= first_limit, f"first error within {first_limit} s")
+    need(r["error_p99"] is not None and r["error_p99"] <= 0.1, "error p99 within 100 ms")
+    need(not r["unexpected"], "only " + r["expected_code"])
+need(r["recovered_s"] is not None and r["recovered_s"] <= 5, "recovered within 5 s")
+if r["unaffected_p99_before"] is not None and r["unaffected_p99_during"] is not None:
+    need(r["unaffected_p99_during"] <= 2 * r["unaffected_p99_before"] + 0.025, "unaffected p99 within 2x")
+need(present == acked and twice == 0, "acknowledged posts present once each")
+text = (f'first answer {ms(r["first_answer_s"])}; first error {ms(r["first_error_s"])}; '
+        f'errors {r["errors"]}/{r["probes"]} {r["expected_code"] or ""} p50 {ms(r["error_p50"])} p99 {ms(r["error_p99"])} max {ms(r["error_max"])} '
+        f'Retry-After {",".join(r["retry_after"]) or "-"}; successes {r["successes"]} p99 {ms(r["success_p99"])}; '
+        f'baseline p99 {ms(r["baseline_p99"])}; recovered {ms(r["recovered_s"])} after the fault; '
+        f'unaffected p99 {ms(r["unaffected_p99_before"])} -> {ms(r["unaffected_p99_during"])} ({r["unaffected_failures"]} failed); '
+        f'posts acknowledged {acked}, present {present}, twice {twice}'
+        + (f'; other answers {r["unexpected"]}' if r["unexpected"] else "")
+        + ("" if ok else "; " + ", ".join(why)))
+print(("PASS " if ok else "FAIL ") + text)
+PY
+)
+  result "${verdict%% *}" "$name" "${verdict#* }"
+}
+
 for scenario in $SCENARIOS; do
   case "$scenario" in
     smtp | s3 | redis | mariadb) "scenario_$scenario" ;;
-    *) echo "unknown scenario $scenario (smtp s3 redis mariadb)" >&2; exit 2 ;;
+    mariadb-slow | mariadb-stall | mariadb-drop | redis-slow | redis-stall | redis-drop | s3-slow | s3-stall | smtp-stall)
+      scenario_degraded "${scenario%-*}" "${scenario#*-}" ;;
+    *) echo "unknown scenario $scenario (smtp s3 redis mariadb $DEGRADED)" >&2; exit 2 ;;
   esac
 done
 

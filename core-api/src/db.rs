@@ -13,6 +13,22 @@ use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
 use crate::config::Config;
+use crate::health::{Breaker, ProbePolicy};
+
+/// How long a request waits for a pooled connection (or a new one) before `GLOBAL_503`.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Idle connections close after this (before the server's `wait_timeout` kills them).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections are replaced after this (failovers, DNS changes).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// How the database is probed: every second while up on its own connection (two failed probes in
+/// a row open the breaker), every 250 ms while down; a probe that takes a second has failed.
+pub const PROBE_POLICY: ProbePolicy = ProbePolicy {
+    retry: Duration::from_millis(250),
+    watch: Some(Duration::from_secs(1)),
+    timeout: Duration::from_secs(1),
+    failures_to_open: 2,
+};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
@@ -42,6 +58,8 @@ pub struct Db {
     pub pool: AnyPool,
     /// The dialect.
     pub kind: DbKind,
+    /// Up or down; requests short-circuit while down (see [`crate::ops::database_gate`]).
+    pub health: Breaker,
 }
 
 impl Db {
@@ -59,12 +77,23 @@ impl Db {
         }
         let url = url.replacen("mariadb://", "mysql://", 1);
         let options = AnyConnectOptions::from_str(&url)?;
+        let health = Breaker::new("database", probe_policy(kind), probe(options.clone()));
+        let since = health.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(config.database_max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(IDLE_TIMEOUT)
+            .max_lifetime(MAX_LIFETIME)
+            // No ping per acquire: a dead connection fails its query, which opens the breaker;
+            // connections opened before the database last came back are dropped instead.
+            .test_before_acquire(false)
+            .before_acquire(move |_, meta| {
+                let fresh = meta.age < since.up_since().elapsed();
+                Box::pin(async move { Ok::<bool, sqlx::Error>(fresh) })
+            })
             .connect_with(options)
             .await?;
-        let db = Db { pool, kind };
+        let db = Db { pool, kind, health };
         db.migrate().await?;
         Ok(db)
     }
@@ -92,9 +121,51 @@ impl Db {
             .map(|_| ())
     }
 
+    /// Whether the database can serve, for `/readyz`: the pool is open, the breaker closed, and
+    /// `SELECT 1` answers on the probe's own connection (a saturated pool is not an outage).
+    pub async fn check(&self) -> Result<(), crate::error::BoxError> {
+        if self.pool.is_closed() {
+            return Err("the pool is closed".into());
+        }
+        self.health.check().await
+    }
+
     /// Whether `error` is a violation of a unique constraint (a duplicate).
     pub fn is_unique_violation(error: &sqlx::Error) -> bool {
         matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+    }
+}
+
+/// SQLite is a file: only MySQL is watched while up.
+fn probe_policy(kind: DbKind) -> ProbePolicy {
+    match kind {
+        DbKind::MySql => PROBE_POLICY,
+        DbKind::Sqlite => ProbePolicy {
+            watch: None,
+            ..PROBE_POLICY
+        },
+    }
+}
+
+/// `SELECT 1` on a connection of its own (a busy pool is not an outage), reopened after a failure.
+fn probe(
+    options: AnyConnectOptions,
+) -> impl Fn() -> crate::health::ProbeFuture + Send + Sync + 'static {
+    use sqlx::ConnectOptions;
+    let connection: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::AnyConnection>>> =
+        std::sync::Arc::default();
+    move || -> crate::health::ProbeFuture {
+        let (options, connection) = (options.clone(), connection.clone());
+        Box::pin(async move {
+            let mut slot = connection.lock().await;
+            let mut conn = match slot.take() {
+                Some(conn) => conn,
+                None => options.connect().await?,
+            };
+            sqlx::query("SELECT 1").execute(&mut conn).await?;
+            *slot = Some(conn);
+            Ok::<(), crate::error::BoxError>(())
+        })
     }
 }
 

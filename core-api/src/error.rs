@@ -11,6 +11,13 @@ use heart_shared::{ErrorBody, ErrorCode, FieldError};
 /// Boxed cause of an unexpected error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// `Retry-After` (seconds) of a `GLOBAL_503` answered because a dependency is down.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+/// Marks an answer that found a dependency unreachable, so the database gate opens its breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DependencyDown(pub &'static str);
+
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -185,7 +192,20 @@ impl IntoResponse for ApiError {
                 tracing::error!(dependency, error = %cause_chain(source.as_ref()), "dependency unavailable");
                 metrics::counter!("heart_dependency_errors_total", "dependency" => dependency)
                     .increment(1);
-                error_response(code, code.default_message())
+                // A pool timeout alone may be load, not an outage: the breaker's probe decides that.
+                let unreachable = source
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(|e| matches!(e, sqlx::Error::Io(_) | sqlx::Error::Tls(_)));
+                let mut response = error_response(code, code.default_message());
+                if code == ErrorCode::DependencyUnavailable {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                }
+                if unreachable {
+                    response.extensions_mut().insert(DependencyDown(dependency));
+                }
+                response
             }
             ApiError::Internal(source) => {
                 tracing::error!(error = %cause_chain(source.as_ref()), "internal error");

@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod follow;
+pub mod health;
 pub mod images;
 pub mod mail;
 pub mod member;

@@ -13,6 +13,18 @@ use secrecy::ExposeSecret;
 
 use crate::config::{MailConfig, MailTransport, SmtpConfig, SmtpTls};
 use crate::error::BoxError;
+use crate::health::{Breaker, ProbeFuture, ProbePolicy};
+
+/// Sending one message (connecting included) may take this long.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// While the SMTP server is unreachable, sending fails at once (`AUTH_001`); a connection test
+/// every two seconds finds when it is back.
+pub const SMTP_PROBE_POLICY: ProbePolicy = ProbePolicy {
+    retry: Duration::from_secs(2),
+    watch: None,
+    timeout: SMTP_TIMEOUT,
+    failures_to_open: 1,
+};
 
 /// One plain-text message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +125,7 @@ impl Mailer for OutboxMailer {
 pub struct SmtpMailer {
     from: Mailbox,
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    health: Breaker,
 }
 
 impl std::fmt::Debug for SmtpMailer {
@@ -140,7 +153,7 @@ impl SmtpMailer {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             .port(config.port)
             .tls(tls)
-            .timeout(Some(Duration::from_secs(10)))
+            .timeout(Some(SMTP_TIMEOUT))
             // Connections are reused between messages (lettre's pool) instead of a TCP and TLS
             // handshake, and a login, per code mailed; idle ones close after a minute.
             .pool_config(
@@ -154,9 +167,22 @@ impl SmtpMailer {
                 password.expose_secret().to_owned(),
             ));
         }
+        let transport = builder.build();
+        let probing = transport.clone();
+        let health = Breaker::new("mail", SMTP_PROBE_POLICY, move || -> ProbeFuture {
+            let transport = probing.clone();
+            Box::pin(async move {
+                if transport.test_connection().await? {
+                    Ok::<(), BoxError>(())
+                } else {
+                    Err("the SMTP server did not answer NOOP".into())
+                }
+            })
+        });
         Ok(SmtpMailer {
             from,
-            transport: builder.build(),
+            transport,
+            health,
         })
     }
 }
@@ -165,10 +191,26 @@ impl SmtpMailer {
 impl Mailer for SmtpMailer {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
         let message = build_message(&self.from, mail)?;
-        self.transport
-            .send(message)
+        if !self.health.is_up() {
+            return Err(MailError(
+                "the SMTP server is unreachable; not trying".into(),
+            ));
+        }
+        // lettre's timeout bounds the TCP connect; over tokio it does not bound the answers, so a
+        // server that accepts and never answers is cut here.
+        let sent = tokio::time::timeout(SMTP_TIMEOUT, self.transport.send(message))
             .await
-            .map_err(|e| MailError(e.into()))?;
+            .map_err(|_| {
+                self.health.trip("no SMTP answer in time");
+                MailError(format!("no SMTP answer within {SMTP_TIMEOUT:?}").into())
+            })?;
+        sent.map_err(|e| {
+            // No SMTP answer at all (refused, reset, timed out, TLS): the server is unreachable.
+            if !(e.is_response() || e.is_permanent() || e.is_transient() || e.is_client()) {
+                self.health.trip(&e.to_string());
+            }
+            MailError(e.into())
+        })?;
         tracing::info!(to = %mail.to, "mail sent over SMTP");
         Ok(())
     }

@@ -1,15 +1,16 @@
 //! Operations endpoints: liveness, readiness, profile, the token keys, and (admin port) metrics.
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use heart_shared::token::Jwks;
 use heart_shared::ErrorCode;
 use serde::Serialize;
 
-use crate::error::error_response;
+use crate::error::{error_response, DependencyDown, RETRY_AFTER_SECS};
 use crate::state::AppState;
 
 /// Admin routes, served on the admin port only.
@@ -45,18 +46,19 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready: the database and the cache answer.
+/// Ready: the database answers. The cache's state is reported, but without it the server still
+/// serves (degraded: rate limits open, revocations from the database), so it does not fail readiness.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready", body = Readiness), (status = 503, description = "A dependency is down", body = Readiness)))]
+    responses((status = 200, description = "Ready (the cache may be down: degraded)", body = Readiness), (status = 503, description = "The database is down", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (db, cache) = tokio::join!(state.db.ping(), state.cache.ping());
+    let (db, cache) = tokio::join!(state.db.check(), state.cache.ping());
     let up = |ok: bool| if ok { "up" } else { "down" };
-    let ready = db.is_ok() && cache.is_ok();
+    let ready = db.is_ok();
     if let Err(e) = &db {
-        tracing::warn!(error = %e, "readiness: database down");
+        tracing::warn!(error = %crate::error::cause_chain(e.as_ref()), "readiness: database down");
     }
     if let Err(e) = &cache {
-        tracing::warn!(error = %crate::error::cause_chain(e), "readiness: cache down");
+        tracing::warn!(error = %crate::error::cause_chain(e), "readiness: cache down (degraded, still ready)");
     }
     let body = Readiness {
         status: if ready { "ready" } else { "not ready" },
@@ -99,4 +101,54 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             .into_response(),
         None => error_response(ErrorCode::DependencyUnavailable, "Metrics are not enabled"),
     }
+}
+
+/// The public paths that answer without the database.
+fn needs_database(path: &str) -> bool {
+    !matches!(
+        path,
+        "/healthz" | "/readyz" | "/profile" | "/.well-known/jwks.json" | "/openapi.json"
+    ) && !path.starts_with("/swagger-ui")
+        && !path.starts_with("/media/")
+}
+
+/// `GLOBAL_503` with `Retry-After`, for a request refused because a dependency is down.
+pub fn unavailable_response() -> Response {
+    let mut response = error_response(
+        ErrorCode::DependencyUnavailable,
+        ErrorCode::DependencyUnavailable.default_message(),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    response
+}
+
+/// While the database is down, requests that need it answer `GLOBAL_503` at once; requests in
+/// flight when it goes down answer so too instead of waiting for a timeout. An answer that found
+/// the database unreachable opens its breaker.
+pub async fn database_gate(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !needs_database(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let health = state.db.health.clone();
+    if !health.is_up() {
+        metrics::counter!("heart_dependency_short_circuits_total", "dependency" => "database")
+            .increment(1);
+        return unavailable_response();
+    }
+    let opened = health.opened();
+    let response = tokio::select! {
+        biased;
+        response = next.run(request) => response,
+        () = opened => return unavailable_response(),
+    };
+    if response.extensions().get::<DependencyDown>() == Some(&DependencyDown("database")) {
+        health.trip("a request found the database unreachable");
+    }
+    response
 }

@@ -102,6 +102,10 @@ fn with_layers(api: Router<AppState>, state: &AppState) -> Router<AppState> {
             error_response(ErrorCode::MethodNotAllowed, "Method not allowed")
         })
         .layer(DefaultBodyLimit::max(state.config.max_json_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ops::database_gate,
+        ))
         .layer(middleware::from_fn(telemetry::observe))
         .layer(middleware::from_fn(move |request, next| {
             time_limit(timeout, request, next)

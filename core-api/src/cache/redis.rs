@@ -1,23 +1,26 @@
 //! Redis (ElastiCache in production).
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
 use super::{Cache, CacheError};
+use crate::health::{Breaker, ProbeFuture, ProbePolicy};
 
 /// Redis (ElastiCache in production), through a reconnecting connection manager.
 ///
-/// When Redis fails (down, unreachable, too slow), the cache fails fast for [`RedisCache::BACKOFF`]
-/// instead of making every request wait for its own connection attempt; callers already treat a
-/// cache error as "go on without it" (rate limits open, revocations from the database).
+/// When Redis fails (down, unreachable, too slow), its breaker opens: calls fail at once without
+/// trying, and a background `PING` every [`RedisCache::PROBE_POLICY`] retry finds when it is back,
+/// so no request waits for a timeout of its own; callers already treat a cache error as "go on
+/// without it" (rate limits open, revocations from the database). The probe opens a new
+/// connection and swaps it in: one that timed out (a black-holed route, a failover) is not
+/// reconnected by the manager itself.
 #[derive(Clone)]
 pub struct RedisCache {
-    connection: ConnectionManager,
-    /// Until when calls fail without trying (`None`: Redis answered last time).
-    failing_until: Arc<Mutex<Option<Instant>>>,
+    connection: Arc<RwLock<ConnectionManager>>,
+    health: Breaker,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -27,72 +30,71 @@ impl std::fmt::Debug for RedisCache {
 }
 
 impl RedisCache {
-    /// How long calls fail fast after Redis failed; then one call tries again.
-    pub const BACKOFF: Duration = Duration::from_secs(1);
+    /// Connecting may take 500 ms, a command 1 s (ElastiCache answers in about a millisecond).
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+    /// See [`RedisCache::CONNECT_TIMEOUT`].
+    pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+    /// Probed every 500 ms while down; a probe has a second.
+    pub const PROBE_POLICY: ProbePolicy = ProbePolicy {
+        retry: Duration::from_millis(500),
+        watch: None,
+        timeout: Duration::from_secs(1),
+        failures_to_open: 1,
+    };
 
     /// Connects to `url` (`redis://` or `rediss://`).
     pub async fn connect(url: &str) -> Result<RedisCache, CacheError> {
         let client = redis::Client::open(url).map_err(|e| CacheError(e.into()))?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_millis(500))
-            .set_response_timeout(Duration::from_secs(1))
+            .set_connection_timeout(Self::CONNECT_TIMEOUT)
+            .set_response_timeout(Self::RESPONSE_TIMEOUT)
             .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config)
+        let connection = ConnectionManager::new_with_config(client.clone(), config.clone())
             .await
             .map_err(|e| CacheError(e.into()))?;
-        Ok(RedisCache {
-            connection,
-            failing_until: Arc::default(),
-        })
+        let connection = Arc::new(RwLock::new(connection));
+        let shared = connection.clone();
+        let health = Breaker::new("cache", Self::PROBE_POLICY, move || -> ProbeFuture {
+            let (client, config, shared) = (client.clone(), config.clone(), shared.clone());
+            Box::pin(async move {
+                let mut fresh = ConnectionManager::new_with_config(client, config).await?;
+                redis::cmd("PING").query_async::<String>(&mut fresh).await?;
+                *shared
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                Ok::<(), crate::error::BoxError>(())
+            })
+        });
+        Ok(RedisCache { connection, health })
     }
 
-    /// Runs one Redis call, unless Redis failed less than [`RedisCache::BACKOFF`] ago.
+    /// The current connection (cheap to clone).
+    fn conn(&self) -> ConnectionManager {
+        self.connection
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs one Redis call, unless its breaker is open (then fails at once).
     async fn call<T>(
         &self,
         f: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CacheError> {
-        let now = Instant::now();
-        let failing = {
-            let mut until = self
-                .failing_until
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match *until {
-                Some(t) if t > now => true,
-                Some(_) => {
-                    // The backoff is over: this call tries; others keep failing fast meanwhile.
-                    *until = Some(now + Self::BACKOFF);
-                    false
-                }
-                None => false,
-            }
-        };
-        if failing {
-            return Err(CacheError(
-                "redis failed less than a second ago; not trying".into(),
-            ));
+        if !self.health.is_up() {
+            return Err(CacheError("redis is down; not trying".into()));
         }
-        let result = f.await;
-        let mut until = self
-            .failing_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match result {
-            Ok(value) => {
-                *until = None;
-                Ok(value)
-            }
+        match f.await {
+            Ok(value) => Ok(value),
             Err(e) => {
                 if e.is_io_error()
                     || e.is_timeout()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
                 {
-                    *until = Some(Instant::now() + Self::BACKOFF);
-                } else {
-                    // Redis answered (with an error of the command): it is there.
-                    *until = None;
+                    self.health.trip(&e.to_string());
                 }
+                // Otherwise Redis answered (with an error of the command): it is there.
                 Err(redis_error(e))
             }
         }
@@ -111,7 +113,7 @@ fn ttl_secs(ttl: Duration) -> u64 {
 impl Cache for RedisCache {
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
         // One round trip: INCR, and EXPIRE only if the key has none yet (NX), so the window never slides.
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn();
         let (count,): (u64,) = self
             .call(
                 redis::pipe()
@@ -129,7 +131,7 @@ impl Cache for RedisCache {
     }
 
     async fn set_flag(&self, key: &str, ttl: Duration) -> Result<(), CacheError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn();
         self.call(
             redis::cmd("SET")
                 .arg(key)
@@ -142,7 +144,7 @@ impl Cache for RedisCache {
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn();
         self.call(
             redis::cmd("EXISTS")
                 .arg(key)
@@ -152,7 +154,7 @@ impl Cache for RedisCache {
     }
 
     async fn bump(&self, key: &str) -> Result<i64, CacheError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn();
         self.call(
             redis::cmd("INCR")
                 .arg(key)
@@ -162,7 +164,7 @@ impl Cache for RedisCache {
     }
 
     async fn counter(&self, key: &str) -> Result<i64, CacheError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn();
         let value: Option<i64> = self
             .call(redis::cmd("GET").arg(key).query_async(&mut connection))
             .await?;
@@ -170,7 +172,7 @@ impl Cache for RedisCache {
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn();
         self.call(redis::cmd("PING").query_async::<String>(&mut connection))
             .await
             .map(|_| ())

@@ -16,6 +16,8 @@ use secrecy::ExposeSecret;
 use super::{is_valid_key, Storage, StorageError, IMMUTABLE_CACHE_CONTROL};
 use crate::config::S3Config;
 use crate::error::cause_chain;
+use crate::error::BoxError;
+use crate::health::{Breaker, ProbeFuture, ProbePolicy};
 
 const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const S3_READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,11 +25,20 @@ const S3_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
 const S3_OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
 const S3_MAX_ATTEMPTS: u32 = 2;
 const S3_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+/// While S3 is unreachable, operations fail at once (`POST_002`, `MEMBER_002`…) and one
+/// `ListObjectsV2` a second finds when it is back. An S3 that answers, even 5xx, is up.
+pub const S3_PROBE_POLICY: ProbePolicy = ProbePolicy {
+    retry: Duration::from_secs(1),
+    watch: None,
+    timeout: S3_ATTEMPT_TIMEOUT,
+    failures_to_open: 1,
+};
 
 /// Objects in an S3 bucket (AWS or an S3-compatible server).
 pub struct S3Storage {
     client: aws_sdk_s3::Client,
     bucket: String,
+    health: Breaker,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -38,10 +49,21 @@ impl std::fmt::Debug for S3Storage {
     }
 }
 
-fn s3_error<E>(operation: &str, key: &str, error: SdkError<E, HttpResponse>) -> StorageError
+fn s3_error<E>(
+    health: &Breaker,
+    operation: &str,
+    key: &str,
+    error: SdkError<E, HttpResponse>,
+) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if matches!(
+        error,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    ) {
+        health.trip(&format!("S3 {operation}: {}", cause_chain(&error)));
+    }
     let detail = match &error {
         // The SDK's own text for these is "service error"; the status and S3's code say more.
         SdkError::ServiceError(service) => {
@@ -109,10 +131,38 @@ impl S3Storage {
         let s3_config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(config.force_path_style)
             .build();
+        let client = aws_sdk_s3::Client::from_conf(s3_config);
+        let (probing, bucket) = (client.clone(), config.bucket.clone());
+        let health = Breaker::new("storage", S3_PROBE_POLICY, move || -> ProbeFuture {
+            let (client, bucket) = (probing.clone(), bucket.clone());
+            Box::pin(async move {
+                // Any answer, even a refusal (the role may not list), means S3 is reachable.
+                match client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .max_keys(1)
+                    .send()
+                    .await
+                {
+                    Ok(_) | Err(SdkError::ServiceError(_)) => Ok::<(), BoxError>(()),
+                    Err(e) => Err(e.into()),
+                }
+            })
+        });
         Ok(S3Storage {
-            client: aws_sdk_s3::Client::from_conf(s3_config),
+            client,
             bucket: config.bucket.clone(),
+            health,
         })
+    }
+
+    /// Fails at once while S3 is unreachable.
+    fn ready(&self) -> Result<(), StorageError> {
+        if self.health.is_up() {
+            Ok(())
+        } else {
+            Err(StorageError::msg("S3 is unreachable; not trying"))
+        }
     }
 
     fn check_key(key: &str) -> Result<(), StorageError> {
@@ -133,6 +183,7 @@ impl Storage for S3Storage {
         content_type: &'static str,
     ) -> Result<(), StorageError> {
         S3Storage::check_key(key)?;
+        self.ready()?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -142,12 +193,13 @@ impl Storage for S3Storage {
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| s3_error("PutObject", key, e))?;
+            .map_err(|e| s3_error(&self.health, "PutObject", key, e))?;
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         S3Storage::check_key(key)?;
+        self.ready()?;
         // S3 answers 204 for a missing key too.
         self.client
             .delete_object()
@@ -155,12 +207,13 @@ impl Storage for S3Storage {
             .key(key)
             .send()
             .await
-            .map_err(|e| s3_error("DeleteObject", key, e))?;
+            .map_err(|e| s3_error(&self.health, "DeleteObject", key, e))?;
         Ok(())
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StorageError> {
         S3Storage::check_key(key)?;
+        self.ready()?;
         match self
             .client
             .head_object()
@@ -177,11 +230,12 @@ impl Storage for S3Storage {
             {
                 Ok(false)
             }
-            Err(e) => Err(s3_error("HeadObject", key, e)),
+            Err(e) => Err(s3_error(&self.health, "HeadObject", key, e)),
         }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.ready()?;
         let mut pages = self
             .client
             .list_objects_v2()
@@ -191,7 +245,7 @@ impl Storage for S3Storage {
             .send();
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_error("ListObjectsV2", prefix, e))?;
+            let page = page.map_err(|e| s3_error(&self.health, "ListObjectsV2", prefix, e))?;
             keys.extend(
                 page.contents()
                     .iter()

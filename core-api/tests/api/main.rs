@@ -6,6 +6,7 @@
     dead_code
 )]
 
+mod fault_proxy;
 mod helpers;
 use heart_testkit::fixtures;
 
