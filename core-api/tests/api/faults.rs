@@ -546,7 +546,7 @@ async fn a_redis_losing_packets_is_bypassed_within_milliseconds() {
 /// their latency; nothing of a refused post is left; once S3 answers again uploads work.
 #[tokio::test]
 async fn unreachable_s3_answers_post_002_at_once_and_recovers() {
-    let s3 = crate::s3_server::TestS3::start().await;
+    let s3 = heart_testkit::s3::TestS3::start().await;
     let (proxy, via) = proxy_to(&s3.endpoint).await;
     let mut vars = s3.env();
     for (k, v) in &mut vars {
