@@ -372,7 +372,21 @@ async fn a_stopped_s3_fails_fast_and_works_again_once_resumed() {
         started.elapsed()
     );
     server.resume();
-    f.put("posts/2.png", b"2").await;
+    // The storage's breaker closes after its background probe reaches S3 again (no restart).
+    let resumed = Instant::now();
+    while f
+        .storage
+        .put("posts/2.png", Bytes::from_static(b"2"), "image/png")
+        .await
+        .is_err()
+    {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(5),
+            "S3 still refused {:?} after it came back",
+            resumed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(server.keys(), ["posts/1.png", "posts/2.png"]);
 }
 
