@@ -317,7 +317,7 @@ mod tests {
                 (Err(error), took) => refused.push((error.into_response(), took)),
             }
         }
-        assert!(answered >= 1 && answered <= 3, "{answered} hashed");
+        assert!((1..=3).contains(&answered), "{answered} hashed");
         assert_eq!(refused.len(), 8 - answered);
         let slowest_hash = started.elapsed();
         for (response, took) in refused {

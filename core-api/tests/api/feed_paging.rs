@@ -70,7 +70,7 @@ impl World {
                 }
             })
             .collect();
-        posts.sort_by(|a, b| (b.2, b.0).cmp(&(a.2, a.0)));
+        posts.sort_by_key(|p| std::cmp::Reverse((p.2, p.0)));
         posts.into_iter().map(|(id, _, _)| *id).collect()
     }
 
