@@ -48,6 +48,17 @@ pub enum ApiError {
         #[source]
         source: BoxError,
     },
+    /// Too busy to take the request now (`GLOBAL_503` with `Retry-After`), e.g. the password
+    /// hashing queue is full.
+    #[error("{what} is busy")]
+    Busy {
+        /// What is full.
+        what: &'static str,
+        /// The code to answer with.
+        code: ErrorCode,
+        /// `Retry-After` in seconds.
+        retry_after_secs: u32,
+    },
     /// A bug or an unexpected failure (`GLOBAL_500`).
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -97,7 +108,7 @@ impl ApiError {
             ApiError::Contract { code, .. } => *code,
             ApiError::Validation(_) => ErrorCode::InvalidInput,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
-            ApiError::Unavailable { code, .. } => *code,
+            ApiError::Unavailable { code, .. } | ApiError::Busy { code, .. } => *code,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -205,6 +216,18 @@ impl IntoResponse for ApiError {
                 if unreachable {
                     response.extensions_mut().insert(DependencyDown(dependency));
                 }
+                response
+            }
+            ApiError::Busy {
+                what,
+                code,
+                retry_after_secs,
+            } => {
+                tracing::warn!(what, "busy; refused with Retry-After");
+                let mut response = error_response(code, code.default_message());
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 response
             }
             ApiError::Internal(source) => {

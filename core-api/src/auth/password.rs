@@ -1,28 +1,39 @@
-//! Password hashing with Argon2id, on the blocking thread pool.
+//! Password hashing with Argon2id, on a small bounded pool of dedicated threads.
 //!
 //! Verifying against an unknown email still runs one full Argon2 verification (against a dummy
 //! hash with the same parameters), so the answer takes the same time whether or not the email is
 //! a member: login cannot be used to find out who has an account.
 //!
-//! Hashes run on a few dedicated threads (one per CPU), not on tokio's blocking pool: a login
-//! storm then costs `cores × memory_kib` of memory, and leaves the async workers' share of the CPU
-//! to the other requests. (On the blocking pool every new thread got its own malloc arena and kept
-//! its 19 MiB after the hash: measured 350 MB after ten seconds of logins, BENCHMARKS.md.)
+//! Bounded in CPU: hashes run on `cores − 1` dedicated threads (at least one), never on every
+//! core, so a login storm leaves a core to the feeds. Bounded in waiting: at most
+//! [`QUEUE_PER_THREAD`] hashes per thread wait; past that a login is answered `GLOBAL_503` with
+//! `Retry-After` at once instead of piling up. Bounded in memory: each thread hashes into its own
+//! Argon2 memory (19 MiB at the recommended cost), allocated once and reused, so a storm costs
+//! `threads × memory_kib` and no more. (On tokio's blocking pool every new thread got its own
+//! malloc arena and kept its 19 MiB after the hash: 350–598 MB after a storm, BENCHMARKS.md.)
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
-};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+use std::sync::mpsc::{SyncSender, TrySendError};
+
+use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use heart_shared::ErrorCode;
 
 use crate::config::PasswordHashing;
 use crate::error::ApiError;
 
+/// Hashes that may wait per hashing thread before logins are refused.
+pub const QUEUE_PER_THREAD: usize = 8;
+
+/// The `Retry-After` of a login refused because the queue is full.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
 /// Hashes and verifies passwords.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon: Argon2<'static>,
+    params: Params,
     /// The hashing threads' queue.
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    jobs: SyncSender<Job>,
     /// A hash of a random password with the same parameters, verified when the member is unknown.
     dummy_hash: String,
 }
@@ -30,29 +41,118 @@ pub struct PasswordHasher {
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordHasher")
-            .field("params", self.argon.params())
+            .field("params", &self.params)
             .finish_non_exhaustive()
     }
 }
 
+/// Why a hash could not be made or checked.
+#[derive(Debug, thiserror::Error)]
+enum HashError {
+    #[error("argon2: {0}")]
+    Argon2(#[from] argon2::Error),
+    #[error("password hash: {0}")]
+    Phc(#[from] argon2::password_hash::Error),
+    #[error("the stored hash has no salt or no output")]
+    Incomplete,
+}
+
+thread_local! {
+    /// This hashing thread's Argon2 memory, grown once to the largest cost seen and reused.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2 of `password` and raw `salt` into `out`, in this thread's reused memory.
+fn hash_into(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        let blocks = params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::new());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+    })
+}
+
+/// The PHC string of `password` with a fresh salt.
+fn hash_phc(params: &Params, password: &[u8]) -> Result<String, HashError> {
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.as_salt().decode_b64(&mut salt_bytes)?;
+    let output = Output::init_with(
+        params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN),
+        |out| {
+            hash_into(&argon, params, password, raw_salt, out)
+                .map_err(argon2::password_hash::Error::from)
+        },
+    )?;
+    Ok(PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string())
+}
+
+/// Whether `password` matches the PHC string `hash` (with the parameters written in it).
+fn verify_phc(password: &[u8], hash: &str) -> Result<bool, HashError> {
+    let parsed = PasswordHash::new(hash)?;
+    let params = Params::try_from(&parsed)?;
+    let algorithm = Algorithm::try_from(parsed.algorithm)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(HashError::Incomplete);
+    };
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes)?;
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let computed = Output::init_with(expected.len(), |out| {
+        hash_into(&argon, &params, password, raw_salt, out)
+            .map_err(argon2::password_hash::Error::from)
+    })?;
+    // `Output`'s equality is constant-time.
+    Ok(computed == expected)
+}
+
 impl PasswordHasher {
-    /// A hasher with `cost`.
+    /// A hasher with `cost`, on `cores − 1` threads (at least one).
     pub fn new(cost: PasswordHashing) -> Result<PasswordHasher, argon2::Error> {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let threads = cores.saturating_sub(1).max(1);
+        PasswordHasher::with_pool(cost, threads, threads * QUEUE_PER_THREAD)
+    }
+
+    /// A hasher with `cost` on `threads` threads, with at most `queue` hashes waiting.
+    pub fn with_pool(
+        cost: PasswordHashing,
+        threads: usize,
+        queue: usize,
+    ) -> Result<PasswordHasher, argon2::Error> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let salt = SaltString::generate(&mut OsRng);
-        let dummy_hash = argon
-            .hash_password(super::tokens::random_urlsafe(16).as_bytes(), &salt)
-            .map_err(|_| argon2::Error::OutputTooShort)?
-            .to_string();
+        let dummy_hash = hash_phc(&params, super::tokens::random_urlsafe(16).as_bytes())
+            .map_err(|_| argon2::Error::OutputTooShort)?;
         Ok(PasswordHasher {
-            argon,
-            jobs: spawn_hashing_threads(),
+            params,
+            jobs: spawn_hashing_threads(threads.max(1), queue),
             dummy_hash,
         })
     }
 
-    /// Runs `work` on a hashing thread and waits for it without blocking the async workers.
+    /// Runs `work` on a hashing thread and waits for it without blocking the async workers;
+    /// `GLOBAL_503` with `Retry-After` at once when the queue is full.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
@@ -61,12 +161,20 @@ impl PasswordHasher {
         let job: Job = Box::new(move || {
             let _ = reply.send(work());
         });
-        // The queue is bounded; waiting for room happens off the async workers.
-        let jobs = self.jobs.clone();
-        tokio::task::spawn_blocking(move || jobs.send(job))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|_| ApiError::internal("the password hashing threads are gone"))?;
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("heart_password_hashes_refused_total").increment(1);
+                return Err(ApiError::Busy {
+                    what: "password hashing",
+                    code: ErrorCode::DependencyUnavailable,
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(ApiError::internal("the password hashing threads are gone"))
+            }
+        }
         answer
             .await
             .map_err(|_| ApiError::internal("a password hashing thread dropped its job"))
@@ -74,50 +182,41 @@ impl PasswordHasher {
 
     /// The PHC string of `password` with a fresh salt.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let argon = self.argon.clone();
-        self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-        })
-        .await?
-        .map_err(|e| ApiError::internal(e.to_string()))
+        let params = self.params.clone();
+        self.run(move || hash_phc(&params, password.as_bytes()))
+            .await?
+            .map_err(ApiError::internal)
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown member) it does the same work and answers false.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
-        let argon = self.argon.clone();
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        self.run(move || {
-            let parsed = PasswordHash::new(&hash).map_err(|e| e.to_string())?;
-            Ok::<bool, String>(argon.verify_password(password.as_bytes(), &parsed).is_ok())
-        })
-        .await?
-        .map(|matched| known && matched)
-        .map_err(ApiError::internal)
+        self.run(move || verify_phc(password.as_bytes(), &hash))
+            .await?
+            .map(|matched| known && matched)
+            .map_err(ApiError::internal)
     }
 }
 
 /// Work for a hashing thread.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// One hashing thread per CPU, sharing a bounded queue; they end when every sender is dropped.
-fn spawn_hashing_threads() -> std::sync::mpsc::SyncSender<Job> {
-    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(256);
-    let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+/// `threads` hashing threads sharing a queue of `queue` waiting jobs; they end when every sender
+/// is dropped.
+fn spawn_hashing_threads(threads: usize, queue: usize) -> SyncSender<Job> {
+    let (jobs, waiting) = std::sync::mpsc::sync_channel::<Job>(queue);
+    let waiting = std::sync::Arc::new(std::sync::Mutex::new(waiting));
     for n in 0..threads {
-        let queue = queue.clone();
+        let waiting = waiting.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("argon2-{n}"))
             .spawn(move || loop {
                 let job = {
-                    let queue = queue
+                    let waiting = waiting
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    queue.recv()
+                    waiting.recv()
                 };
                 match job {
                     Ok(job) => job(),
@@ -160,5 +259,74 @@ mod tests {
         let hasher = PasswordHasher::new(CHEAP).unwrap();
         assert!(!hasher.verify(String::new(), None).await.unwrap());
         assert!(!hasher.verify("anything1".into(), None).await.unwrap());
+    }
+
+    /// Hashes made here verify with the argon2 crate's own verifier and the other way round, so
+    /// every stored hash still verifies.
+    #[tokio::test]
+    async fn hashes_match_the_argon2_crates_own() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(CHEAP).unwrap();
+        let ours = hasher.hash("s3cret-pass".into()).await.unwrap();
+        let params =
+            Params::new(CHEAP.memory_kib, CHEAP.iterations, CHEAP.parallelism, None).unwrap();
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        assert!(argon
+            .verify_password(b"s3cret-pass", &PasswordHash::new(&ours).unwrap())
+            .is_ok());
+        let theirs = argon
+            .hash_password(b"other-pass1", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(hasher
+            .verify("other-pass1".into(), Some(theirs.clone()))
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify("other-pass2".into(), Some(theirs))
+            .await
+            .unwrap());
+    }
+
+    /// With one thread and a queue of two, a burst of logins gets at most three hashes going and
+    /// the rest answered `GLOBAL_503` with `Retry-After` without waiting for any hash.
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_with_retry_after() {
+        use axum::response::IntoResponse as _;
+        const SLOW: PasswordHashing = PasswordHashing {
+            memory_kib: 8 * 1024,
+            iterations: 20,
+            parallelism: 1,
+        };
+        let hasher = PasswordHasher::with_pool(SLOW, 1, 2).unwrap();
+        let started = std::time::Instant::now();
+        let attempts: Vec<_> = (0..8)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move {
+                    let answer = hasher.verify("whatever1".into(), None).await;
+                    (answer, started.elapsed())
+                })
+            })
+            .collect();
+        let mut refused = Vec::new();
+        let mut answered = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                (Ok(_), _) => answered += 1,
+                (Err(error), took) => refused.push((error.into_response(), took)),
+            }
+        }
+        assert!((1..=3).contains(&answered), "{answered} hashed");
+        assert_eq!(refused.len(), 8 - answered);
+        let slowest_hash = started.elapsed();
+        for (response, took) in refused {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()["retry-after"], "1");
+            assert!(
+                took * 2 < slowest_hash,
+                "refused after {took:?} of {slowest_hash:?}"
+            );
+        }
     }
 }

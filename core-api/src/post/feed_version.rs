@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use heart_shared::cache_keys::KeySpace;
 
+use super::scroll::ScrollMemory;
 use crate::cache::{Cache, CacheError};
 
 /// The feed version the edge keys its cached feed pages by. Every committed write that changes what
@@ -15,6 +16,8 @@ pub struct FeedVersion {
     key: String,
     /// A bump failed (the cache was down) and a task is retrying it.
     retrying: Arc<std::sync::atomic::AtomicBool>,
+    /// Where viewers' last pages ended, per version (the next page is a keyset seek).
+    pub scroll: Arc<ScrollMemory>,
 }
 
 impl FeedVersion {
@@ -27,6 +30,7 @@ impl FeedVersion {
             cache,
             key: keys.feed_version(),
             retrying: Arc::default(),
+            scroll: Arc::new(ScrollMemory::new(ScrollMemory::DEFAULT_CAPACITY)),
         }
     }
 

@@ -3,4 +3,5 @@
 pub mod feed_version;
 pub mod repo;
 pub mod routes;
+pub mod scroll;
 pub mod service;

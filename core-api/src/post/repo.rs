@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use sqlx::FromRow;
+use sqlx::{FromRow, Row as _};
 
-use crate::db::Db;
-use crate::paging::Page;
+use crate::db::{Db, DbKind};
+use crate::paging::Cursor;
 
 /// A post joined with its writer.
 #[derive(Debug, Clone, FromRow)]
@@ -25,49 +25,14 @@ pub struct PostRow {
 }
 
 /// Which posts a feed shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Feed {
     /// Every post, minus writers the viewer blocks.
-    Home {
-        viewer: i64,
-    },
+    Home { viewer: i64 },
     /// One writer's posts.
-    Writer {
-        writer: i64,
-    },
+    Writer { writer: i64 },
     /// Posts by the members the viewer follows, and the viewer's own, minus blocked writers.
-    Following {
-        viewer: i64,
-    },
-}
-
-const SELECT_POSTS: &str =
-    "SELECT p.id, p.writer_id, m.email AS writer_email, m.nickname AS writer_nickname, \
-     m.avatar_key AS writer_avatar_key, p.content, p.created_at, p.updated_at \
-     FROM posts p JOIN members m ON m.id = p.writer_id";
-
-/// One page of `feed`, newest first with the id as tie-break.
-///
-/// The page's ids are found first on the feed's index alone (a deep offset skips index entries,
-/// not rows), then only those rows are read with their writers.
-/// The SQL that finds a feed page's post ids (ordered, limited, offset), and how many times it
-/// binds the feed's subject before the optional cursor `(created_at, created_at, id)`, size and offset.
-pub fn feed_ids_sql(feed: Feed, keyset: bool) -> (String, usize) {
-    let (filter, subject_binds) = match feed {
-        Feed::Home { .. } => ("NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = p.writer_id)", 1),
-        Feed::Writer { .. } => ("p.writer_id = ?", 1),
-        Feed::Following { .. } => (
-            "(p.writer_id = ? OR p.writer_id IN (SELECT f.followee_id FROM follows f WHERE f.follower_id = ?)) \
-             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = p.writer_id)",
-            3,
-        ),
-    };
-    let keyset = if keyset {
-        " AND (p.created_at < ? OR (p.created_at = ? AND p.id < ?))"
-    } else {
-        ""
-    };
-    (format!("SELECT p.id FROM posts p WHERE {filter}{keyset} ORDER BY p.created_at DESC, p.id DESC LIMIT ? OFFSET ?"), subject_binds)
+    Following { viewer: i64 },
 }
 
 impl Feed {
@@ -78,41 +43,193 @@ impl Feed {
             Feed::Writer { writer } => writer,
         }
     }
+
+    /// Whether the feed hides the writers its viewer blocks.
+    pub fn hides_blocked(self) -> bool {
+        !matches!(self, Feed::Writer { .. })
+    }
 }
 
-pub async fn feed_page(db: &Db, feed: Feed, page: Page) -> Result<Vec<PostRow>, sqlx::Error> {
-    let (ids_sql, subject_binds) = feed_ids_sql(feed, page.after.is_some());
-    let subject = feed.subject();
-    let mut ids_query = sqlx::query_as::<_, (i64,)>(&ids_sql);
-    for _ in 0..subject_binds {
-        ids_query = ids_query.bind(subject);
+/// How a feed query hides the writers the viewer blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked<'a> {
+    /// A correlated `NOT EXISTS` on `blocks` per index entry: one statement, cheap when the page
+    /// is found after few entries (page 0, or a keyset seek), dear behind a deep offset.
+    AntiJoin,
+    /// The viewer's blocked writers, read beforehand: `writer_id NOT IN (…)` is checked on the
+    /// covering feed index itself, and an empty list is no filter at all.
+    Listed(&'a [i64]),
+}
+
+/// What a feed query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedQuery<'a> {
+    pub feed: Feed,
+    /// Only posts after this one (keyset seek).
+    pub after: Option<Cursor>,
+    pub blocked: Blocked<'a>,
+    /// Page size.
+    pub size: i64,
+    /// Posts to skip (after `after`).
+    pub offset: i64,
+}
+
+const SELECT_POSTS: &str =
+    "SELECT p.id, p.writer_id, m.email AS writer_email, m.nickname AS writer_nickname, \
+     m.avatar_key AS writer_avatar_key, p.content, p.created_at, p.updated_at \
+     FROM posts p JOIN members m ON m.id = p.writer_id";
+
+/// Past this offset a cold page of a feed that hides blocked writers reads the viewer's blocks
+/// first (one more round trip) instead of an anti-join per skipped index entry.
+pub const LIST_BLOCKS_PAST_OFFSET: i64 = 1_000;
+
+/// Above this many blocked writers the list is not spelled out; the anti-join is used.
+pub const MAX_LISTED_BLOCKS: usize = 1_000;
+
+/// The SQL that finds a feed page's post ids, newest first with the id as tie-break (on the
+/// feed's index alone: a deep offset skips index entries, not rows), and its binds in order.
+pub fn feed_ids_sql(query: &FeedQuery<'_>) -> (String, Vec<i64>) {
+    let subject = query.feed.subject();
+    let mut binds = Vec::new();
+    let mut filters: Vec<String> = Vec::new();
+    match query.feed {
+        Feed::Home { .. } => {}
+        Feed::Writer { .. } => {
+            filters.push("p.writer_id = ?".into());
+            binds.push(subject);
+        }
+        Feed::Following { .. } => {
+            filters.push("(p.writer_id = ? OR p.writer_id IN (SELECT f.followee_id FROM follows f WHERE f.follower_id = ?))".into());
+            binds.extend([subject, subject]);
+        }
     }
-    if let Some(after) = page.after {
-        ids_query = ids_query
-            .bind(after.created_at)
-            .bind(after.created_at)
-            .bind(after.id);
+    if query.feed.hides_blocked() {
+        match query.blocked {
+            Blocked::AntiJoin => {
+                filters.push("NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = p.writer_id)".into());
+                binds.push(subject);
+            }
+            Blocked::Listed([]) => {}
+            Blocked::Listed(ids) => {
+                // `+ 0`: not a range on `writer_id` (MariaDB would then read another index and
+                // sort); the list is checked on the entries of the feed index as they come.
+                filters.push(format!(
+                    "p.writer_id + 0 NOT IN ({})",
+                    vec!["?"; ids.len()].join(", ")
+                ));
+                binds.extend_from_slice(ids);
+            }
+        }
     }
-    let ids: Vec<i64> = ids_query
-        .bind(page.size)
-        .bind(page.offset())
-        .fetch_all(&db.pool)
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    if let Some(after) = query.after {
+        filters.push("(p.created_at < ? OR (p.created_at = ? AND p.id < ?))".into());
+        binds.extend([after.created_at, after.created_at, after.id]);
     }
-    let placeholders = vec!["?"; ids.len()].join(", ");
-    let rows_sql = format!(
-        "{SELECT_POSTS} WHERE p.id IN ({placeholders}) ORDER BY p.created_at DESC, p.id DESC"
+    let mut sql = String::from("SELECT p.id FROM posts p");
+    if !filters.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&filters.join(" AND "));
+    }
+    sql.push_str(" ORDER BY p.created_at DESC, p.id DESC LIMIT ? OFFSET ?");
+    binds.extend([query.size, query.offset]);
+    (sql, binds)
+}
+
+/// The one statement that reads a whole feed page: the ids (as [`feed_ids_sql`]), their rows with
+/// the writers, and their image keys, one result row per image (or one with no image).
+/// The join keeps the planner on that order, the few ids first and then rows by key (`CROSS JOIN`
+/// in SQLite, `STRAIGHT_JOIN` in MySQL); left free, both were seen scanning `members` first.
+pub fn feed_page_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) {
+    let (ids, binds) = feed_ids_sql(query);
+    let join = match kind {
+        DbKind::Sqlite => "CROSS JOIN",
+        DbKind::MySql => "STRAIGHT_JOIN",
+    };
+    let sql = format!(
+        "SELECT p.id, p.writer_id, m.email AS writer_email, m.nickname AS writer_nickname, \
+         m.avatar_key AS writer_avatar_key, p.content, p.created_at, p.updated_at, \
+         i.object_key AS image_key \
+         FROM ({ids}) page_ids {join} posts p ON p.id = page_ids.id \
+         {join} members m ON m.id = p.writer_id \
+         LEFT JOIN post_images i ON i.post_id = p.id \
+         ORDER BY p.created_at DESC, p.id DESC, i.position"
     );
-    let mut rows_query = sqlx::query_as::<_, PostRow>(&rows_sql);
-    for id in &ids {
-        rows_query = rows_query.bind(id);
+    (sql, binds)
+}
+
+/// A post of a feed page with its image keys in upload order.
+#[derive(Debug, Clone)]
+pub struct PagePost {
+    pub row: PostRow,
+    pub image_keys: Vec<String>,
+}
+
+/// One page of a feed, on one connection: one statement, or two when a deep cold page of a feed
+/// that hides blocked writers reads the viewer's blocks first (see [`LIST_BLOCKS_PAST_OFFSET`]).
+pub async fn feed_page(
+    db: &Db,
+    feed: Feed,
+    after: Option<Cursor>,
+    size: i64,
+    offset: i64,
+) -> Result<Vec<PagePost>, sqlx::Error> {
+    feed_page_listing_blocks_past(db, feed, after, size, offset, LIST_BLOCKS_PAST_OFFSET).await
+}
+
+/// [`feed_page`], listing the viewer's blocks first past offset `list_blocks_past`.
+pub async fn feed_page_listing_blocks_past(
+    db: &Db,
+    feed: Feed,
+    after: Option<Cursor>,
+    size: i64,
+    offset: i64,
+    list_blocks_past: i64,
+) -> Result<Vec<PagePost>, sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    let listed;
+    let blocked = if feed.hides_blocked() && offset > list_blocks_past {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT blocked_id FROM blocks WHERE blocker_id = ? LIMIT ?")
+                .bind(feed.subject())
+                .bind(MAX_LISTED_BLOCKS as i64 + 1)
+                .fetch_all(&mut *conn)
+                .await?;
+        listed = rows.into_iter().map(|(id,)| id).collect::<Vec<_>>();
+        if listed.len() > MAX_LISTED_BLOCKS {
+            Blocked::AntiJoin
+        } else {
+            Blocked::Listed(&listed)
+        }
+    } else {
+        Blocked::AntiJoin
+    };
+    let (sql, binds) = feed_page_sql(
+        &FeedQuery {
+            feed,
+            after,
+            blocked,
+            size,
+            offset,
+        },
+        db.kind,
+    );
+    let mut query = sqlx::query(&sql);
+    for bind in binds {
+        query = query.bind(bind);
     }
-    rows_query.fetch_all(&db.pool).await
+    let mut page: Vec<PagePost> = Vec::with_capacity(size.clamp(0, 100) as usize);
+    for row in query.fetch_all(&mut *conn).await? {
+        let id: i64 = row.try_get("id")?;
+        let image: Option<String> = row.try_get("image_key")?;
+        match page.last_mut() {
+            Some(last) if last.row.id == id => last.image_keys.extend(image),
+            _ => page.push(PagePost {
+                row: PostRow::from_row(&row)?,
+                image_keys: image.into_iter().collect(),
+            }),
+        }
+    }
+    Ok(page)
 }
 
 /// One post with its writer.

@@ -68,6 +68,7 @@ pub async fn home_feed(
     Ok(Json(
         service::feed(
             &state,
+            caller.member_id,
             Feed::Home {
                 viewer: caller.member_id,
             },
@@ -86,12 +87,18 @@ pub async fn home_feed(
     ))]
 pub async fn writer_feed(
     State(state): State<AppState>,
-    _caller: AuthenticatedMember,
+    caller: AuthenticatedMember,
     ApiPath(member_id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<PostPage>, ApiError> {
     Ok(Json(
-        service::feed(&state, Feed::Writer { writer: member_id }, query.page()?).await?,
+        service::feed(
+            &state,
+            caller.member_id,
+            Feed::Writer { writer: member_id },
+            query.page()?,
+        )
+        .await?,
     ))
 }
 
@@ -111,6 +118,7 @@ pub async fn following_feed(
     Ok(Json(
         service::feed(
             &state,
+            caller.member_id,
             Feed::Following {
                 viewer: caller.member_id,
             },

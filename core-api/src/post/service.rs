@@ -4,6 +4,7 @@ use heart_shared::wire::{format_timestamp, Post, PostBody, PostPage, RegisteredP
 use heart_shared::ErrorCode;
 
 use super::repo::{self, Feed, PostRow};
+use super::scroll::ScrollKey;
 use crate::auth::AuthenticatedMember;
 use crate::error::ApiError;
 use crate::member::repo as members;
@@ -102,33 +103,99 @@ pub async fn register(
     })
 }
 
-/// A page of `feed`.
-pub async fn feed(state: &AppState, feed: Feed, page: Page) -> Result<PostPage, ApiError> {
-    let rows = repo::feed_page(&state.db, feed, page).await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut keys = repo::image_keys(&state.db, &ids).await?;
-    let next_cursor = match rows.last() {
-        Some(last) if rows.len() as i64 == page.size => Some(
-            Cursor {
-                created_at: last.created_at,
-                id: last.id,
-            }
-            .encode(),
-        ),
-        _ => None,
+/// How a feed page was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageRead {
+    /// From the top (page 0) or with the caller's own cursor.
+    Top,
+    /// A keyset seek from where the viewer's previous page ended.
+    Seek,
+    /// Skipping `page × size` posts (a page whose previous one this instance did not serve at
+    /// the current feed version).
+    Offset,
+}
+
+/// A page of `feed` for `viewer`.
+pub async fn feed(
+    state: &AppState,
+    viewer: i64,
+    feed: Feed,
+    page: Page,
+) -> Result<PostPage, ApiError> {
+    feed_read(state, viewer, feed, page)
+        .await
+        .map(|(page, _)| page)
+}
+
+/// A page of `feed` for `viewer`, and how it was read.
+///
+/// Page k right after page k−1 (same viewer, feed, size and feed version) is a keyset seek from
+/// where page k−1 ended; any other page skips with the offset. Both give the same posts: the
+/// version changes with every write that changes what a feed shows. (A write that commits between
+/// the version read and the query can show in the page either way, as with the offset alone.)
+pub async fn feed_read(
+    state: &AppState,
+    viewer: i64,
+    feed: Feed,
+    page: Page,
+) -> Result<(PostPage, PageRead), ApiError> {
+    let scroll = &state.feed_version.scroll;
+    let key = ScrollKey {
+        viewer,
+        feed,
+        size: page.size,
     };
+    let (rows, version, read) = if page.after.is_some() || page.number == 0 {
+        // The version is only needed to remember where this page ends: read it beside the page.
+        let (rows, version) = tokio::join!(
+            repo::feed_page(&state.db, feed, page.after, page.size, 0),
+            state.feed_version.current()
+        );
+        (rows?, version.ok(), PageRead::Top)
+    } else {
+        let version = state.feed_version.current().await.ok();
+        match version.and_then(|v| scroll.start_of(&key, v, page.number)) {
+            Some(after) => (
+                repo::feed_page(&state.db, feed, Some(after), page.size, 0).await?,
+                version,
+                PageRead::Seek,
+            ),
+            None => (
+                repo::feed_page(&state.db, feed, None, page.size, page.offset()).await?,
+                version,
+                PageRead::Offset,
+            ),
+        }
+    };
+    let full = rows.len() as i64 == page.size;
+    let next = rows.last().filter(|_| full).map(|last| Cursor {
+        created_at: last.row.created_at,
+        id: last.row.id,
+    });
+    if let (Some(version), Some(after), None) = (version, next, page.after) {
+        scroll.remember(key, version, page.number + 1, after);
+    }
+    let read_label = match read {
+        PageRead::Top => "top",
+        PageRead::Seek => "seek",
+        PageRead::Offset => "offset",
+    };
+    metrics::counter!("heart_feed_pages_total", "read" => read_label).increment(1);
     let posts: Vec<Post> = rows
         .iter()
-        .map(|row| Post {
-            id: row.id,
-            body: body(state, row, &keys.remove(&row.id).unwrap_or_default()),
+        .map(|post| Post {
+            id: post.row.id,
+            body: body(state, &post.row, &post.image_keys),
         })
         .collect();
-    Ok(PostPage {
-        size: posts.len(),
-        posts,
-        next_cursor,
-    })
+    Ok((
+        PostPage {
+            size: posts.len(),
+            posts,
+            next_cursor: next.map(|c| c.encode()),
+        },
+        read,
+    ))
 }
 
 /// Deletes a post of the caller's, then its images.

@@ -19,6 +19,7 @@ mod docs;
 mod edge_contract;
 mod errors;
 mod faults;
+mod feed_paging;
 mod follows;
 mod hostile;
 mod hostile_core;

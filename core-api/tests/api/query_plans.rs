@@ -2,7 +2,8 @@
 //! database's own query planner, on SQLite by default and on MySQL/MariaDB in the real-backend run.
 
 use heart_core::db::DbKind;
-use heart_core::post::repo::{feed_ids_sql, Feed};
+use heart_core::paging::Cursor;
+use heart_core::post::repo::{feed_ids_sql, feed_page_sql, Blocked, Feed, FeedQuery};
 use sqlx::Row;
 
 use crate::helpers::*;
@@ -12,9 +13,26 @@ async fn seed(app: &TestApp) -> (i64, i64) {
     let (kim, lee) = (app.member("kim").await, app.member("lee").await);
     let db = &app.state.db;
     let mut tx = db.pool.begin().await.unwrap();
+    // Members enough that reading writers by key beats scanning them, as in production.
+    let mut others = Vec::new();
+    for i in 0..500i64 {
+        let result = sqlx::query(
+            "INSERT INTO members (email, name, nickname, password_hash, created_at, updated_at) \
+             VALUES (?, 'n', 'n', 'x', 0, 0)",
+        )
+        .bind(format!("plan-{i}@example.com"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        others.push(heart_core::db::inserted_id(&mut tx, &result).await.unwrap());
+    }
     for i in 0..3000i64 {
-        let writer = if i % 3 == 0 { lee.id } else { kim.id };
-        sqlx::query(
+        let writer = match i % 3 {
+            0 => lee.id,
+            1 => kim.id,
+            _ => others[(i as usize) % others.len()],
+        };
+        let result = sqlx::query(
             "INSERT INTO posts (writer_id, content, created_at, updated_at) VALUES (?, 'x', ?, ?)",
         )
         .bind(writer)
@@ -23,6 +41,16 @@ async fn seed(app: &TestApp) -> (i64, i64) {
         .execute(&mut *tx)
         .await
         .unwrap();
+        let post = heart_core::db::inserted_id(&mut tx, &result).await.unwrap();
+        for position in 0..(i % 3) {
+            sqlx::query("INSERT INTO post_images (post_id, position, object_key) VALUES (?, ?, ?)")
+                .bind(post)
+                .bind(position)
+                .bind(format!("posts/{post}-{position}.png"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
     }
     sqlx::query("INSERT INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, 0)")
         .bind(kim.id)
@@ -33,35 +61,37 @@ async fn seed(app: &TestApp) -> (i64, i64) {
     tx.commit().await.unwrap();
     let analyze = match db.kind {
         DbKind::Sqlite => "ANALYZE",
-        DbKind::MySql => "ANALYZE TABLE posts, follows, blocks, members",
+        DbKind::MySql => "ANALYZE TABLE posts, post_images, follows, blocks, members",
     };
     sqlx::query(analyze).fetch_all(&db.pool).await.unwrap();
     (kim.id, lee.id)
 }
 
-/// The planner's description of the feed's id query, one line per step.
-async fn plan(app: &TestApp, feed: Feed, keyset: bool, offset: i64) -> Vec<String> {
-    let (sql, subject_binds) = feed_ids_sql(feed, keyset);
+/// A feed query as the core sends it.
+fn query(feed: Feed, keyset: bool, blocked: Blocked<'_>, offset: i64) -> FeedQuery<'_> {
+    FeedQuery {
+        feed,
+        after: keyset.then_some(Cursor {
+            created_at: 1_700_000_500,
+            id: 1000,
+        }),
+        blocked,
+        size: 10,
+        offset,
+    }
+}
+
+/// The planner's description of `sql` with `binds`, one line per step.
+async fn explain(app: &TestApp, (sql, binds): (String, Vec<i64>)) -> Vec<String> {
     let explain = match app.state.db.kind {
         DbKind::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
         DbKind::MySql => format!("EXPLAIN {sql}"),
     };
     let mut query = sqlx::query(&explain);
-    for _ in 0..subject_binds {
-        query = query.bind(feed.subject());
+    for bind in binds {
+        query = query.bind(bind);
     }
-    if keyset {
-        query = query
-            .bind(1_700_000_500i64)
-            .bind(1_700_000_500i64)
-            .bind(1000i64);
-    }
-    let rows = query
-        .bind(10i64)
-        .bind(offset)
-        .fetch_all(&app.state.db.pool)
-        .await
-        .unwrap();
+    let rows = query.fetch_all(&app.state.db.pool).await.unwrap();
     rows.iter()
         .map(|row| match app.state.db.kind {
             DbKind::Sqlite => row.try_get::<String, _>("detail").unwrap(),
@@ -107,28 +137,117 @@ fn assert_uses_index(plan: &[String], index: &str) {
     );
 }
 
+async fn plan(app: &TestApp, query: FeedQuery<'_>) -> Vec<String> {
+    explain(app, feed_ids_sql(&query)).await
+}
+
 #[tokio::test]
 async fn every_feed_reads_its_index_at_any_depth() {
     let app = TestApp::spawn().await;
     let (kim, lee) = seed(&app).await;
+    let home = Feed::Home { viewer: kim };
     for offset in [0, 2_000] {
+        for blocked in [
+            Blocked::AntiJoin,
+            Blocked::Listed(&[]),
+            Blocked::Listed(&[lee, 999]),
+        ] {
+            assert_uses_index(
+                &plan(&app, query(home, false, blocked, offset)).await,
+                "posts_feed_idx",
+            );
+        }
         assert_uses_index(
-            &plan(&app, Feed::Home { viewer: kim }, false, offset).await,
-            "posts_feed_idx",
-        );
-        assert_uses_index(
-            &plan(&app, Feed::Writer { writer: lee }, false, offset).await,
+            &plan(
+                &app,
+                query(
+                    Feed::Writer { writer: lee },
+                    false,
+                    Blocked::AntiJoin,
+                    offset,
+                ),
+            )
+            .await,
             "posts_writer_feed_idx",
         );
     }
     assert_uses_index(
-        &plan(&app, Feed::Home { viewer: kim }, true, 0).await,
+        &plan(&app, query(home, true, Blocked::AntiJoin, 0)).await,
         "posts_feed_idx",
     );
     assert_uses_index(
-        &plan(&app, Feed::Writer { writer: lee }, true, 0).await,
+        &plan(
+            &app,
+            query(Feed::Writer { writer: lee }, true, Blocked::AntiJoin, 0),
+        )
+        .await,
         "posts_writer_feed_idx",
     );
+}
+
+/// A cold deep page that lists the blocked writers reads the covering feed index alone: on MySQL
+/// the posts step is "Using index" (no row is read for the offset), on SQLite a covering index.
+#[tokio::test]
+async fn a_listed_block_filter_is_checked_on_the_covering_index() {
+    let app = TestApp::spawn().await;
+    let (kim, lee) = seed(&app).await;
+    let plan = plan(
+        &app,
+        query(
+            Feed::Home { viewer: kim },
+            false,
+            Blocked::Listed(&[lee]),
+            2_000,
+        ),
+    )
+    .await;
+    let text = plan.join("\n");
+    assert!(!text.contains("blocks"), "no anti-join:\n{text}");
+    match app.state.db.kind {
+        DbKind::Sqlite => assert!(text.contains("COVERING INDEX posts_feed_idx"), "{text}"),
+        DbKind::MySql => assert!(
+            text.contains("key=posts_feed_idx") && text.contains("Using index"),
+            "{text}"
+        ),
+    }
+}
+
+/// The whole page (ids, rows with writers, image keys) is one statement whose posts step reads
+/// the feed's index; the rows, writers and images are read by key. Only the page's own few rows
+/// are sorted.
+#[tokio::test]
+async fn a_feed_page_is_one_statement_on_the_indexes() {
+    let app = TestApp::spawn().await;
+    let (kim, lee) = seed(&app).await;
+    for (feed, index) in [
+        (Feed::Home { viewer: kim }, "posts_feed_idx"),
+        (Feed::Writer { writer: lee }, "posts_writer_feed_idx"),
+        (Feed::Following { viewer: kim }, "posts_"),
+    ] {
+        for (keyset, offset) in [(false, 0), (false, 2_000), (true, 0)] {
+            let plan = explain(
+                &app,
+                feed_page_sql(
+                    &query(feed, keyset, Blocked::AntiJoin, offset),
+                    app.state.db.kind,
+                ),
+            )
+            .await;
+            let text = plan.join("\n");
+            assert!(text.contains(index), "{feed:?}: expected {index}:\n{text}");
+            assert!(
+                !plan.iter().any(|line| (["p", "m", "i"]
+                    .iter()
+                    .any(|table| { line.split_whitespace().take(2).eq(["SCAN", table]) })
+                    && !line.contains("INDEX"))
+                    || ((line.contains("table=p ")
+                        || line.contains("table=m ")
+                        || line.contains("table=i "))
+                        && line.contains("type=ALL"))),
+                "{feed:?}: a table is scanned:\n{text}"
+            );
+        }
+    }
 }
 
 /// The following feed reads each followed writer's posts through `posts_writer_feed_idx` and sorts
@@ -137,7 +256,11 @@ async fn every_feed_reads_its_index_at_any_depth() {
 async fn the_following_feed_only_searches_indexes() {
     let app = TestApp::spawn().await;
     let (kim, _) = seed(&app).await;
-    let plan = plan(&app, Feed::Following { viewer: kim }, false, 0).await;
+    let plan = plan(
+        &app,
+        query(Feed::Following { viewer: kim }, false, Blocked::AntiJoin, 0),
+    )
+    .await;
     let text = plan.join("\n");
     assert!(
         text.contains("posts_writer_feed_idx") || text.contains("posts_feed_idx"),
