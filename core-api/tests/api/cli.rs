@@ -46,8 +46,14 @@ fn check_config_prints_settings_without_secrets_and_fails_on_a_bad_value() {
         .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("database = mysql://heart:***@db:3306/heart"), "{text}");
-    assert!(text.contains("warning: using the development JWT signing key"), "{text}");
+    assert!(
+        text.contains("database = mysql://heart:***@db:3306/heart"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: using the development JWT signing key"),
+        "{text}"
+    );
     assert!(!text.contains("hunter2"));
 
     let bad = heart_core()
@@ -57,7 +63,9 @@ fn check_config_prints_settings_without_secrets_and_fails_on_a_bad_value() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8(bad.stderr).unwrap().contains("HEART_SMTP_PORT"));
+    assert!(String::from_utf8(bad.stderr)
+        .unwrap()
+        .contains("HEART_SMTP_PORT"));
 }
 
 #[tokio::test]
