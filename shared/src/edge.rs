@@ -21,6 +21,13 @@ pub const CLIENT_IP_HEADER: &str = "x-heart-client-ip";
 /// `bypass` (forwarded, not cacheable: the cache is down or the query is unusual).
 pub const CACHE_STATUS_HEADER: &str = "x-heart-cache";
 
+/// Internal, from the component to our host only (variable `host_telemetry = on`), removed by the
+/// host before the answer leaves: what the edge did (`hit`, `miss`, `bypass`, `forward`,
+/// `not_modified`, `rate_limited`, `token_refused`, `revoked`, `refused`).
+pub const EDGE_OUTCOME_HEADER: &str = "x-heart-edge-outcome";
+/// Internal, like [`EDGE_OUTCOME_HEADER`]: the verified member id, for the access log.
+pub const EDGE_MEMBER_HEADER: &str = "x-heart-edge-member";
+
 /// Every header the edge sets for the core. The edge removes them from incoming requests first, so
 /// a client can never send them itself.
 pub const EDGE_HEADERS: [&str; 4] = [
