@@ -6,6 +6,7 @@
 
 mod app_flow;
 mod feed_cache;
+mod front_door;
 #[path = "../../../core-api/tests/api/fixtures.rs"]
 #[allow(dead_code)]
 mod fixtures;
