@@ -245,8 +245,12 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
             return Err(reply);
         }
         Decision::Hit(stored) => {
-            done.outcome = "hit";
             let etag = cached.unwrap_or_default();
+            if page::not_modified(route::header_value(&headers, "if-none-match"), &etag) {
+                done.outcome = "not_modified";
+                return Ok(Answer::Reply(not_modified(&etag)));
+            }
+            done.outcome = "hit";
             let send_gzip = gzip && page::is_gzip(&stored);
             let body = if send_gzip || !page::is_gzip(&stored) {
                 stored
@@ -263,10 +267,7 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
     if let Some(etag) = &cached {
         if page::not_modified(route::header_value(&headers, "if-none-match"), etag) {
             done.outcome = "not_modified";
-            let mut reply = Reply::json(304, Vec::new());
-            reply.headers = page::headers(etag, false);
-            reply.headers.retain(|(n, _)| n != "content-type");
-            return Ok(Answer::Reply(reply.with_header(CACHE_STATUS_HEADER, "hit")));
+            return Ok(Answer::Reply(not_modified(etag)));
         }
     }
 
@@ -338,6 +339,14 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
             Ok(Answer::Reply(reply))
         }
     }
+}
+
+/// `304`: the client's copy (tag `etag`) is current; no body.
+fn not_modified(etag: &str) -> Reply {
+    let mut reply = Reply::json(304, Vec::new());
+    reply.headers = page::headers(etag, false);
+    reply.headers.retain(|(n, _)| n != "content-type");
+    reply.with_header(CACHE_STATUS_HEADER, "hit")
 }
 
 /// A feed page answer: `body` is gzip when `gzip`.

@@ -561,8 +561,7 @@ impl EdgeHost {
         let permits = inner.permits.clone();
         let max_concurrent = inner.max_concurrent as usize;
         let task = tokio::spawn(async move {
-            let _permit = permit;
-            let _upload_slot = upload_slot;
+            let held = (permit, upload_slot);
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -574,7 +573,7 @@ impl EdgeHost {
                 Ok(result) => result.map_err(|e| format!("{e:?}")),
                 Err(_) => Err("the component ran past the request time limit".to_owned()),
             };
-            drop(_permit);
+            drop(held);
             let in_use = max_concurrent - permits.available_permits();
             metrics::gauge!("heart_edge_permits_in_use").set(in_use as f64);
             result

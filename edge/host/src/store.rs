@@ -319,14 +319,19 @@ impl Entries {
         for key in expired {
             self.remove(&key);
         }
-        for class in [":feed:v", ":rl:"] {
+        let page = |key: &str| {
+            key.split_once(":feed:v")
+                .is_some_and(|(_, rest)| rest.starts_with(|c: char| c.is_ascii_digit()))
+        };
+        let counter = |key: &str| key.contains(":rl:");
+        for class in [&page as &dyn Fn(&str) -> bool, &counter] {
             if self.bytes <= target {
                 return;
             }
             let mut candidates: Vec<(Option<Instant>, String)> = self
                 .map
                 .iter()
-                .filter(|(k, _)| k.contains(class))
+                .filter(|(k, _)| class(k))
                 .map(|(k, (_, expires))| (*expires, k.clone()))
                 .collect();
             candidates.sort_unstable();

@@ -212,32 +212,6 @@ async fn connections_to_the_core_are_pooled() {
 /// The component's store round trips (`execute` calls) seen by [`CountingGlobal`].
 static ROUND_TRIPS: AtomicUsize = AtomicUsize::new(0);
 
-#[async_trait]
-impl EdgeStore for Counting {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(key).await
-    }
-    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
-        self.0.set(key, value, ttl).await
-    }
-    async fn incr(&self, key: &str) -> Result<i64, StoreError> {
-        self.0.incr(key).await
-    }
-    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.0.expire(key, ttl).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.0.exists(key).await
-    }
-    async fn del(&self, keys: &[String]) -> Result<u32, StoreError> {
-        self.0.del(keys).await
-    }
-    async fn execute(&self, command: &str, args: &[StoreArg]) -> Result<Vec<StoreValue>, StoreError> {
-        self.1.fetch_add(1, Ordering::SeqCst);
-        self.0.execute(command, args).await
-    }
-}
-
 #[tokio::test]
 async fn one_round_trip_per_request_and_bad_tokens_count_per_address() {
     let mut options = Options::on(Backend::InProcess)
