@@ -389,7 +389,10 @@ mod tests {
             q(home, "size=10&page=0&member_id=4").as_deref(),
             Some("page=0&size=10")
         );
-        assert_eq!(q(home, "member_id=4"), q(home, "page=00&size=010&member_id=04"));
+        assert_eq!(
+            q(home, "member_id=4"),
+            q(home, "page=00&size=010&member_id=04")
+        );
         // Parameters the core ignores do not make new keys.
         assert_eq!(q(home, "member_id=4&x=1&utm=2"), q(home, "member_id=4"));
         // The writer feed ignores member_id once it is a number.
@@ -418,7 +421,10 @@ mod tests {
     fn routes_methods_and_unrouted_requests() {
         assert!(matches!(
             match_route("GET", "/post/posts/12"),
-            RouteMatch::Found(Route { template: "/post/posts/{member_id}", .. })
+            RouteMatch::Found(Route {
+                template: "/post/posts/{member_id}",
+                ..
+            })
         ));
         assert_eq!(match_route("HEAD", "/healthz").label(), "/healthz");
         assert_eq!(

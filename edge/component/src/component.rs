@@ -12,8 +12,8 @@ use heart_shared::edge::{
 use heart_shared::token::{bearer_token, TokenVerifier};
 use heart_shared::ErrorCode;
 use spin_sdk::http::{
-    Fields, IncomingRequest, IncomingResponse, OutgoingRequest, OutgoingResponse,
-    ResponseOutparam, Scheme,
+    Fields, IncomingRequest, IncomingResponse, OutgoingRequest, OutgoingResponse, ResponseOutparam,
+    Scheme,
 };
 use spin_sdk::http_component;
 use spin_sdk::redis::Connection;
@@ -136,7 +136,10 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
     done.outcome = "refused";
     if path == "/healthz" && matches!(method.as_str(), "GET" | "HEAD") {
         done.outcome = "edge";
-        return Ok(Answer::Reply(Reply::json(200, br#"{"status":"ok"}"#.to_vec())));
+        return Ok(Answer::Reply(Reply::json(
+            200,
+            br#"{"status":"ok"}"#.to_vec(),
+        )));
     }
     let matched = edge::match_route(&method, &path);
     match matched {
@@ -163,8 +166,8 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
     };
     let headers: Vec<Header> = request.headers().entries();
     let body_limit = config.body_limit(matched.body());
-    let declared = route::header_value(&headers, "content-length")
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared =
+        route::header_value(&headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| length > body_limit) {
         return Err(too_large(body_limit));
     }
@@ -319,8 +322,7 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
             done.outcome = "miss";
             let stored = page::encode(&body);
             let key = key.with_version(answer.feed_version);
-            if let Err(e) = gate::store_page(connection, &key, &stored, config.feed_page_ttl_secs)
-            {
+            if let Err(e) = gate::store_page(connection, &key, &stored, config.feed_page_ttl_secs) {
                 eprintln!("heart-edge: could not store a feed page: {e}");
             }
             let body = if gzip { stored } else { body };

@@ -183,10 +183,7 @@ mod tests {
         assert_eq!(config.body_limit(BodyKind::Json), 64 * 1024);
         assert_eq!(config.body_limit(BodyKind::Upload), 64 * 1024 * 1024);
         assert!(!config.host_telemetry);
-        assert_eq!(
-            config.core_scheme_and_authority(),
-            ("http", "core:8080")
-        );
+        assert_eq!(config.core_scheme_and_authority(), ("http", "core:8080"));
     }
 
     #[test]

@@ -141,7 +141,12 @@ mod tests {
 
     #[test]
     fn revoked_comes_before_every_limit() {
-        let d = decide(&config(), &valid(), Some(&answer(99, true, 99, Some(b"p"))), 0);
+        let d = decide(
+            &config(),
+            &valid(),
+            Some(&answer(99, true, 99, Some(b"p"))),
+            0,
+        );
         assert_eq!(outcome(&d), ("revoked", 401));
     }
 
@@ -157,7 +162,12 @@ mod tests {
 
     #[test]
     fn per_member_comes_before_the_cache() {
-        let d = decide(&config(), &valid(), Some(&answer(1, false, 3, Some(b"p"))), 0);
+        let d = decide(
+            &config(),
+            &valid(),
+            Some(&answer(1, false, 3, Some(b"p"))),
+            0,
+        );
         assert_eq!(outcome(&d), ("rate_limited", 429));
         if let Decision::Refuse { reply, .. } = d {
             assert_eq!(
@@ -165,7 +175,12 @@ mod tests {
                 Some("60")
             );
         }
-        let d = decide(&config(), &valid(), Some(&answer(1, false, 2, Some(b"p"))), 0);
+        let d = decide(
+            &config(),
+            &valid(),
+            Some(&answer(1, false, 2, Some(b"p"))),
+            0,
+        );
         assert_eq!(d, Decision::Hit(b"p".to_vec()));
         let d = decide(&config(), &valid(), Some(&answer(1, false, 2, None)), 0);
         assert_eq!(d, Decision::Forward);
@@ -184,7 +199,10 @@ mod tests {
 
     #[test]
     fn without_the_gate_only_the_token_counts() {
-        assert_eq!(outcome(&decide(&config(), &refused(), None, 0)), ("token_refused", 401));
+        assert_eq!(
+            outcome(&decide(&config(), &refused(), None, 0)),
+            ("token_refused", 401)
+        );
         assert_eq!(decide(&config(), &valid(), None, 0), Decision::Forward);
     }
 }

@@ -243,9 +243,7 @@ mod tests {
         assert!(k[2].starts_with("t:rl:edge_requests_per_member:"));
         assert_eq!(k[3], "t:feed:version");
         assert_eq!(args.len(), 1 + 4 + 6);
-        assert!(
-            matches!(args[9], RedisParameter::Int64(n) if n == i64::from(config.per_ip.limit))
-        );
+        assert!(matches!(args[9], RedisParameter::Int64(n) if n == i64::from(config.per_ip.limit)));
     }
 
     #[test]

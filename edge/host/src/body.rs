@@ -67,7 +67,11 @@ pub enum ReadError {
 }
 
 /// Reads `body` whole: at most `limit` bytes, within `timeout`.
-pub async fn read_within(body: Incoming, limit: u64, timeout: Duration) -> Result<Bytes, ReadError> {
+pub async fn read_within(
+    body: Incoming,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Bytes, ReadError> {
     let read = async {
         let mut body = body;
         let mut buffer = BytesMut::new();
@@ -120,9 +124,7 @@ impl Body for Deadline {
             return Poll::Ready(frame.map(|f| f.map_err(wasmtime_wasi_http::Error::from)));
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(
-                wasmtime_wasi_http::Error::ConnectionReadTimeout,
-            )));
+            return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)));
         }
         Poll::Pending
     }

@@ -71,12 +71,8 @@ impl WasiHttpHooks for OutboundPolicy {
         options: Option<RequestOptions>,
         fut: IoFuture,
     ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (http::Response<WasiBody>, IoFuture),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
+        dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>>
+            + Send,
     > {
         drop(fut);
         let allowed = self.core.allows(request.uri());
@@ -94,7 +90,9 @@ impl WasiHttpHooks for OutboundPolicy {
             let result = if pooled {
                 match tokio::time::timeout(first_byte, pool.request(request)).await {
                     Ok(Ok(response)) => Ok((
-                        response.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()),
+                        response.map(|body| {
+                            body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()
+                        }),
                         Box::new(async { Ok(()) }) as IoFuture,
                     )),
                     Ok(Err(e)) => {

@@ -460,11 +460,9 @@ impl EdgeHost {
                 }
             },
             BodyKind::Upload => {
-                let slot = tokio::time::timeout(
-                    inner.permit_wait,
-                    inner.uploads.clone().acquire_owned(),
-                )
-                .await;
+                let slot =
+                    tokio::time::timeout(inner.permit_wait, inner.uploads.clone().acquire_owned())
+                        .await;
                 match slot {
                     Ok(Ok(slot)) => (
                         body::with_deadline(incoming, inner.request_timeout),
@@ -477,22 +475,20 @@ impl EdgeHost {
         };
         let request = hyper::Request::from_parts(parts, body);
 
-        let permit = match tokio::time::timeout(
-            inner.permit_wait,
-            inner.permits.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => return (shutting_down(), Some("failed")),
-            Err(_) => {
-                tracing::warn!(
-                    wait_ms = inner.permit_wait.as_millis() as u64,
-                    "no instance free in time; answered busy"
-                );
-                return (busy(), Some("busy"));
-            }
-        };
+        let permit =
+            match tokio::time::timeout(inner.permit_wait, inner.permits.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return (shutting_down(), Some("failed")),
+                Err(_) => {
+                    tracing::warn!(
+                        wait_ms = inner.permit_wait.as_millis() as u64,
+                        "no instance free in time; answered busy"
+                    );
+                    return (busy(), Some("busy"));
+                }
+            };
         let in_use = inner.max_concurrent as usize - inner.permits.available_permits();
         metrics::gauge!("heart_edge_permits_in_use").set(in_use as f64);
         (self.run(request, peer, permit, upload_slot).await, None)

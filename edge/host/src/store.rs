@@ -414,7 +414,10 @@ impl EdgeStore for InProcessStore {
 
     async fn incr(&self, key: &str) -> Result<i64, StoreError> {
         self.with_entries(|entries, now| {
-            let current = entries.map.get(key).filter(|_| live(entries.map.get(key), now));
+            let current = entries
+                .map
+                .get(key)
+                .filter(|_| live(entries.map.get(key), now));
             let (value, expires) = match current {
                 Some((value, expires)) => (
                     std::str::from_utf8(value)
@@ -701,11 +704,17 @@ mod tests {
             assert!(store.bytes() <= 10_000, "{} bytes", store.bytes());
         }
         assert!(store.exists("p:revoked:s").await.unwrap());
-        assert_eq!(store.get("p:feed:version").await.unwrap(), Some(b"3".to_vec()));
+        assert_eq!(
+            store.get("p:feed:version").await.unwrap(),
+            Some(b"3".to_vec())
+        );
         // The newest page is kept, the oldest went first.
         assert!(store.exists("p:feed:v3:member:99:q").await.unwrap());
         assert!(!store.exists("p:feed:v3:member:0:q").await.unwrap());
-        store.del(&["p:feed:v3:member:99:q".to_owned()]).await.unwrap();
+        store
+            .del(&["p:feed:v3:member:99:q".to_owned()])
+            .await
+            .unwrap();
         let before = store.bytes();
         store.set("k", b"v", None).await.unwrap();
         assert_eq!(store.bytes(), before + cost("k", b"v"));

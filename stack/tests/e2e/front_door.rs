@@ -60,7 +60,12 @@ async fn the_edges_metrics_are_on_the_admin_port() {
     stack.get_as(&ann, &feed).await;
     stack.get_as(&ann, &feed).await;
     stack
-        .send("GET", "/member/profile", &[("authorization", "Bearer nope")], "")
+        .send(
+            "GET",
+            "/member/profile",
+            &[("authorization", "Bearer nope")],
+            "",
+        )
         .await;
     let stream = TcpStream::connect(stack.admin_addr).await.expect("admin");
     let (mut sender, connection) =
@@ -155,14 +160,18 @@ async fn request_ids_reach_the_core_and_come_back_on_every_answer() {
 
 #[tokio::test]
 async fn bad_tokens_count_against_the_address() {
-    let stack = TestStack::start_with(
-        Setup::default().edge("rate_limit_edge_requests_per_ip", "5/60s"),
-    )
-    .await;
+    let stack =
+        TestStack::start_with(Setup::default().edge("rate_limit_edge_requests_per_ip", "5/60s"))
+            .await;
     let mut statuses = Vec::new();
     for _ in 0..7 {
         let answer = stack
-            .send("GET", "/member/profile", &[("authorization", "Bearer bad")], "")
+            .send(
+                "GET",
+                "/member/profile",
+                &[("authorization", "Bearer bad")],
+                "",
+            )
             .await;
         statuses.push(answer.status);
     }
@@ -176,7 +185,9 @@ async fn options_and_unknown_methods_get_contract_errors_not_503() {
         .send("OPTIONS", "/auth/login", &[], "")
         .await
         .assert_error("GLOBAL_003");
-    let star = stack.raw(b"OPTIONS * HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+    let star = stack
+        .raw(b"OPTIONS * HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await;
     assert_eq!(star.status, 404, "{star:?}");
     crate::helpers::assert_contract_error(
         star.status,

@@ -6,10 +6,10 @@
 
 mod app_flow;
 mod feed_cache;
-mod front_door;
 #[path = "../../../core-api/tests/api/fixtures.rs"]
 #[allow(dead_code)]
 mod fixtures;
+mod front_door;
 mod helpers;
 mod limits;
 mod rate_limits;

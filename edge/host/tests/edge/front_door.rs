@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{Backend, Options, TestEdge};
 
-const PAGE: &str = r#"{"size":1,"posts":[{"id":1,"content":"hello hello hello hello"}],"next_cursor":null}"#;
+const PAGE: &str =
+    r#"{"size":1,"posts":[{"id":1,"content":"hello hello hello hello"}],"next_cursor":null}"#;
 
 fn quick_limits(config: &mut heart_edge_host::HostConfig) {
     config.header_read_timeout = Duration::from_secs(1);
@@ -56,7 +57,10 @@ async fn slow_heads_are_closed_and_do_not_block_others() {
     assert_eq!(edge.send("GET", "/healthz", &[], "").await.status, 200);
     assert!(started.elapsed() < Duration::from_millis(500));
     let (closed, _) = read_until_closed(&mut slow[0], Duration::from_secs(5)).await;
-    assert!(closed, "a head not finished within the limit closes the connection");
+    assert!(
+        closed,
+        "a head not finished within the limit closes the connection"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +81,9 @@ async fn slow_json_bodies_hold_no_instance_and_are_cut_with_global_004() {
     edge.core.answer_with(200, PAGE);
     let started = Instant::now();
     assert_eq!(
-        edge.get_as(&token, "/post/posts/1?page=0&size=10").await.status,
+        edge.get_as(&token, "/post/posts/1?page=0&size=10")
+            .await
+            .status,
         200
     );
     assert!(started.elapsed() < Duration::from_millis(500));
@@ -123,7 +129,9 @@ async fn waiting_for_an_instance_is_bounded_with_global_503_and_retry_after() {
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(holder.await.unwrap(), 200);
     let records = edge.records.lock().unwrap().clone();
-    assert!(records.iter().any(|r| r.outcome == "busy" && r.status == 503));
+    assert!(records
+        .iter()
+        .any(|r| r.outcome == "busy" && r.status == 503));
 }
 
 #[tokio::test]
@@ -134,9 +142,14 @@ async fn bodies_over_the_routes_limit_are_refused_at_the_edge() {
     .await;
     // Declared: refused before the body is read.
     let big_json = "x".repeat(64 * 1024 + 1);
-    edge.send("POST", "/auth/login", &[("content-type", "application/json")], &big_json)
-        .await
-        .assert_error(413, "GLOBAL_008");
+    edge.send(
+        "POST",
+        "/auth/login",
+        &[("content-type", "application/json")],
+        &big_json,
+    )
+    .await
+    .assert_error(413, "GLOBAL_008");
     // An upload route takes more than a JSON route, up to its own limit.
     let token = edge.signer.token(3, "s3");
     let bearer = format!("Bearer {token}");
@@ -145,7 +158,10 @@ async fn bodies_over_the_routes_limit_are_refused_at_the_edge() {
         .send(
             "POST",
             "/post/registerPost",
-            &[("authorization", &bearer), ("content-type", "multipart/form-data; boundary=b")],
+            &[
+                ("authorization", &bearer),
+                ("content-type", "multipart/form-data; boundary=b"),
+            ],
             &upload,
         )
         .await;
@@ -165,7 +181,13 @@ async fn bodies_over_the_routes_limit_are_refused_at_the_edge() {
 }
 
 /// Sends a chunked body of `chunks` chunks of `size` bytes.
-async fn send_chunked(edge: &TestEdge, path: &str, token: Option<&str>, chunks: usize, size: usize) -> String {
+async fn send_chunked(
+    edge: &TestEdge,
+    path: &str,
+    token: Option<&str>,
+    chunks: usize,
+    size: usize,
+) -> String {
     let mut stream = TcpStream::connect(edge.addr).await.unwrap();
     let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
     let head = format!("POST {path} HTTP/1.1\r\nhost: x\r\n{auth}transfer-encoding: chunked\r\nconnection: close\r\n\r\n");
@@ -177,7 +199,9 @@ async fn send_chunked(edge: &TestEdge, path: &str, token: Option<&str>, chunks: 
         }
     }
     let _ = stream.write_all(b"0\r\n\r\n").await;
-    read_until_closed(&mut stream, Duration::from_secs(10)).await.1
+    read_until_closed(&mut stream, Duration::from_secs(10))
+        .await
+        .1
 }
 
 #[tokio::test]
@@ -193,7 +217,11 @@ async fn chunked_bodies_are_counted_while_streaming() {
     let answer = send_chunked(&edge, "/post/registerPost", Some(&token), 20, 4096).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     // The core never saw a cut body as a whole request.
-    assert!(edge.core.received().is_empty(), "{:?}", edge.core.received().len());
+    assert!(
+        edge.core.received().is_empty(),
+        "{:?}",
+        edge.core.received().len()
+    );
     let answer = send_chunked(&edge, "/post/registerPost", Some(&token), 10, 4096).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(edge.core.received()[0].body.len(), 40960);
@@ -203,7 +231,10 @@ async fn chunked_bodies_are_counted_while_streaming() {
 async fn connections_to_the_core_are_pooled() {
     let edge = TestEdge::start(Backend::InProcess).await;
     for _ in 0..10 {
-        assert_eq!(edge.send("POST", "/auth/login", &[], "{}").await.status, 200);
+        assert_eq!(
+            edge.send("POST", "/auth/login", &[], "{}").await.status,
+            200
+        );
     }
     assert_eq!(edge.core.received().len(), 10);
     assert_eq!(edge.core.connections.load(Ordering::SeqCst), 1);
@@ -214,8 +245,8 @@ static ROUND_TRIPS: AtomicUsize = AtomicUsize::new(0);
 
 #[tokio::test]
 async fn one_round_trip_per_request_and_bad_tokens_count_per_address() {
-    let mut options = Options::on(Backend::InProcess)
-        .var("rate_limit_edge_requests_per_ip", "12/60s");
+    let mut options =
+        Options::on(Backend::InProcess).var("rate_limit_edge_requests_per_ip", "12/60s");
     options.wrap_store = Some(|store| Arc::new(CountingGlobal(store)) as Arc<dyn EdgeStore>);
     let edge = TestEdge::start_with(options).await;
     let token = edge.signer.token(8, "s8");
@@ -237,13 +268,27 @@ async fn one_round_trip_per_request_and_bad_tokens_count_per_address() {
     let mut statuses = Vec::new();
     for _ in 0..10 {
         let before = trips();
-        statuses.push(edge.get_as("not-a-token", "/member/profile?member_id=8").await.status);
+        statuses.push(
+            edge.get_as("not-a-token", "/member/profile?member_id=8")
+                .await
+                .status,
+        );
         assert_eq!(trips() - before, 1);
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 8, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        8,
+        "{statuses:?}"
+    );
     assert_eq!(&statuses[8..], &[429, 429]);
     let records = edge.records.lock().unwrap().clone();
-    assert_eq!(records.iter().filter(|r| r.outcome == "token_refused").count(), 8);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.outcome == "token_refused")
+            .count(),
+        8
+    );
 }
 
 /// Counts every `execute` (one per round trip the component makes) in [`ROUND_TRIPS`]; only
@@ -271,7 +316,11 @@ impl EdgeStore for CountingGlobal {
     async fn del(&self, keys: &[String]) -> Result<u32, StoreError> {
         self.0.del(keys).await
     }
-    async fn execute(&self, command: &str, args: &[StoreArg]) -> Result<Vec<StoreValue>, StoreError> {
+    async fn execute(
+        &self,
+        command: &str,
+        args: &[StoreArg],
+    ) -> Result<Vec<StoreValue>, StoreError> {
         ROUND_TRIPS.fetch_add(1, Ordering::SeqCst);
         self.0.execute(command, args).await
     }
@@ -282,12 +331,17 @@ async fn cache_keys_ignore_what_the_route_does_not_read() {
     let edge = TestEdge::start(Backend::InProcess).await;
     let token = edge.signer.token(2, "s2");
     edge.core.answer_with(200, PAGE);
-    let first = edge.get_as(&token, "/post/posts/9?member_id=1&page=0").await;
+    let first = edge
+        .get_as(&token, "/post/posts/9?member_id=1&page=0")
+        .await;
     assert_eq!(first.header("x-heart-cache"), Some("miss"));
     let entries = edge.in_process.len();
     for id in 2..50 {
         let answer = edge
-            .get_as(&token, &format!("/post/posts/9?member_id={id}&size=010&utm={id}"))
+            .get_as(
+                &token,
+                &format!("/post/posts/9?member_id={id}&size=010&utm={id}"),
+            )
             .await;
         assert_eq!(answer.header("x-heart-cache"), Some("hit"), "{id}");
     }
@@ -310,7 +364,12 @@ async fn feed_pages_carry_an_etag_and_match_with_304_without_the_core() {
     assert_eq!(first.header("cache-control"), Some("private, no-cache"));
     let bearer = format!("Bearer {token}");
     let cached = edge
-        .send("GET", path, &[("authorization", &bearer), ("if-none-match", &etag)], "")
+        .send(
+            "GET",
+            path,
+            &[("authorization", &bearer), ("if-none-match", &etag)],
+            "",
+        )
         .await;
     assert_eq!(cached.status, 304);
     assert!(cached.body.is_empty());
@@ -320,19 +379,32 @@ async fn feed_pages_carry_an_etag_and_match_with_304_without_the_core() {
     edge.in_process
         .del(&[edge
             .keys
-            .feed_page(heart_shared::edge::FeedKind::Home { viewer: 2 }, "page=0&size=10")
+            .feed_page(
+                heart_shared::edge::FeedKind::Home { viewer: 2 },
+                "page=0&size=10",
+            )
             .with_version(0)])
         .await
         .unwrap();
     let again = edge
-        .send("GET", path, &[("authorization", &bearer), ("if-none-match", &etag)], "")
+        .send(
+            "GET",
+            path,
+            &[("authorization", &bearer), ("if-none-match", &etag)],
+            "",
+        )
         .await;
     assert_eq!(again.status, 304);
     assert_eq!(edge.core.received().len(), 1);
     // After a write the tag no longer matches.
     edge.store_incr(&edge.keys.feed_version()).await;
     let fresh = edge
-        .send("GET", path, &[("authorization", &bearer), ("if-none-match", &etag)], "")
+        .send(
+            "GET",
+            path,
+            &[("authorization", &bearer), ("if-none-match", &etag)],
+            "",
+        )
         .await;
     assert_eq!(fresh.status, 200);
     assert_ne!(fresh.header("etag"), Some(etag.as_str()));
@@ -352,7 +424,10 @@ async fn feed_pages_are_gzipped_for_clients_that_accept_it_and_cached_encoded() 
     let token = edge.signer.token(2, "s2");
     edge.core.answer_with(200, PAGE);
     let bearer = format!("Bearer {token}");
-    let gzip = [("authorization", bearer.as_str()), ("accept-encoding", "gzip")];
+    let gzip = [
+        ("authorization", bearer.as_str()),
+        ("accept-encoding", "gzip"),
+    ];
     let path = "/post/posts/9?page=0&size=10";
     for cache in ["miss", "hit"] {
         let answer = edge.send("GET", path, &gzip, "").await;
@@ -368,7 +443,10 @@ async fn feed_pages_are_gzipped_for_clients_that_accept_it_and_cached_encoded() 
     // What the store holds is the encoded page.
     let key = edge
         .keys
-        .feed_page(heart_shared::edge::FeedKind::Member { member_id: 9 }, "page=0&size=10")
+        .feed_page(
+            heart_shared::edge::FeedKind::Member { member_id: 9 },
+            "page=0&size=10",
+        )
         .with_version(0);
     let stored = edge.in_process.get(&key).await.unwrap().unwrap();
     assert_eq!(gunzip(&stored), PAGE);
@@ -381,11 +459,12 @@ async fn every_answer_carries_a_request_id_and_the_core_gets_it() {
     let hit_path = "/post/posts/9?page=0&size=10";
     edge.get_as(&token, hit_path).await;
     let answers = [
-        edge.get_as(&token, hit_path).await,                              // cache hit
-        edge.send("GET", "/member/profile", &[], "").await,               // edge 401
-        edge.send("OPTIONS", "/auth/login", &[], "").await,               // edge 405
-        edge.send("POST", "/auth/login", &[], &"x".repeat(70_000)).await, // host 413
-        edge.send("POST", "/auth/login", &[], "{}").await,                // forwarded
+        edge.get_as(&token, hit_path).await,                // cache hit
+        edge.send("GET", "/member/profile", &[], "").await, // edge 401
+        edge.send("OPTIONS", "/auth/login", &[], "").await, // edge 405
+        edge.send("POST", "/auth/login", &[], &"x".repeat(70_000))
+            .await, // host 413
+        edge.send("POST", "/auth/login", &[], "{}").await,  // forwarded
     ];
     let mut ids = std::collections::HashSet::new();
     for answer in &answers {
@@ -411,7 +490,8 @@ async fn every_answer_carries_a_request_id_and_the_core_gets_it() {
     // And the internal headers never leave the edge.
     assert!(answers
         .iter()
-        .all(|a| a.header("x-heart-edge-outcome").is_none() && a.header("x-heart-edge-member").is_none()));
+        .all(|a| a.header("x-heart-edge-outcome").is_none()
+            && a.header("x-heart-edge-member").is_none()));
 }
 
 #[tokio::test]
