@@ -28,7 +28,6 @@ use heart_core::cache::{Cache, CacheError};
 use heart_core::clock::Clock;
 use heart_core::{App, Config};
 use heart_edge_host::store::{EdgeStore, InProcessStore};
-use heart_edge_host::telemetry::AccessSink;
 use heart_edge_host::{EdgeHost, HostConfig};
 use rand::distributions::{Alphanumeric, DistString};
 use secrecy::{ExposeSecret, SecretString};
@@ -101,8 +100,6 @@ pub struct StackOptions {
     /// `HEART_EDGE_BODY_TIMEOUT_SECS`, `HEART_EDGE_MAX_CONNECTIONS`, `HEART_EDGE_PERMIT_WAIT_MS`,
     /// `HEART_EDGE_MAX_CONCURRENT_UPLOADS`; see `HostConfig::read_limits`).
     pub edge_limits: HashMap<String, String>,
-    /// Where the edge's access records go (tests); `None`: one JSON line per request in the log.
-    pub edge_access_log: Option<AccessSink>,
 }
 
 impl StackOptions {
@@ -148,7 +145,6 @@ impl StackOptions {
             edge_limits: std::env::vars()
                 .filter(|(k, _)| k.starts_with("HEART_EDGE_") && !k.starts_with("HEART_EDGE_VAR_"))
                 .collect(),
-            edge_access_log: None,
         })
     }
 
@@ -162,7 +158,6 @@ impl StackOptions {
             edge_request_timeout: Duration::from_secs(30),
             edge_max_concurrency: 16,
             edge_limits: HashMap::new(),
-            edge_access_log: None,
         }
     }
 }
@@ -280,7 +275,6 @@ impl Stack {
         host_config.max_concurrent_uploads = options.edge_max_concurrency.div_ceil(2);
         host_config.read_limits(|name| options.edge_limits.get(name).cloned())?;
         host_config.in_process_store = Some(shared);
-        host_config.access_log = options.edge_access_log;
         // Compiling the component is CPU work: keep it off the async workers.
         let edge = tokio::task::spawn_blocking(move || EdgeHost::new(host_config))
             .await
