@@ -5,13 +5,18 @@
 #   bash bench/run.sh                 # 1,000,000 posts (generating them takes a few minutes)
 #   POSTS=100000 bash bench/run.sh    # quicker
 #   KEEP_DATA=1 bash bench/run.sh     # reuse the database of the previous run (same POSTS/MEMBERS)
+#   EDGE_ONLY=1 bash bench/run.sh     # parts 2 and 3 only (the edge)
 #
 # Part 1, the core alone (release `heart-core` on :8080): start to ready, memory at idle, feed
 # page 0 and a deep page, one member's posts, profile, a trivial handler (/healthz), registerPost
 # with one 200 KB JPEG, login (Argon2id), the feed during a login storm, memory under load.
 # Part 2, the stack (release `heart`: the edge on :8080 in front of the core on :8081): the same
 # feed page cached at the edge, from the core directly, and a trivial handler; a forwarded request
-# (profile) through the edge and directly, for the edge's added latency.
+# (profile) through the edge and directly, for the edge's added latency, at 32 and at 1
+# connection; Redis commands per request (INFO commandstats deltas on a private redis-server).
+# Part 3, the edge host alone (release `heart-edge-host` in front of `heart-core`): its resident
+# memory under 16 concurrent 10 MB uploads, and /healthz and a cached page with 200 slow-head and
+# 200 slow-body clients connected, side by side with the same loads without them.
 #
 # Needs: MariaDB on 127.0.0.1:3306 (root, no password), Redis on 127.0.0.1:6379, wrk
 # (apt-get install wrk), python3 (for Pillow, installed into a venv here, to make the JPEG).
@@ -36,17 +41,25 @@ stop_server() {
 }
 cleanup() {
   stop_server
+  [ -n "${core_pid:-}" ] && kill "$core_pid" 2>/dev/null
+  [ -n "${slow_pid:-}" ] && kill "$slow_pid" 2>/dev/null
+  [ -n "${redis_pid:-}" ] && kill "$redis_pid" 2>/dev/null
   [ -n "${storm_pid:-}" ] && kill "$storm_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
-cargo build --release -q -p heart-core -p heart-stack -p heart-bench
+cargo build --release -q -p heart-core -p heart-stack -p heart-bench -p heart-edge-host
 bin="$CARGO_TARGET_DIR/release"
 
 export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
-export HEART_REDIS_URL="redis://127.0.0.1:6379"
+# A private Redis, so INFO commandstats counts this run's commands only.
+REDIS_PORT="${REDIS_PORT:-6390}"
+redis-server --port "$REDIS_PORT" --save '' --appendonly no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
+export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 export HEART_CACHE_PREFIX="bench-$$"
 export HEART_DATA_DIR="$work/data"
 export HEART_RATE_LIMITS_ENABLED=false
@@ -103,16 +116,18 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"email":"bench2@example.com","password":"benchmark-pass-1"}'
 LUA
 
-rss() { awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$server_pid/status"; }
-start_server() { # start_server <binary> <ready url>
-  local start; start=$(date +%s%N)
-  "$1" >"$work/server.log" 2>&1 &
-  server_pid=$!
-  until curl -sf "$2" >/dev/null; do
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
-    sleep 0.005
-  done
-  echo "ready after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+rss() { awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/${1:-$server_pid}/status"; }
+# redis_counts <file>: "<command> <calls>" per command from INFO commandstats. Redis counts a
+# script's inner commands under their own names (incr, get, …) as well as the script itself
+# (evalsha), so the deltas show both: round trips are the evalsha (+ set, + the core's own) calls.
+redis_counts() {
+  redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
+    awk -F'[:=,]' '/^cmdstat_/ {sub("cmdstat_", "", $1); print $1, $3}' | sort >"$1"
+}
+# redis_per_request <before> <after> <requests>: the deltas per request, e.g. "evalsha 1.00 get 2.00".
+redis_per_request() {
+  join -a2 -e0 -o 0,1.2,2.2 "$1" "$2" |
+    awk -v n="$3" '$3 > $2 && n > 0 {printf "%s %.2f, ", $1, ($3-$2)/n}' | sed 's/, $//'
 }
 login_token() { # login_token <api base>
   curl -sf -X POST "$1/auth/login" -H 'content-type: application/json' \
@@ -123,9 +138,16 @@ login_token() { # login_token <api base>
 load() {
   local label="$1" url="$2"; shift 2
   local c="${LOAD_CONNECTIONS:-$CONNECTIONS}"
+  local t=2; [ "$c" -lt 2 ] && t=1
   echo "== $label ($c connections, $DURATION)"
-  wrk -t2 -c"$c" -d"$DURATION" --timeout 10s --latency -H "Authorization: Bearer $token" "$@" "$url" >"$work/wrk.out"
+  redis_counts "$work/redis.before"
+  wrk -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency -H "Authorization: Bearer $token" "$@" "$url" >"$work/wrk.out"
   grep -E "Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors" "$work/wrk.out"
+  redis_counts "$work/redis.after"
+  local requests; requests="$(awk '/requests in/ {print $1}' "$work/wrk.out")"
+  local per; per="$(redis_per_request "$work/redis.before" "$work/redis.after" "$requests")"
+  echo "  redis commands per request: ${per:-none}"
+  echo "| $label | ${per:-none} |" >>"$work/redis.md"
   awk -v label="$label" -v c="$c" '
     /Requests\/sec/ {rps=$2}
     /^ +50%/ {p50=$2}
@@ -139,6 +161,7 @@ load() {
   echo "|---|---|---|---|---|---|"
 } >"$summary"
 
+if [ "${EDGE_ONLY:-0}" != 1 ]; then
 echo
 echo "######## part 1: the core alone (heart-core on :8080) ########"
 echo "== start to ready"
@@ -170,6 +193,7 @@ echo "resident memory after the runs: $(rss)"
 grep -c '"level":"ERROR"' "$work/server.log" | sed 's/^/server errors logged: /' || true
 grep '"level":"ERROR"' "$work/server.log" | cut -c1-300 | sort | uniq -c | sort -rn | head -5 || true
 stop_server
+fi
 
 echo
 echo "######## part 2: the stack (edge on :8080, core on :8081) ########"
@@ -182,15 +206,112 @@ token="$(login_token $EDGE)"
 page="/post/posts?member_id=1&page=0&size=10"
 curl -s -o /dev/null -D - -H "Authorization: Bearer $token" "$EDGE$page" | grep -i x-heart-cache || true
 curl -s -o /dev/null -D - -H "Authorization: Bearer $token" "$EDGE$page" | grep -i x-heart-cache || true
-load "edge: home feed page 0, cached" "$EDGE$page"
-load "core direct: the same page" "$CORE$page"
+gzip=(-H "Accept-Encoding: gzip")
+load "edge: home feed page 0, cached (Accept-Encoding: gzip, as OkHttp sends)" "$EDGE$page" "${gzip[@]}"
+load "core direct: the same page (same header; the core answers plain JSON)" "$CORE$page" "${gzip[@]}"
 load "edge: /healthz (answered by the component)" "$EDGE/healthz"
 load "core direct: /healthz (trivial native handler)" "$CORE/healthz"
 load "edge: profile (forwarded to the core)" "$EDGE/member/profile?member_id=2"
 load "core direct: profile" "$CORE/member/profile?member_id=2"
+LOAD_CONNECTIONS=1 load "edge: profile (forwarded to the core)" "$EDGE/member/profile?member_id=2"
+LOAD_CONNECTIONS=1 load "core direct: profile" "$CORE/member/profile?member_id=2"
+LOAD_CONNECTIONS=1 load "edge: home feed page 0, cached" "$EDGE$page" "${gzip[@]}"
+load "edge: public route, bad token (401, counted per IP)" "$EDGE/member/profile?member_id=2" -H "Authorization: Bearer not-a-token"
 echo "resident memory under load (edge and core): $(rss)"
 stop_server
 
 echo
+echo "######## part 3: the edge host alone (heart-edge-host on :8080, heart-core on :8081) ########"
+HEART_EDGE_SECRET="$(head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 48)"
+export HEART_EDGE_SECRET
+HEART_LISTEN_ADDR=127.0.0.1:8081 HEART_ADMIN_LISTEN_ADDR=127.0.0.1:9091 "$bin/heart-core" >"$work/core.log" 2>&1 &
+core_pid=$!
+until curl -sf http://127.0.0.1:8081/readyz >/dev/null; do
+  kill -0 "$core_pid" 2>/dev/null || { cat "$work/core.log"; exit 1; }
+  sleep 0.05
+done
+HEART_EDGE_VAR_CORE_URL=http://127.0.0.1:8081 \
+HEART_EDGE_VAR_JWKS="$(curl -sf http://127.0.0.1:8081/.well-known/jwks.json)" \
+HEART_EDGE_VAR_EDGE_SECRET="$HEART_EDGE_SECRET" \
+HEART_EDGE_VAR_REDIS_URL="$HEART_REDIS_URL" \
+HEART_EDGE_VAR_CACHE_PREFIX="$HEART_CACHE_PREFIX" \
+HEART_EDGE_LISTEN=127.0.0.1:8080 RUST_LOG=warn \
+  start_server "$bin/heart-edge-host" http://127.0.0.1:8080/healthz
+token="$(login_token $EDGE)"
+curl -s -o /dev/null -H "Authorization: Bearer $token" "$EDGE$page"
+idle_kb="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
+echo "edge host resident memory at idle: $(rss)"
+# 16 concurrent uploads of a 10 MB part each (random bytes: the core refuses them as images after
+# reading them, so each 10 MB goes through the edge whole).
+head -c 10000000 /dev/urandom >"$work/10mb.bin"
+{
+  printf -- '--b\r\nContent-Disposition: form-data; name="member_id"\r\n\r\n1\r\n'
+  printf -- '--b\r\nContent-Disposition: form-data; name="content"\r\n\r\nbig\r\n'
+  printf -- '--b\r\nContent-Disposition: form-data; name="files"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+  cat "$work/10mb.bin"
+  printf -- '\r\n--b--\r\n'
+} >"$work/upload.body"
+peak_kb="$idle_kb"
+upload_pids=()
+for _ in $(seq 16); do
+  curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $token" \
+    -H 'Content-Type: multipart/form-data; boundary=b' --data-binary @"$work/upload.body" \
+    "$EDGE/post/registerPost" >>"$work/uploads.txt" &
+  upload_pids+=($!)
+done
+while kill -0 "${upload_pids[@]}" 2>/dev/null; do
+  now_kb="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
+  [ "$now_kb" -gt "$peak_kb" ] && peak_kb="$now_kb"
+  sleep 0.02
+done
+echo "16 concurrent 10 MB uploads: answers $(sort "$work/uploads.txt" | uniq -c | tr '\n' ' ')"
+echo "edge host resident memory: idle $((idle_kb / 1024)) MB, peak during the uploads $((peak_kb / 1024)) MB, +$(((peak_kb - idle_kb) / 1024)) MB"
+echo "| edge host resident memory under 16 concurrent 10 MB uploads | idle $((idle_kb / 1024)) MB, peak $((peak_kb / 1024)) MB, **+$(((peak_kb - idle_kb) / 1024)) MB** |" >>"$work/other.md"
+
+# Slow clients: 200 that trickle their request head and 200 that trickle a JSON body (a byte
+# every 2 s, reconnecting when the edge cuts them off), while /healthz and a cached page are loaded.
+cat >"$work/slow.py" <<'PY'
+import socket, sys, time
+host, port, n = "127.0.0.1", 8080, int(sys.argv[1])
+heads = [b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: ", b"POST /auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n{"]
+def connect(kind):
+    s = socket.create_connection((host, port)); s.sendall(heads[kind]); return s
+socks = [[connect(i % 2), i % 2] for i in range(2 * n)]
+print(f"{len(socks)} slow clients connected", flush=True)
+cut = 0
+while True:
+    time.sleep(2)
+    for entry in socks:
+        try:
+            entry[0].sendall(b"a")
+        except OSError:
+            cut += 1
+            try:
+                entry[0] = connect(entry[1])
+            except OSError:
+                pass
+    print(f"cut and reconnected so far: {cut}", flush=True)
+PY
+load "edge host: /healthz" "$EDGE/healthz"
+load "edge host: home feed page 0, cached" "$EDGE$page" "${gzip[@]}"
+python3 "$work/slow.py" 200 >"$work/slow.log" 2>&1 &
+slow_pid=$!
+sleep 1
+head -1 "$work/slow.log"
+load "edge host: /healthz with 200 slow-head + 200 slow-body clients" "$EDGE/healthz"
+load "edge host: home feed page 0, cached, with the same slow clients" "$EDGE$page" "${gzip[@]}"
+tail -1 "$work/slow.log"
+kill "$slow_pid" 2>/dev/null || true
+slow_pid=""
+stop_server
+kill "$core_pid" 2>/dev/null || true
+core_pid=""
+
+echo
 echo "######## summary ########"
 cat "$summary"
+echo
+echo "| load | Redis commands per request (INFO commandstats deltas; evalsha = round trips of the edge, other names = the script's inner calls and the core's own) |"
+echo "|---|---|"
+cat "$work/redis.md"
+[ -f "$work/other.md" ] && { echo; cat "$work/other.md"; }

@@ -1,8 +1,20 @@
-//! The cache (Redis) key layout, shared so the edge reads what the core writes.
+//! The cache (Redis) key layout: every key the core and the edge read or write, in one place.
 //!
 //! Every key starts with a configurable prefix (default `heart`), so several deployments or test
-//! runs can share one Redis. Subjects (emails, IPs) are hashed: keys stay short, carry no
-//! personal data and cannot contain the separator.
+//! runs can share one Redis. Subjects (emails, IPs, member ids, queries) are hashed with one
+//! [`digest`]: keys stay short, carry no personal data and cannot contain the separator.
+//!
+//! | key | value | written by | TTL |
+//! |---|---|---|---|
+//! | `<prefix>:revoked:<sid>` | `1` | core (logout, account deletion) | ≥ access-token life |
+//! | `<prefix>:rl:<rule>:<digest(subject)>:<window>` | counter | core and edge ([`RateLimitRule`]) | the window |
+//! | `<prefix>:feed:version` | integer | core: `INCR` after every write that changes a feed | none |
+//! | `<prefix>:feed:v<version>:home:<viewer>:<digest(query)>` | home-feed page | edge | `feed_page_ttl_secs` |
+//! | `<prefix>:feed:v<version>:member:<member_id>:<digest(query)>` | member's page | edge | `feed_page_ttl_secs` |
+//!
+//! Feed pages are cached under a key that contains the [feed version](KeySpace::feed_version): the
+//! core `INCR`s that key after every committed write that changes what a feed shows, so the next
+//! read looks up a new key and never sees a page from before the write.
 
 use sha2::{Digest, Sha256};
 
@@ -20,6 +32,38 @@ pub struct KeySpace {
 impl Default for KeySpace {
     fn default() -> Self {
         KeySpace::new(DEFAULT_PREFIX)
+    }
+}
+
+/// Which feed a cacheable request reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedKind {
+    /// `GET /post/posts`: every post minus those by members the caller blocks, so it is per caller.
+    Home {
+        /// The caller (from the verified token).
+        viewer: i64,
+    },
+    /// `GET /post/posts/{member_id}`: one member's posts, the same for every caller.
+    Member {
+        /// Whose posts.
+        member_id: i64,
+    },
+}
+
+/// The key of a cached feed page without its version: `head + version + tail` is the key, so the
+/// edge can look the version up and the page in one Redis script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPageKey {
+    /// Everything before the version.
+    pub head: String,
+    /// Everything after the version.
+    pub tail: String,
+}
+
+impl FeedPageKey {
+    /// The full key for feed version `version`.
+    pub fn with_version(&self, version: i64) -> String {
+        format!("{}{version}{}", self.head, self.tail)
     }
 }
 
@@ -42,21 +86,46 @@ impl KeySpace {
         format!("{}:revoked:{sid}", self.prefix)
     }
 
-    /// The counter of `rule` for `subject` in fixed window `window_index`. Value: an integer.
+    /// The counter of `rule` (the core's or the edge's) for `subject` in fixed window
+    /// `window_index`. Value: an integer, expiring with its window.
     pub fn rate_limit(&self, rule: RateLimitRule, subject: &str, window_index: i64) -> String {
         format!(
             "{}:rl:{}:{}:{window_index}",
             self.prefix,
             rule.name(),
-            subject_digest(subject)
+            digest(subject)
         )
+    }
+
+    /// The feed version: an integer the core `INCR`s after every committed write that changes what
+    /// a feed shows (post created or deleted, block, unblock, account deleted, avatar or nickname
+    /// changed). Missing means `0`.
+    pub fn feed_version(&self) -> String {
+        format!("{}:feed:version", self.prefix)
+    }
+
+    /// The key of a cached feed page for `feed` and the request's canonical query (see
+    /// `heart_shared::edge::feed_cache_query`), still without the feed version. Value: the `200`
+    /// body as the edge answers it.
+    pub fn feed_page(&self, feed: FeedKind, query: &str) -> FeedPageKey {
+        let scope = match feed {
+            FeedKind::Home { viewer } => format!("home:{viewer}"),
+            FeedKind::Member { member_id } => format!("member:{member_id}"),
+        };
+        FeedPageKey {
+            head: format!("{}:feed:v", self.prefix),
+            tail: format!(":{scope}:{}", digest(query)),
+        }
     }
 }
 
-/// A short, stable digest of a subject (email, IP, member id).
-fn subject_digest(subject: &str) -> String {
-    let digest = Sha256::digest(subject.as_bytes());
-    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+/// A short, stable digest (96 bits of SHA-256, hex) of a subject: email, IP, member id, query.
+pub fn digest(subject: &str) -> String {
+    Sha256::digest(subject.as_bytes())
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -72,5 +141,36 @@ mod tests {
         assert!(k.ends_with(":7"));
         assert!(!k.contains("a@b.c"));
         assert_ne!(k, keys.rate_limit(RateLimitRule::LoginPerEmail, "a@b.d", 7));
+    }
+
+    #[test]
+    fn edge_and_core_counters_share_the_layout_but_not_the_keys() {
+        let keys = KeySpace::new("t");
+        let edge = keys.rate_limit(RateLimitRule::EdgeRequestsPerIp, "10.0.0.1", 5);
+        assert!(edge.starts_with("t:rl:edge_requests_per_ip:"));
+        assert!(edge.ends_with(":5"));
+        assert!(!edge.contains("10.0.0.1"));
+        assert_ne!(
+            edge,
+            keys.rate_limit(RateLimitRule::LoginPerIp, "10.0.0.1", 5)
+        );
+    }
+
+    #[test]
+    fn feed_page_keys_carry_the_version_and_the_viewer_of_the_home_feed() {
+        let keys = KeySpace::new("t");
+        let home = keys.feed_page(FeedKind::Home { viewer: 7 }, "page=0&size=10");
+        assert_eq!(home.with_version(3), format!("{}3{}", home.head, home.tail));
+        assert!(home.with_version(3).starts_with("t:feed:v3:home:7:"));
+        assert_ne!(home.with_version(3), home.with_version(4));
+        let other_viewer = keys.feed_page(FeedKind::Home { viewer: 8 }, "page=0&size=10");
+        assert_ne!(home, other_viewer);
+        let member = keys.feed_page(FeedKind::Member { member_id: 7 }, "page=0&size=10");
+        assert!(member.with_version(0).starts_with("t:feed:v0:member:7:"));
+        assert_ne!(
+            member,
+            keys.feed_page(FeedKind::Member { member_id: 7 }, "page=1&size=10")
+        );
+        assert_eq!(keys.feed_version(), "t:feed:version");
     }
 }

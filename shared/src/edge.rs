@@ -1,20 +1,14 @@
-//! What the edge and the core must agree on about the edge: the headers it adds, its rate limits,
-//! the feed-cache keys and the rule that finds the client's address.
+//! What the edge and the core must agree on about the edge: the headers it adds, the routes it
+//! knows (methods, token, body limit), the feed pages it caches and the rule that finds the
+//! client's address. The Redis keys are in [`crate::cache_keys`], the limits in
+//! [`crate::rate_limit`].
 //!
 //! The edge (a Spin component, `edge/component`) verifies the access token, checks revocation,
 //! rate-limits and answers cached feed pages; everything else it forwards to the core with the
 //! identity it verified in [`MEMBER_ID_HEADER`] and [`SESSION_ID_HEADER`], and the shared secret in
 //! [`EDGE_SECRET_HEADER`]. The core trusts the identity headers only when the secret matches.
-//!
-//! Feed pages are cached under a key that contains the [feed version](KeySpace::feed_version):
-//! the core `INCR`s that key after every committed write that changes what a feed shows, so the
-//! next read looks up a new key and never sees a page from before the write.
 
-use sha2::{Digest, Sha256};
-
-use crate::cache_keys::KeySpace;
-use crate::rate_limit::RateLimit;
-
+pub use crate::cache_keys::{FeedKind, FeedPageKey};
 /// Set by the edge on forwarded requests: the verified member id (decimal).
 pub const MEMBER_ID_HEADER: &str = "x-heart-member-id";
 /// Set by the edge on forwarded requests: the verified session id (the token's `sid`).
@@ -27,6 +21,13 @@ pub const CLIENT_IP_HEADER: &str = "x-heart-client-ip";
 /// `bypass` (forwarded, not cacheable: the cache is down or the query is unusual).
 pub const CACHE_STATUS_HEADER: &str = "x-heart-cache";
 
+/// Internal, from the component to our host only (variable `host_telemetry = on`), removed by the
+/// host before the answer leaves: what the edge did (`hit`, `miss`, `bypass`, `forward`,
+/// `not_modified`, `rate_limited`, `token_refused`, `revoked`, `refused`).
+pub const EDGE_OUTCOME_HEADER: &str = "x-heart-edge-outcome";
+/// Internal, like [`EDGE_OUTCOME_HEADER`]: the verified member id, for the access log.
+pub const EDGE_MEMBER_HEADER: &str = "x-heart-edge-member";
+
 /// Every header the edge sets for the core. The edge removes them from incoming requests first, so
 /// a client can never send them itself.
 pub const EDGE_HEADERS: [&str; 4] = [
@@ -36,85 +37,42 @@ pub const EDGE_HEADERS: [&str; 4] = [
     CLIENT_IP_HEADER,
 ];
 
+/// Carried from the edge to the core and back on every answer: the request's id. The edge keeps a
+/// well-formed one sent by the client (at most 64 of `[A-Za-z0-9._-]`) and makes one otherwise.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Whether a client-sent request id is kept: 1 to 64 characters of `[A-Za-z0-9._-]`.
+pub fn is_valid_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// How long the edge keeps a feed page, by default (seconds). Versioned keys make staleness after
 /// a write impossible; the TTL only bounds memory.
 pub const DEFAULT_FEED_PAGE_TTL_SECS: u32 = 60;
 
-/// The edge's own rate limits, counted on every request it forwards or answers from the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EdgeRateLimitRule {
-    /// Requests from one client address. Generous: mobile carriers put many phones behind one address.
-    RequestsPerIp,
-    /// Requests by one member (authenticated routes only).
-    RequestsPerMember,
-}
+/// The largest body of a JSON (non-upload) route, by default: the core's `HEART_MAX_JSON_BODY_BYTES`.
+pub const DEFAULT_MAX_JSON_BODY_BYTES: u64 = 64 * 1024;
 
-impl EdgeRateLimitRule {
-    /// Every rule.
-    pub const ALL: [EdgeRateLimitRule; 2] = [
-        EdgeRateLimitRule::RequestsPerIp,
-        EdgeRateLimitRule::RequestsPerMember,
-    ];
-
-    /// The rule's name: in cache keys and the edge variable `rate_limit_<name>` (a `count/window`,
-    /// e.g. `600/60s`). Distinct from every [`crate::rate_limit::RateLimitRule`] name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            EdgeRateLimitRule::RequestsPerIp => "edge_requests_per_ip",
-            EdgeRateLimitRule::RequestsPerMember => "edge_requests_per_member",
-        }
-    }
-
-    /// The default limit of the rule.
-    pub const fn default_limit(self) -> RateLimit {
-        match self {
-            EdgeRateLimitRule::RequestsPerIp => RateLimit::new(600, 60),
-            EdgeRateLimitRule::RequestsPerMember => RateLimit::new(240, 60),
-        }
-    }
-}
-
-/// Which feed a cacheable request reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FeedKind {
-    /// `GET /post/posts`: every post minus those by members the caller blocks, so it is per caller.
-    Home {
-        /// The caller (from the verified token).
-        viewer: i64,
-    },
-    /// `GET /post/posts/{member_id}`: one member's posts, the same for every caller.
-    Member {
-        /// Whose posts.
-        member_id: i64,
-    },
-}
-
-/// The key of a cached feed page without its version: `head + version + tail` is the key, so the
-/// edge can look the version up and the page in one Redis script.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedPageKey {
-    /// Everything before the version.
-    pub head: String,
-    /// Everything after the version.
-    pub tail: String,
-}
-
-impl FeedPageKey {
-    /// The full key for feed version `version`.
-    pub fn with_version(&self, version: i64) -> String {
-        format!("{}{version}{}", self.head, self.tail)
-    }
-}
+/// The largest body of an upload (multipart) route, by default: the core's
+/// `HEART_MAX_UPLOAD_REQUEST_BYTES`.
+pub const DEFAULT_MAX_UPLOAD_REQUEST_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The edge's one Redis round trip per request, as a Lua script (run with `EVALSHA`/`EVAL`).
 ///
 /// KEYS: 1 the per-IP counter; then, on authenticated routes, 2 the session's revocation flag
-/// ([`KeySpace::revoked_session`]) and 3 the per-member counter; then, on cacheable feed reads,
-/// 4 the feed version ([`KeySpace::feed_version`]).
-/// ARGV: 1 the per-IP window (seconds), 2 the per-member window, 3 and 4 the
-/// [`FeedPageKey`] head and tail.
-/// Answer: `{ip count, revoked 0/1, member count, feed version, page body or nil}`; the page is
-/// only read when the session is not revoked. Counters get their expiry on the first hit of a window.
+/// ([`KeySpace::revoked_session`](crate::cache_keys::KeySpace::revoked_session)) and 3 the
+/// per-member counter; then, on cacheable feed reads, 4 the feed version.
+/// ARGV: 1 the per-IP window (seconds), 2 the per-member window, 3 and 4 the [`FeedPageKey`] head
+/// and tail, 5 the per-IP limit, 6 the per-member limit.
+/// Answer: `{ip count, revoked 0/1, member count, feed version, page body or nil}`.
+///
+/// It stops as soon as the answer is known, in the edge's decision order: a revoked session or an
+/// address over its limit does not count against the member; a member over the limit reads no
+/// page. Counters get their expiry on the first hit of a window.
 ///
 /// The page key is built inside the script from the version it reads, so the script runs on one
 /// Redis node (not across a cluster's slots); Spin's Redis interface connects to one node anyway.
@@ -124,57 +82,160 @@ out[1] = redis.call('INCR', KEYS[1])
 if out[1] == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 if #KEYS >= 3 then
   out[2] = redis.call('EXISTS', KEYS[2])
+  if out[2] == 1 or out[1] > tonumber(ARGV[5]) then return out end
   out[3] = redis.call('INCR', KEYS[3])
   if out[3] == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+  if out[3] > tonumber(ARGV[6]) then return out end
+elseif out[1] > tonumber(ARGV[5]) then
+  return out
 end
 if #KEYS >= 4 then
   local version = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
   out[4] = version
-  if out[2] == 0 then out[5] = redis.call('GET', ARGV[3] .. version .. ARGV[4]) end
+  out[5] = redis.call('GET', ARGV[3] .. version .. ARGV[4])
 end
 return out
 ";
 
-/// The query parameters a feed request may carry and still be cached. A request with anything
-/// else (or a parameter twice) is forwarded uncached, so clients cannot fill the cache with
-/// variants of one page.
-pub const FEED_QUERY_PARAMETERS: [&str; 4] = ["member_id", "page", "size", "cursor"];
+/// What a route's body may weigh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// JSON or no body: at most `max_json_body_bytes`.
+    Json,
+    /// A multipart upload: at most `max_upload_request_bytes`.
+    Upload,
+}
 
-impl KeySpace {
-    /// The feed version: an integer the core `INCR`s after every committed write that changes what
-    /// a feed shows (post created or deleted, block, unblock, account deleted, avatar or nickname
-    /// changed). Missing means `0`.
-    pub fn feed_version(&self) -> String {
-        format!("{}:feed:version", self.prefix())
+/// A route of the core the edge knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The path as the core's router spells it, e.g. `/post/posts/{member_id}`; also the `route`
+    /// of the edge's access log and metrics.
+    pub template: &'static str,
+    /// The methods it answers (`GET` routes answer `HEAD` too).
+    pub methods: &'static [&'static str],
+    /// What its body may weigh.
+    pub body: BodyKind,
+}
+
+const GET: &[&str] = &["GET", "HEAD"];
+const POST: &[&str] = &["POST"];
+const DELETE: &[&str] = &["DELETE"];
+
+const fn route(template: &'static str, methods: &'static [&'static str]) -> Route {
+    Route {
+        template,
+        methods,
+        body: BodyKind::Json,
     }
+}
 
-    /// The key of a cached feed page for `feed` and the request's (already canonical, see
-    /// [`canonical_feed_query`]) `query`, still without the feed version. Value: the `200` JSON body.
-    pub fn feed_page(&self, feed: FeedKind, query: &str) -> FeedPageKey {
-        let scope = match feed {
-            FeedKind::Home { viewer } => format!("home:{viewer}"),
-            FeedKind::Member { member_id } => format!("member:{member_id}"),
-        };
-        FeedPageKey {
-            head: format!("{}:feed:v", self.prefix()),
-            tail: format!(":{scope}:{}", digest(query)),
+/// Every route of the core's public router (`{name}` is one path segment, `{*rest}` the rest).
+pub const ROUTES: &[Route] = &[
+    route("/healthz", GET),
+    route("/readyz", GET),
+    route("/profile", GET),
+    route("/.well-known/jwks.json", GET),
+    route("/openapi.json", GET),
+    route("/swagger-ui", GET),
+    route("/swagger-ui/{*rest}", GET),
+    route("/media/{*key}", GET),
+    route("/auth/emailVerificationCode", POST),
+    route("/auth/confirmVerificationCode", POST),
+    route("/auth/join", POST),
+    route("/auth/login", POST),
+    route("/auth/verifyAccessToken", GET),
+    route("/auth/reissueToken", POST),
+    route("/auth/logout", POST),
+    Route {
+        template: "/member/uploadAvatar",
+        methods: POST,
+        body: BodyKind::Upload,
+    },
+    route("/member/profile", GET),
+    route("/member/block", POST),
+    route("/member/unblock", POST),
+    route("/member/getBlockingMembers", GET),
+    route("/member/report", POST),
+    route("/member/delete/{id}", DELETE),
+    route("/member/follow", POST),
+    route("/member/unfollow", POST),
+    route("/member/followers", GET),
+    route("/member/followings", GET),
+    Route {
+        template: "/post/registerPost",
+        methods: POST,
+        body: BodyKind::Upload,
+    },
+    route("/post/posts", GET),
+    route("/post/posts/{member_id}", GET),
+    route("/post/following", GET),
+    route("/post/delete/{post_id}", DELETE),
+    route("/admin/reports", GET),
+];
+
+/// What the route table says about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMatch {
+    /// A known route that answers this method.
+    Found(&'static Route),
+    /// A known route that does not answer this method: `GLOBAL_003` (405), as the core would.
+    MethodNotAllowed(&'static Route),
+    /// The method is not one any route answers (`OPTIONS`, `TRACE`, …) and the path is unknown, or
+    /// the target is not a path (`OPTIONS *`): `GLOBAL_001` (404), as the core's fallback would.
+    NoSuchRoute,
+    /// An unknown path with an ordinary method: forwarded, the core answers (so a route the core
+    /// gains before the edge learns it still works).
+    Unknown,
+}
+
+impl RouteMatch {
+    /// The route's template, or `unknown`: the `route` label of the access log and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RouteMatch::Found(route) | RouteMatch::MethodNotAllowed(route) => route.template,
+            RouteMatch::NoSuchRoute | RouteMatch::Unknown => "unknown",
         }
     }
 
-    /// The counter of edge rule `rule` for `subject` in fixed window `window_index`, laid out like
-    /// [`KeySpace::rate_limit`]. Value: an integer.
-    pub fn edge_rate_limit(
-        &self,
-        rule: EdgeRateLimitRule,
-        subject: &str,
-        window_index: i64,
-    ) -> String {
-        format!(
-            "{}:rl:{}:{}:{window_index}",
-            self.prefix(),
-            rule.name(),
-            digest(subject)
-        )
+    /// What the request's body may weigh (unknown routes: as a JSON route).
+    pub fn body(&self) -> BodyKind {
+        match self {
+            RouteMatch::Found(route) => route.body,
+            _ => BodyKind::Json,
+        }
+    }
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let mut want = template.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with("{*") => return !g.is_empty(),
+            (Some(w), Some(g)) if w.starts_with('{') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Finds `method path` in [`ROUTES`].
+pub fn match_route(method: &str, path: &str) -> RouteMatch {
+    let ordinary = matches!(method, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE");
+    if !path.starts_with('/') {
+        return RouteMatch::NoSuchRoute;
+    }
+    match ROUTES.iter().find(|r| template_matches(r.template, path)) {
+        Some(route) if route.methods.contains(&method) => RouteMatch::Found(route),
+        Some(route) => RouteMatch::MethodNotAllowed(route),
+        None if ordinary => RouteMatch::Unknown,
+        None => RouteMatch::NoSuchRoute,
     }
 }
 
@@ -196,26 +257,66 @@ pub fn feed_kind(method: &str, path: &str, viewer: i64) -> Option<FeedKind> {
         .map(|member_id| FeedKind::Member { member_id })
 }
 
-/// The query of a feed request in one canonical form (parameters sorted), or `None` when it must
-/// not be cached: an unknown or repeated parameter, or a value that is not plain
-/// (`[A-Za-z0-9_-]`, at most 128 characters).
-pub fn canonical_feed_query(query: &str) -> Option<String> {
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
+/// The parameters the feed routes read (the core's `PageQuery`); any other is ignored by the core
+/// and so by the cache key.
+pub const FEED_QUERY_PARAMETERS: [&str; 4] = ["member_id", "page", "size", "cursor"];
+
+fn plain(text: &str, max: usize) -> bool {
+    text.len() <= max
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// The part of a feed request's query its answer depends on, in one canonical form
+/// (`page=<n>&size=<n>[&cursor=<c>]`, defaults filled in, numbers without leading zeros), or `None`
+/// when the request must go to the core uncached because the core would refuse or could read it
+/// differently: a repeated or malformed parameter the route reads, a percent-encoded name, an
+/// out-of-range page or size, or (home feed) a `member_id` that is not the caller's.
+///
+/// Only what the route reads enters the key: parameters the core ignores are dropped, and so is
+/// `member_id` on `/post/posts/{member_id}` (checked to be a number, then ignored, as the core does;
+/// on the home feed it must be the caller, who is already in the key).
+pub fn feed_cache_query(feed: FeedKind, query: &str) -> Option<String> {
+    let (mut member_id, mut page, mut size, mut cursor) = (None, None, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let plain = value.len() <= 128
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !FEED_QUERY_PARAMETERS.contains(&name) || !plain || pairs.iter().any(|(n, _)| *n == name)
-        {
+        if !plain(name, 64) {
             return None;
         }
-        pairs.push((name, value));
+        let slot = match name {
+            "member_id" => &mut member_id,
+            "page" => &mut page,
+            "size" => &mut size,
+            "cursor" => &mut cursor,
+            _ => continue,
+        };
+        if slot.is_some() || !plain(value, 128) {
+            return None;
+        }
+        *slot = Some(value);
     }
-    pairs.sort_unstable();
-    let parts: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
-    Some(parts.join("&"))
+    let number = |v: Option<&str>, default: i64| v.map_or(Some(default), |v| v.parse::<i64>().ok());
+    let member_id = member_id.map(|v| v.parse::<i64>()).transpose().ok()?;
+    let page = number(page, 0)?;
+    let size = number(size, 10)?;
+    if page < 0
+        || !(1..=100).contains(&size)
+        || page
+            .checked_mul(size)
+            .is_none_or(|offset| offset > i64::from(i32::MAX))
+    {
+        return None;
+    }
+    if let FeedKind::Home { viewer } = feed {
+        if member_id != Some(viewer) {
+            return None;
+        }
+    }
+    Some(match cursor.filter(|c| !c.is_empty()) {
+        Some(cursor) => format!("page={page}&size={size}&cursor={cursor}"),
+        None => format!("page={page}&size={size}"),
+    })
 }
 
 /// The client's address: with `trusted_proxy_hops` reverse proxies in front (the load balancer),
@@ -257,51 +358,9 @@ pub fn strip_port(addr: &str) -> &str {
     }
 }
 
-/// A short, stable digest, so keys stay short and carry no personal data.
-fn digest(subject: &str) -> String {
-    Sha256::digest(subject.as_bytes())
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rate_limit::RateLimitRule;
-
-    #[test]
-    fn feed_page_keys_carry_the_version_and_the_viewer_of_the_home_feed() {
-        let keys = KeySpace::new("t");
-        let home = keys.feed_page(FeedKind::Home { viewer: 7 }, "page=0&size=10");
-        assert_eq!(home.with_version(3), format!("{}3{}", home.head, home.tail));
-        assert!(home.with_version(3).starts_with("t:feed:v3:home:7:"));
-        assert_ne!(home.with_version(3), home.with_version(4));
-        let other_viewer = keys.feed_page(FeedKind::Home { viewer: 8 }, "page=0&size=10");
-        assert_ne!(home, other_viewer);
-        let member = keys.feed_page(FeedKind::Member { member_id: 7 }, "page=0&size=10");
-        assert!(member.with_version(0).starts_with("t:feed:v0:member:7:"));
-        assert_ne!(
-            member,
-            keys.feed_page(FeedKind::Member { member_id: 7 }, "page=1&size=10")
-        );
-        assert_eq!(keys.feed_version(), "t:feed:version");
-    }
-
-    #[test]
-    fn edge_rate_limit_keys_do_not_collide_with_the_cores() {
-        let keys = KeySpace::new("t");
-        let k = keys.edge_rate_limit(EdgeRateLimitRule::RequestsPerIp, "10.0.0.1", 5);
-        assert!(k.starts_with("t:rl:edge_requests_per_ip:"));
-        assert!(k.ends_with(":5"));
-        assert!(!k.contains("10.0.0.1"));
-        for core in RateLimitRule::ALL {
-            for edge in EdgeRateLimitRule::ALL {
-                assert_ne!(core.name(), edge.name());
-            }
-        }
-    }
 
     #[test]
     fn only_feed_reads_are_cacheable() {
@@ -321,15 +380,85 @@ mod tests {
     }
 
     #[test]
-    fn feed_queries_are_sorted_and_unusual_ones_refused() {
+    fn feed_keys_hold_only_what_the_route_reads_normalised() {
+        let home = FeedKind::Home { viewer: 4 };
+        let member = FeedKind::Member { member_id: 9 };
+        let q = |feed, query| feed_cache_query(feed, query);
+        // Defaults filled in, order and leading zeros gone.
         assert_eq!(
-            canonical_feed_query("size=10&page=0&member_id=4").as_deref(),
-            Some("member_id=4&page=0&size=10")
+            q(home, "size=10&page=0&member_id=4").as_deref(),
+            Some("page=0&size=10")
         );
-        assert_eq!(canonical_feed_query("").as_deref(), Some(""));
-        assert_eq!(canonical_feed_query("page=0&x=1"), None);
-        assert_eq!(canonical_feed_query("page=0&page=1"), None);
-        assert_eq!(canonical_feed_query("page=%20"), None);
+        assert_eq!(
+            q(home, "member_id=4"),
+            q(home, "page=00&size=010&member_id=04")
+        );
+        // Parameters the core ignores do not make new keys.
+        assert_eq!(q(home, "member_id=4&x=1&utm=2"), q(home, "member_id=4"));
+        // The writer feed ignores member_id once it is a number.
+        assert_eq!(q(member, "member_id=1"), q(member, "member_id=2"));
+        assert_eq!(q(member, "member_id=1"), q(member, ""));
+        assert_eq!(q(member, "member_id=x"), None);
+        // The home feed belongs to the caller.
+        assert_eq!(q(home, "member_id=5"), None);
+        assert_eq!(q(home, ""), None);
+        // What the core would refuse or read differently goes to the core.
+        assert_eq!(q(home, "member_id=4&page=0&page=1"), None);
+        assert_eq!(q(home, "member_id=4&page=%31"), None);
+        assert_eq!(q(home, "member_id=4&pag%65=1"), None);
+        assert_eq!(q(home, "member_id=4&page=-1"), None);
+        assert_eq!(q(home, "member_id=4&size=101"), None);
+        assert_eq!(q(home, "member_id=4&size="), None);
+        // Cursors are kept; an empty one is none.
+        assert_eq!(
+            q(member, "cursor=MTA6Mg&page=0").as_deref(),
+            Some("page=0&size=10&cursor=MTA6Mg")
+        );
+        assert_eq!(q(member, "cursor="), q(member, ""));
+    }
+
+    #[test]
+    fn routes_methods_and_unrouted_requests() {
+        assert!(matches!(
+            match_route("GET", "/post/posts/12"),
+            RouteMatch::Found(Route {
+                template: "/post/posts/{member_id}",
+                ..
+            })
+        ));
+        assert_eq!(match_route("HEAD", "/healthz").label(), "/healthz");
+        assert_eq!(
+            match_route("POST", "/post/registerPost").body(),
+            BodyKind::Upload
+        );
+        assert_eq!(match_route("POST", "/auth/login").body(), BodyKind::Json);
+        assert!(matches!(
+            match_route("OPTIONS", "/auth/login"),
+            RouteMatch::MethodNotAllowed(_)
+        ));
+        assert!(matches!(
+            match_route("DELETE", "/post/posts"),
+            RouteMatch::MethodNotAllowed(_)
+        ));
+        assert_eq!(match_route("OPTIONS", "*"), RouteMatch::NoSuchRoute);
+        assert_eq!(match_route("GET", "*"), RouteMatch::NoSuchRoute);
+        assert_eq!(match_route("OPTIONS", "/nowhere"), RouteMatch::NoSuchRoute);
+        assert_eq!(match_route("BREW", "/nowhere"), RouteMatch::NoSuchRoute);
+        assert_eq!(match_route("GET", "/nowhere"), RouteMatch::Unknown);
+        assert_eq!(match_route("GET", "/post/posts/"), RouteMatch::Unknown);
+        assert!(matches!(
+            match_route("GET", "/media/a/b.jpg"),
+            RouteMatch::Found(_)
+        ));
+        assert_eq!(match_route("GET", "/media/"), RouteMatch::Unknown);
+    }
+
+    #[test]
+    fn request_ids_from_clients_are_kept_only_when_plain() {
+        assert!(is_valid_request_id("abc-123_x.y"));
+        assert!(!is_valid_request_id(""));
+        assert!(!is_valid_request_id("a b"));
+        assert!(!is_valid_request_id(&"a".repeat(65)));
     }
 
     #[test]

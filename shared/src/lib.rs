@@ -6,8 +6,9 @@
 //! - [`error`]: the contract's error codes, their HTTP statuses and the error body.
 //! - [`wire`]: request and response bodies of the Android app's contract.
 //! - [`token`]: access-token claims and their verification with the core's public keys.
-//! - [`cache_keys`]: the Redis key layout (revocations, rate-limit windows).
-//! - [`rate_limit`]: which actions are limited, by what, and how much by default.
+//! - [`cache_keys`]: the whole Redis key layout (revocations, rate-limit windows, feed pages).
+//! - [`edge`]: the edge's headers, route table, feed-cache queries and gate script.
+//! - [`rate_limit`]: which actions are limited (core and edge), by what, and how much by default.
 #![warn(missing_docs)]
 
 pub mod cache_keys;

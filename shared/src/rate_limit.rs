@@ -1,4 +1,5 @@
-//! Rate-limit policy: what is limited, by which subject, and how much by default.
+//! Rate-limit policy, the core's and the edge's: what is limited, by which subject, and how much
+//! by default. One rule enum; the key a counter lives under is [`crate::cache_keys::KeySpace::rate_limit`].
 //!
 //! Limits are fixed windows counted in the cache (Redis, or in-process on embedded defaults):
 //! one `INCR` (plus `EXPIRE` on the first hit) per check, which Spin's Redis interface can do too.
@@ -28,11 +29,17 @@ pub enum RateLimitRule {
     ReissuePerIp,
     /// Token reissues for one member.
     ReissuePerMember,
+    /// Edge: requests from one client address, counted on every request the edge does not answer
+    /// alone (`/healthz`), refused tokens included. Generous: mobile carriers put many phones
+    /// behind one address.
+    EdgeRequestsPerIp,
+    /// Edge: requests by one member (authenticated routes only).
+    EdgeRequestsPerMember,
 }
 
 impl RateLimitRule {
-    /// Every rule.
-    pub const ALL: [RateLimitRule; 9] = [
+    /// The rules the core checks (its `HEART_RATE_LIMIT_<NAME>` settings).
+    pub const CORE: [RateLimitRule; 9] = [
         RateLimitRule::VerificationSendPerEmail,
         RateLimitRule::VerificationSendPerIp,
         RateLimitRule::ConfirmPerEmail,
@@ -44,7 +51,17 @@ impl RateLimitRule {
         RateLimitRule::ReissuePerMember,
     ];
 
-    /// The rule's name: in cache keys, metrics and the `HEART_RATE_LIMIT_<NAME>` setting (upper-cased).
+    /// The rules the edge checks (its `rate_limit_<name>` variables).
+    pub const EDGE: [RateLimitRule; 2] = [
+        RateLimitRule::EdgeRequestsPerIp,
+        RateLimitRule::EdgeRequestsPerMember,
+    ];
+
+    /// The core's rules: the name the core's configuration reads them by (same as [`Self::CORE`]).
+    pub const ALL: [RateLimitRule; 9] = Self::CORE;
+
+    /// The rule's name: in cache keys, metrics and the core's `HEART_RATE_LIMIT_<NAME>` setting
+    /// (upper-cased) or the edge's `rate_limit_<name>` variable.
     pub const fn name(self) -> &'static str {
         match self {
             RateLimitRule::VerificationSendPerEmail => "verification_send_per_email",
@@ -56,6 +73,8 @@ impl RateLimitRule {
             RateLimitRule::LoginPerEmail => "login_per_email",
             RateLimitRule::ReissuePerIp => "reissue_per_ip",
             RateLimitRule::ReissuePerMember => "reissue_per_member",
+            RateLimitRule::EdgeRequestsPerIp => "edge_requests_per_ip",
+            RateLimitRule::EdgeRequestsPerMember => "edge_requests_per_member",
         }
     }
 
@@ -71,6 +90,8 @@ impl RateLimitRule {
             RateLimitRule::LoginPerEmail => RateLimit::new(10, 300),
             RateLimitRule::ReissuePerIp => RateLimit::new(60, 60),
             RateLimitRule::ReissuePerMember => RateLimit::new(20, 60),
+            RateLimitRule::EdgeRequestsPerIp => RateLimit::new(600, 60),
+            RateLimitRule::EdgeRequestsPerMember => RateLimit::new(240, 60),
         }
     }
 }
@@ -187,9 +208,18 @@ mod tests {
     }
 
     #[test]
-    fn rule_names_are_unique() {
-        let names: std::collections::HashSet<_> =
-            RateLimitRule::ALL.iter().map(|r| r.name()).collect();
-        assert_eq!(names.len(), RateLimitRule::ALL.len());
+    fn rule_names_are_unique_across_core_and_edge() {
+        let rules: Vec<RateLimitRule> = RateLimitRule::CORE
+            .into_iter()
+            .chain(RateLimitRule::EDGE)
+            .collect();
+        let names: std::collections::HashSet<_> = rules.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), rules.len());
+        assert!(RateLimitRule::EDGE
+            .iter()
+            .all(|r| r.name().starts_with("edge_")));
+        assert!(!RateLimitRule::CORE
+            .iter()
+            .any(|r| r.name().starts_with("edge_")));
     }
 }

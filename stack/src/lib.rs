@@ -96,6 +96,10 @@ pub struct StackOptions {
     pub edge_request_timeout: Duration,
     /// Pooled edge instances (`HEART_EDGE_MAX_CONCURRENCY`, default 64).
     pub edge_max_concurrency: u32,
+    /// The edge host's other limits as `HEART_EDGE_*` settings (`HEART_EDGE_HEADER_TIMEOUT_SECS`,
+    /// `HEART_EDGE_BODY_TIMEOUT_SECS`, `HEART_EDGE_MAX_CONNECTIONS`, `HEART_EDGE_PERMIT_WAIT_MS`,
+    /// `HEART_EDGE_MAX_CONCURRENT_UPLOADS`; see `HostConfig::read_limits`).
+    pub edge_limits: HashMap<String, String>,
 }
 
 impl StackOptions {
@@ -138,6 +142,9 @@ impl StackOptions {
                 })
                 .transpose()?
                 .unwrap_or(64),
+            edge_limits: std::env::vars()
+                .filter(|(k, _)| k.starts_with("HEART_EDGE_") && !k.starts_with("HEART_EDGE_VAR_"))
+                .collect(),
         })
     }
 
@@ -150,6 +157,7 @@ impl StackOptions {
             component: None,
             edge_request_timeout: Duration::from_secs(30),
             edge_max_concurrency: 16,
+            edge_limits: HashMap::new(),
         }
     }
 }
@@ -230,6 +238,15 @@ impl Stack {
                 "trusted_proxy_hops".to_owned(),
                 config.trusted_proxy_hops.to_string(),
             ),
+            // The edge refuses at the door what the core would refuse after the transfer.
+            (
+                "max_json_body_bytes".to_owned(),
+                config.max_json_body_bytes.to_string(),
+            ),
+            (
+                "max_upload_request_bytes".to_owned(),
+                config.uploads.max_request_bytes.to_string(),
+            ),
         ]);
         let embedded_cache: Option<Arc<dyn Cache>> = match redis_url {
             Some(_) => None,
@@ -255,6 +272,8 @@ impl Stack {
         host_config.cache_dir = options.edge_cache_dir;
         host_config.request_timeout = options.edge_request_timeout;
         host_config.max_concurrent_requests = options.edge_max_concurrency;
+        host_config.max_concurrent_uploads = options.edge_max_concurrency.div_ceil(2);
+        host_config.read_limits(|name| options.edge_limits.get(name).cloned())?;
         host_config.in_process_store = Some(shared);
         // Compiling the component is CPU work: keep it off the async workers.
         let edge = tokio::task::spawn_blocking(move || EdgeHost::new(host_config))

@@ -222,7 +222,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         names: &["HEART_MAX_JSON_BODY_BYTES"],
         default: "`65536`",
-        meaning: "larger JSON bodies answer `GLOBAL_008`",
+        meaning: "larger JSON bodies answer `GLOBAL_008` (at the stack's edge already, before they are read)",
     },
     Setting {
         names: &["HEART_REQUEST_TIMEOUT_SECS"],

@@ -1,37 +1,95 @@
-//! The Spin entry point: reads the request through wasi:http, runs the edge's steps, answers.
+//! The Spin entry point: the I/O of the edge's steps (wasi:http in and out, Spin variables,
+//! Redis). Every decision is made by the native modules ([`crate::decide`], [`crate::page`],
+//! [`crate::route`], `heart_shared::edge`).
 
 // `#[http_component]` expands to the component's `export_name`d entry point and handle conversions.
 #![allow(unsafe_code)]
 
-use futures::StreamExt as _;
-use heart_shared::edge::{self, CACHE_STATUS_HEADER};
+use futures::{SinkExt as _, StreamExt as _};
+use heart_shared::edge::{
+    self, RouteMatch, CACHE_STATUS_HEADER, EDGE_MEMBER_HEADER, EDGE_OUTCOME_HEADER,
+};
 use heart_shared::token::{bearer_token, TokenVerifier};
 use heart_shared::ErrorCode;
 use spin_sdk::http::{
-    Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam,
+    Fields, IncomingRequest, IncomingResponse, OutgoingRequest, OutgoingResponse, ResponseOutparam,
+    Scheme,
 };
 use spin_sdk::http_component;
 use spin_sdk::redis::Connection;
 
 use crate::config::EdgeConfig;
+use crate::decide::{self, Decision, TokenCheck};
 use crate::gate::{self, GateAnswer, GateQuery};
+use crate::page;
 use crate::route::{self, Header, Identity};
-use crate::{Reply, MAX_REQUEST_BODY_BYTES};
+use crate::Reply;
+
+/// The largest core answer read whole to be cached (feed pages); larger ones are passed through.
+const MAX_CACHED_PAGE_BYTES: usize = 1024 * 1024;
 
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    let reply = serve(request).await;
-    send(response_out, reply).await;
+    let telemetry = variable(crate::config::var::HOST_TELEMETRY).is_some_and(|v| v == "on");
+    let mut done = Done {
+        outcome: "forward",
+        member: None,
+        telemetry,
+    };
+    match serve(request, &mut done).await {
+        Answer::Reply(reply) => send(response_out, done.annotate(reply)).await,
+        Answer::Stream(response, status, mut headers) => {
+            done.headers(&mut headers);
+            stream_answer(response, status, &headers, response_out).await;
+        }
+    }
+}
+
+/// How the request is answered.
+enum Answer {
+    /// A whole answer.
+    Reply(Reply),
+    /// The core's answer, streamed: its status and the headers to send.
+    Stream(IncomingResponse, u16, Vec<Header>),
+}
+
+/// What the host's access log and metrics learn about the request (only with `host_telemetry`).
+struct Done {
+    outcome: &'static str,
+    member: Option<i64>,
+    telemetry: bool,
+}
+
+impl Done {
+    fn annotate(&self, reply: Reply) -> Reply {
+        if !self.telemetry {
+            return reply;
+        }
+        let reply = reply.with_header(EDGE_OUTCOME_HEADER, self.outcome);
+        match self.member {
+            Some(id) => reply.with_header(EDGE_MEMBER_HEADER, &id.to_string()),
+            None => reply,
+        }
+    }
+
+    fn headers(&self, headers: &mut Vec<Header>) {
+        if self.telemetry {
+            headers.push((EDGE_OUTCOME_HEADER.into(), self.outcome.as_bytes().to_vec()));
+            if let Some(id) = self.member {
+                headers.push((EDGE_MEMBER_HEADER.into(), id.to_string().into_bytes()));
+            }
+        }
+    }
 }
 
 /// Writes `reply`; if its headers are refused, answers a bare `GLOBAL_500` instead.
 async fn send(response_out: ResponseOutparam, reply: Reply) {
-    let (response, body) = match to_response(&reply) {
+    let (response, body) = match to_response(&reply.headers, reply.status) {
         Some(response) => (response, reply.body),
         None => {
             eprintln!("heart-edge: could not build the response headers");
             let fallback = Reply::error(ErrorCode::Internal, ErrorCode::Internal.default_message());
-            match to_response(&fallback) {
+            match to_response(&fallback.headers, fallback.status) {
                 Some(response) => (response, fallback.body),
                 None => return,
             }
@@ -42,10 +100,10 @@ async fn send(response_out: ResponseOutparam, reply: Reply) {
     }
 }
 
-fn to_response(reply: &Reply) -> Option<OutgoingResponse> {
-    let headers = Fields::from_list(&reply.headers).ok()?;
+fn to_response(headers: &[Header], status: u16) -> Option<OutgoingResponse> {
+    let headers = Fields::from_list(headers).ok()?;
     let response = OutgoingResponse::new(headers);
-    response.set_status_code(reply.status).ok()?;
+    response.set_status_code(status).ok()?;
     Some(response)
 }
 
@@ -62,25 +120,57 @@ fn variable(name: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-async fn serve(request: IncomingRequest) -> Reply {
-    let method = request.method().to_string();
+/// Handles the request.
+async fn serve(request: IncomingRequest, done: &mut Done) -> Answer {
+    match decide_and_forward(request, done).await {
+        Ok(answer) => answer,
+        Err(reply) => Answer::Reply(reply),
+    }
+}
+
+async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result<Answer, Reply> {
+    let method = request.method().to_string().to_ascii_uppercase();
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".to_owned());
     let (path, query) = route::split_path_and_query(&path_with_query);
     let (path, query) = (path.to_owned(), query.to_owned());
-    if path == "/healthz" {
-        return Reply::json(200, br#"{"status":"ok"}"#.to_vec());
+    done.outcome = "refused";
+    if path == "/healthz" && matches!(method.as_str(), "GET" | "HEAD") {
+        done.outcome = "edge";
+        return Ok(Answer::Reply(Reply::json(
+            200,
+            br#"{"status":"ok"}"#.to_vec(),
+        )));
+    }
+    let matched = edge::match_route(&method, &path);
+    match matched {
+        RouteMatch::NoSuchRoute => {
+            return Err(Reply::error(ErrorCode::NoSuchRoute, "No such route"))
+        }
+        RouteMatch::MethodNotAllowed(_) => {
+            return Err(Reply::error(
+                ErrorCode::MethodNotAllowed,
+                "Method not allowed",
+            ))
+        }
+        RouteMatch::Found(_) | RouteMatch::Unknown => {}
     }
     let config = match EdgeConfig::read(variable) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("heart-edge: {e}");
-            return Reply::error(
+            return Err(Reply::error(
                 ErrorCode::DependencyUnavailable,
                 "The edge is not configured",
-            );
+            ));
         }
     };
     let headers: Vec<Header> = request.headers().entries();
+    let body_limit = config.body_limit(matched.body());
+    let declared =
+        route::header_value(&headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > body_limit) {
+        return Err(too_large(body_limit));
+    }
     let peer = route::header_value(&headers, "spin-client-addr")
         .map_or("unknown", edge::strip_port)
         .to_owned();
@@ -92,20 +182,32 @@ async fn serve(request: IncomingRequest) -> Reply {
     let client_ip = edge::client_ip(forwarded_for, &peer, config.trusted_proxy_hops).to_owned();
     let now = now();
 
-    let identity = if route::requires_token(&method, &path) {
+    let token = if route::requires_token(&method, &path) {
         match verify(&config, &headers, now) {
-            Ok(identity) => Some(identity),
-            Err(reply) => return reply,
+            Ok(identity) => TokenCheck::Valid(identity),
+            Err(TokenRefusal::Reply(reply)) => TokenCheck::Refused(reply),
+            Err(TokenRefusal::Misconfigured(reply)) => return Err(reply),
         }
     } else {
-        None
+        TokenCheck::NotNeeded
     };
+    let identity = match &token {
+        TokenCheck::Valid(identity) => Some(identity.clone()),
+        _ => None,
+    };
+    done.member = identity.as_ref().map(|id| id.member_id);
 
     let feed = identity
         .as_ref()
         .and_then(|id| edge::feed_kind(&method, &path, id.member_id));
-    let page_key = feed.and_then(|feed| {
-        edge::canonical_feed_query(&query).map(|q| config.keys.feed_page(feed, &q))
+    let feed_query = feed.and_then(|feed| {
+        edge::feed_cache_query(feed, &query).map(|q| {
+            let scope = match feed {
+                edge::FeedKind::Home { viewer } => format!("home:{viewer}"),
+                edge::FeedKind::Member { member_id } => format!("member:{member_id}"),
+            };
+            (config.keys.feed_page(feed, &q), format!("{scope}|{q}"))
+        })
     });
 
     let redis = config
@@ -124,7 +226,7 @@ async fn serve(request: IncomingRequest) -> Reply {
             caller: identity
                 .as_ref()
                 .map(|id| (id.session_id.clone(), id.member_id)),
-            page: page_key.clone(),
+            page: feed_query.as_ref().map(|(key, _)| key.clone()),
         };
         match gate::run(connection, &config, &query, now) {
             Ok(answer) => Some(answer),
@@ -135,25 +237,43 @@ async fn serve(request: IncomingRequest) -> Reply {
         }
     });
 
-    if let Some(answer) = &answer {
-        if answer.revoked {
-            return Reply::error(ErrorCode::InvalidAccessToken, "Revoked access token");
+    let gzip = page::accepts_gzip(route::header_value(&headers, "accept-encoding"));
+    let cached = feed_query
+        .as_ref()
+        .zip(answer.as_ref())
+        .map(|((_, feed_and_query), answer)| page::etag(answer.feed_version, feed_and_query));
+    match decide::decide(&config, &token, answer.as_ref(), now) {
+        Decision::Refuse { reply, outcome } => {
+            done.outcome = outcome;
+            return Err(reply);
         }
-        if !config.per_ip.allows(answer.ip_count.max(0) as u64) {
-            return Reply::rate_limited(config.per_ip.retry_after(now));
+        Decision::Hit(stored) => {
+            let etag = cached.unwrap_or_default();
+            if page::not_modified(route::header_value(&headers, "if-none-match"), &etag) {
+                done.outcome = "not_modified";
+                return Ok(Answer::Reply(not_modified(&etag)));
+            }
+            done.outcome = "hit";
+            let send_gzip = gzip && page::is_gzip(&stored);
+            let body = if send_gzip || !page::is_gzip(&stored) {
+                stored
+            } else {
+                page::decode(&stored).ok_or_else(|| {
+                    Reply::error(ErrorCode::Internal, ErrorCode::Internal.default_message())
+                })?
+            };
+            return Ok(Answer::Reply(feed_answer(&etag, body, send_gzip, "hit")));
         }
-        if identity.is_some() && !config.per_member.allows(answer.member_count.max(0) as u64) {
-            return Reply::rate_limited(config.per_member.retry_after(now));
-        }
-        if let Some(page) = &answer.page {
-            return Reply::json(200, page.clone()).with_header(CACHE_STATUS_HEADER, "hit");
+        Decision::Forward => {}
+    }
+    // A page the client already has, at the current version: no body, no core.
+    if let Some(etag) = &cached {
+        if page::not_modified(route::header_value(&headers, "if-none-match"), etag) {
+            done.outcome = "not_modified";
+            return Ok(Answer::Reply(not_modified(etag)));
         }
     }
 
-    let body = match read_body(request).await {
-        Ok(body) => body,
-        Err(reply) => return reply,
-    };
     let forwarded = route::forwarded_request_headers(
         &headers,
         identity.as_ref(),
@@ -161,46 +281,113 @@ async fn serve(request: IncomingRequest) -> Reply {
         &client_ip,
         &peer,
     );
-    let url = format!("{}{path_with_query}", config.core_url);
-    let mut reply = match forward(&method, &url, forwarded, body).await {
-        Ok(reply) => reply,
-        Err(e) => {
+    let response = match forward(&config, request, &path_with_query, forwarded, body_limit).await {
+        Ok(response) => response,
+        Err(Forwarding::Refused(reply)) => return Err(reply),
+        Err(Forwarding::Failed(e)) => {
             eprintln!("heart-edge: forwarding {method} {path} failed: {e}");
-            return Reply::error(ErrorCode::DependencyUnavailable, "The core is unavailable");
+            return Err(Reply::error(
+                ErrorCode::DependencyUnavailable,
+                "The core is unavailable",
+            ));
         }
     };
 
-    if feed.is_some() {
-        let status = match (&redis, &answer, &page_key) {
-            (Some(connection), Some(answer), Some(key)) => {
-                if is_cacheable(&reply) {
-                    let key = key.with_version(answer.feed_version);
-                    if let Err(e) =
-                        gate::store_page(connection, &key, &reply.body, config.feed_page_ttl_secs)
-                    {
-                        eprintln!("heart-edge: could not store a feed page: {e}");
-                    }
-                }
-                "miss"
-            }
-            _ => "bypass",
-        };
-        reply = reply.with_header(CACHE_STATUS_HEADER, status);
+    let status = response.status();
+    let mut response_headers = route::forwarded_response_headers(&response.headers().entries());
+    let cacheable_answer = status == 200
+        && route::header_value(&response_headers, "content-type")
+            .is_some_and(|v| v.starts_with("application/json"))
+        && route::header_value(&response_headers, "content-encoding").is_none();
+    if feed.is_none() || !cacheable_answer {
+        done.outcome = if feed.is_some() { "bypass" } else { "forward" };
+        if feed.is_some() {
+            response_headers.push((CACHE_STATUS_HEADER.into(), b"bypass".to_vec()));
+        }
+        return Ok(Answer::Stream(response, status, response_headers));
     }
-    reply
+    // A feed page: read it whole (bounded), store it, answer it with its ETag.
+    let body = match read_bounded(&response, MAX_CACHED_PAGE_BYTES).await {
+        Ok(body) => body,
+        Err(e) => {
+            eprintln!("heart-edge: reading the core's answer: {e}");
+            return Err(Reply::error(
+                ErrorCode::DependencyUnavailable,
+                "The core is unavailable",
+            ));
+        }
+    };
+    match (&redis, &answer, &feed_query, &cached) {
+        (Some(connection), Some(answer), Some((key, _)), Some(etag)) => {
+            done.outcome = "miss";
+            let stored = page::encode(&body);
+            let key = key.with_version(answer.feed_version);
+            if let Err(e) = gate::store_page(connection, &key, &stored, config.feed_page_ttl_secs) {
+                eprintln!("heart-edge: could not store a feed page: {e}");
+            }
+            let body = if gzip { stored } else { body };
+            Ok(Answer::Reply(feed_answer(etag, body, gzip, "miss")))
+        }
+        _ => {
+            done.outcome = "bypass";
+            let mut reply = Reply {
+                status,
+                headers: response_headers,
+                body,
+            };
+            reply
+                .headers
+                .push((CACHE_STATUS_HEADER.into(), b"bypass".to_vec()));
+            Ok(Answer::Reply(reply))
+        }
+    }
+}
+
+/// `304`: the client's copy (tag `etag`) is current; no body.
+fn not_modified(etag: &str) -> Reply {
+    let mut reply = Reply::json(304, Vec::new());
+    reply.headers = page::headers(etag, false);
+    reply.headers.retain(|(n, _)| n != "content-type");
+    reply.with_header(CACHE_STATUS_HEADER, "hit")
+}
+
+/// A feed page answer: `body` is gzip when `gzip`.
+fn feed_answer(etag: &str, body: Vec<u8>, gzip: bool, cache: &str) -> Reply {
+    let mut reply = Reply::json(200, body);
+    reply.headers = page::headers(etag, gzip);
+    reply.with_header(CACHE_STATUS_HEADER, cache)
+}
+
+fn too_large(limit: u64) -> Reply {
+    Reply::error(
+        ErrorCode::PayloadTooLarge,
+        &format!("Request body over this route's limit of {limit} bytes"),
+    )
+}
+
+enum TokenRefusal {
+    /// The contract's 401 (counted against the address by the gate).
+    Reply(Reply),
+    /// The edge cannot check tokens at all.
+    Misconfigured(Reply),
 }
 
 /// The verified identity, or the contract's 401.
-fn verify(config: &EdgeConfig, headers: &[Header], now: i64) -> Result<Identity, Reply> {
+fn verify(config: &EdgeConfig, headers: &[Header], now: i64) -> Result<Identity, TokenRefusal> {
     let token = route::header_value(headers, "authorization")
         .and_then(bearer_token)
-        .ok_or_else(|| Reply::error(ErrorCode::InvalidAccessToken, "Missing access token"))?;
+        .ok_or_else(|| {
+            TokenRefusal::Reply(Reply::error(
+                ErrorCode::InvalidAccessToken,
+                "Missing access token",
+            ))
+        })?;
     let verifier = TokenVerifier::from_jwks_json(&config.jwks).map_err(|e| {
         eprintln!("heart-edge: variable jwks: {e}");
-        Reply::error(
+        TokenRefusal::Misconfigured(Reply::error(
             ErrorCode::DependencyUnavailable,
             "The edge is not configured",
-        )
+        ))
     })?;
     let claims = verifier.verify(token, now).map_err(|e| {
         let code = e.error_code();
@@ -209,67 +396,152 @@ fn verify(config: &EdgeConfig, headers: &[Header], now: i64) -> Result<Identity,
         } else {
             format!("Invalid access token: {e}")
         };
-        Reply::error(code, &message)
+        TokenRefusal::Reply(Reply::error(code, &message))
     })?;
-    let member_id = claims
-        .member_id()
-        .ok_or_else(|| Reply::error(ErrorCode::InvalidAccessToken, "Invalid access token"))?;
+    let member_id = claims.member_id().ok_or_else(|| {
+        TokenRefusal::Reply(Reply::error(
+            ErrorCode::InvalidAccessToken,
+            "Invalid access token",
+        ))
+    })?;
     Ok(Identity {
         member_id,
         session_id: claims.sid,
     })
 }
 
-fn is_cacheable(reply: &Reply) -> bool {
-    reply.status == 200
-        && route::header_value(&reply.headers, "content-type")
-            .is_some_and(|v| v.starts_with("application/json"))
+enum Forwarding {
+    /// Answered by the edge (body over the limit, unreadable body).
+    Refused(Reply),
+    /// The core could not be reached or answered badly.
+    Failed(String),
 }
 
-/// The whole request body, at most [`MAX_REQUEST_BODY_BYTES`] (`GLOBAL_008` beyond).
-async fn read_body(request: IncomingRequest) -> Result<Vec<u8>, Reply> {
-    let mut stream = request.into_body_stream();
+/// Sends the request to the core, streaming the client's body to it (at most `limit` bytes;
+/// beyond, the request to the core is abandoned, so the core never sees a cut body, and the
+/// client gets `GLOBAL_008`). Answers the core's response head; its body is read by the caller.
+async fn forward(
+    config: &EdgeConfig,
+    request: IncomingRequest,
+    path_with_query: &str,
+    headers: Vec<Header>,
+    limit: u64,
+) -> Result<IncomingResponse, Forwarding> {
+    let failed = |what: &str| Forwarding::Failed(what.to_owned());
+    let fields = Fields::from_list(&headers).map_err(|e| Forwarding::Failed(format!("{e:?}")))?;
+    let outgoing = OutgoingRequest::new(fields);
+    let (scheme, authority) = config.core_scheme_and_authority();
+    let scheme = if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    outgoing
+        .set_method(&request.method())
+        .map_err(|()| failed("method refused"))?;
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|()| failed("scheme refused"))?;
+    outgoing
+        .set_authority(Some(authority))
+        .map_err(|()| failed("authority refused"))?;
+    outgoing
+        .set_path_with_query(Some(path_with_query))
+        .map_err(|()| failed("path refused"))?;
+    let sink = outgoing.take_body();
+    let sent = spin_sdk::http::send::<_, IncomingResponse>(outgoing);
+    let pump = async move {
+        let mut sink = sink;
+        let mut stream = request.into_body_stream();
+        let mut total: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    eprintln!("heart-edge: reading the request body: {e:?}");
+                    let reply =
+                        Reply::error(ErrorCode::UnreadableBody, "Request body could not be read");
+                    return Err((reply, sink));
+                }
+            };
+            total += chunk.len() as u64;
+            if total > limit {
+                return Err((too_large(limit), sink));
+            }
+            if let Err(e) = sink.send(chunk).await {
+                let reply = Reply::error(
+                    ErrorCode::DependencyUnavailable,
+                    &format!("The core is unavailable ({e:?})"),
+                );
+                return Err((reply, sink));
+            }
+        }
+        Ok(sink)
+    };
+    futures::pin_mut!(sent);
+    futures::pin_mut!(pump);
+    // The core may answer before the whole body is sent (an early error); then stop sending.
+    match futures::future::select(sent, pump).await {
+        futures::future::Either::Left((response, _)) => {
+            response.map_err(|e| Forwarding::Failed(e.to_string()))
+        }
+        futures::future::Either::Right((Ok(sink), sent)) => {
+            drop(sink);
+            sent.await.map_err(|e| Forwarding::Failed(e.to_string()))
+        }
+        futures::future::Either::Right((Err((reply, sink)), sent)) => {
+            // Abandon the request without finishing its body: dropping the sink would finish
+            // it and the core could read a cut chunked body as whole. The instance ends with
+            // this request, which frees what is forgotten here.
+            std::mem::forget(sink);
+            drop(sent);
+            Err(Forwarding::Refused(reply))
+        }
+    }
+}
+
+/// Streams the core's answer to the client.
+async fn stream_answer(
+    response: IncomingResponse,
+    status: u16,
+    headers: &[Header],
+    response_out: ResponseOutparam,
+) {
+    let Some(outgoing) = to_response(headers, status) else {
+        eprintln!("heart-edge: could not build the response headers");
+        return;
+    };
+    let mut body = outgoing.take_body();
+    response_out.set(outgoing);
+    let mut stream = response.take_body_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if let Err(e) = body.send(chunk).await {
+                    eprintln!("heart-edge: writing the answer: {e:?}");
+                    return;
+                }
+            }
+            Err(e) => {
+                eprintln!("heart-edge: reading the core's answer: {e:?}");
+                return;
+            }
+        }
+    }
+    drop(body);
+    drop(response);
+}
+
+/// The whole body of `response`, at most `max` bytes.
+async fn read_bounded(response: &IncomingResponse, max: usize) -> Result<Vec<u8>, String> {
+    let mut stream = response.take_body_stream();
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            eprintln!("heart-edge: reading the request body: {e:?}");
-            Reply::error(ErrorCode::UnreadableBody, "Request body could not be read")
-        })?;
-        if body.len() + chunk.len() > MAX_REQUEST_BODY_BYTES {
-            return Err(Reply::error(
-                ErrorCode::PayloadTooLarge,
-                "Request too large",
-            ));
+        let chunk = chunk.map_err(|e| format!("{e:?}"))?;
+        if body.len() + chunk.len() > max {
+            return Err(format!("answer over {max} bytes"));
         }
         body.extend(chunk);
     }
     Ok(body)
-}
-
-/// Sends the request to the core and reads its whole answer.
-async fn forward(
-    method: &str,
-    url: &str,
-    headers: Vec<Header>,
-    body: Vec<u8>,
-) -> Result<Reply, String> {
-    let mut builder = http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        builder = builder.header(name, value);
-    }
-    let request = builder.body(body).map_err(|e| e.to_string())?;
-    let response: IncomingResponse = spin_sdk::http::send(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let headers = route::forwarded_response_headers(&response.headers().entries());
-    let body = response
-        .into_body()
-        .await
-        .map_err(|e| format!("reading the core's answer: {e:?}"))?;
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
 }

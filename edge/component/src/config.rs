@@ -2,8 +2,11 @@
 //! for one request, so there is nothing to keep between them).
 
 use heart_shared::cache_keys::{KeySpace, DEFAULT_PREFIX};
-use heart_shared::edge::{EdgeRateLimitRule, DEFAULT_FEED_PAGE_TTL_SECS};
-use heart_shared::rate_limit::RateLimit;
+use heart_shared::edge::{
+    BodyKind, DEFAULT_FEED_PAGE_TTL_SECS, DEFAULT_MAX_JSON_BODY_BYTES,
+    DEFAULT_MAX_UPLOAD_REQUEST_BYTES,
+};
+use heart_shared::rate_limit::{RateLimit, RateLimitRule};
 
 /// Variable names, as `spin.toml` declares them.
 pub mod var {
@@ -25,6 +28,13 @@ pub mod var {
     pub const RATE_LIMIT_PER_IP: &str = "rate_limit_edge_requests_per_ip";
     /// See [`RATE_LIMIT_PER_IP`].
     pub const RATE_LIMIT_PER_MEMBER: &str = "rate_limit_edge_requests_per_member";
+    /// The largest body of a JSON route (the core's `HEART_MAX_JSON_BODY_BYTES`).
+    pub const MAX_JSON_BODY_BYTES: &str = "max_json_body_bytes";
+    /// The largest body of an upload route (the core's `HEART_MAX_UPLOAD_REQUEST_BYTES`).
+    pub const MAX_UPLOAD_REQUEST_BYTES: &str = "max_upload_request_bytes";
+    /// `on`: add the internal `x-heart-edge-*` answer headers our host reads for its access log
+    /// and metrics (and removes). Set by our host only; under Spin they are never added.
+    pub const HOST_TELEMETRY: &str = "host_telemetry";
 }
 
 /// Everything the component needs to handle one request.
@@ -48,6 +58,12 @@ pub struct EdgeConfig {
     pub per_ip: RateLimit,
     /// Per-member limit.
     pub per_member: RateLimit,
+    /// Body limit of JSON routes (bytes).
+    pub max_json_body_bytes: u64,
+    /// Body limit of upload routes (bytes).
+    pub max_upload_request_bytes: u64,
+    /// See [`var::HOST_TELEMETRY`].
+    pub host_telemetry: bool,
 }
 
 /// A required variable is missing or a value is malformed: the edge cannot serve at all.
@@ -76,6 +92,13 @@ impl EdgeConfig {
         let jwks = required(var::JWKS)?;
         let edge_secret = required(var::EDGE_SECRET)?;
         let prefix = get(var::CACHE_PREFIX).unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+        let bytes = |name: &str, default: u64| -> Result<u64, ConfigError> {
+            get(name).map_or(Ok(default), |v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{name} must be a number, not {v:?}")))
+            })
+        };
         let number = |name: &str, default: u32| -> Result<u32, ConfigError> {
             get(name).map_or(Ok(default), |v| {
                 v.trim()
@@ -83,7 +106,7 @@ impl EdgeConfig {
                     .map_err(|_| ConfigError(format!("{name} must be a number, not {v:?}")))
             })
         };
-        let limit = |name: &str, rule: EdgeRateLimitRule| -> Result<RateLimit, ConfigError> {
+        let limit = |name: &str, rule: RateLimitRule| -> Result<RateLimit, ConfigError> {
             get(name).map_or(Ok(rule.default_limit()), |v| {
                 v.parse().map_err(|e| ConfigError(format!("{name}: {e}")))
             })
@@ -96,12 +119,35 @@ impl EdgeConfig {
             edge_secret,
             trusted_proxy_hops: number(var::TRUSTED_PROXY_HOPS, 0)? as usize,
             feed_page_ttl_secs: number(var::FEED_PAGE_TTL_SECS, DEFAULT_FEED_PAGE_TTL_SECS)?.max(1),
-            per_ip: limit(var::RATE_LIMIT_PER_IP, EdgeRateLimitRule::RequestsPerIp)?,
+            per_ip: limit(var::RATE_LIMIT_PER_IP, RateLimitRule::EdgeRequestsPerIp)?,
             per_member: limit(
                 var::RATE_LIMIT_PER_MEMBER,
-                EdgeRateLimitRule::RequestsPerMember,
+                RateLimitRule::EdgeRequestsPerMember,
             )?,
+            max_json_body_bytes: bytes(var::MAX_JSON_BODY_BYTES, DEFAULT_MAX_JSON_BODY_BYTES)?,
+            max_upload_request_bytes: bytes(
+                var::MAX_UPLOAD_REQUEST_BYTES,
+                DEFAULT_MAX_UPLOAD_REQUEST_BYTES,
+            )?,
+            host_telemetry: get(var::HOST_TELEMETRY).is_some_and(|v| v.trim() == "on"),
         })
+    }
+
+    /// The body limit of a route of kind `body`.
+    pub fn body_limit(&self, body: BodyKind) -> u64 {
+        match body {
+            BodyKind::Json => self.max_json_body_bytes,
+            BodyKind::Upload => self.max_upload_request_bytes,
+        }
+    }
+
+    /// The core's scheme (`http` or `https`) and authority (`host:port`).
+    pub fn core_scheme_and_authority(&self) -> (&str, &str) {
+        let (scheme, rest) = self
+            .core_url
+            .split_once("://")
+            .unwrap_or(("http", self.core_url.as_str()));
+        (scheme, rest.split('/').next().unwrap_or(rest))
     }
 }
 
@@ -131,9 +177,13 @@ mod tests {
         assert_eq!(config.keys.prefix(), "heart");
         assert_eq!(
             config.per_ip,
-            EdgeRateLimitRule::RequestsPerIp.default_limit()
+            RateLimitRule::EdgeRequestsPerIp.default_limit()
         );
         assert_eq!(config.feed_page_ttl_secs, 60);
+        assert_eq!(config.body_limit(BodyKind::Json), 64 * 1024);
+        assert_eq!(config.body_limit(BodyKind::Upload), 64 * 1024 * 1024);
+        assert!(!config.host_telemetry);
+        assert_eq!(config.core_scheme_and_authority(), ("http", "core:8080"));
     }
 
     #[test]
@@ -153,6 +203,8 @@ mod tests {
             var::FEED_PAGE_TTL_SECS,
             var::RATE_LIMIT_PER_IP,
             var::RATE_LIMIT_PER_MEMBER,
+            var::MAX_JSON_BODY_BYTES,
+            var::MAX_UPLOAD_REQUEST_BYTES,
         ] {
             assert_eq!(
                 given[name].as_str(),

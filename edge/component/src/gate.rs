@@ -5,7 +5,8 @@
 //! ([`GATE_SCRIPT`], defined in heart-shared) run with `EVALSHA`, falling back to `EVAL` once when
 //! Redis has not seen the script yet.
 
-use heart_shared::edge::{EdgeRateLimitRule, FeedPageKey};
+use heart_shared::edge::FeedPageKey;
+use heart_shared::rate_limit::RateLimitRule;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
 use crate::config::EdgeConfig;
@@ -62,15 +63,15 @@ pub fn script_arguments(config: &EdgeConfig, query: &GateQuery, now: i64) -> Vec
     let keys = &config.keys;
     let ip = config.per_ip;
     let member = config.per_member;
-    let mut key_args = vec![keys.edge_rate_limit(
-        EdgeRateLimitRule::RequestsPerIp,
+    let mut key_args = vec![keys.rate_limit(
+        RateLimitRule::EdgeRequestsPerIp,
         &query.client_ip,
         ip.window_index(now),
     )];
     if let Some((sid, member_id)) = &query.caller {
         key_args.push(keys.revoked_session(sid));
-        key_args.push(keys.edge_rate_limit(
-            EdgeRateLimitRule::RequestsPerMember,
+        key_args.push(keys.rate_limit(
+            RateLimitRule::EdgeRequestsPerMember,
             &member_id.to_string(),
             member.window_index(now),
         ));
@@ -94,10 +95,13 @@ pub fn script_arguments(config: &EdgeConfig, query: &GateQuery, now: i64) -> Vec
     args.push(RedisParameter::Int64(i64::from(member.window_secs)));
     args.push(RedisParameter::Binary(head.into_bytes()));
     args.push(RedisParameter::Binary(tail.into_bytes()));
+    args.push(RedisParameter::Int64(i64::from(ip.limit)));
+    args.push(RedisParameter::Int64(i64::from(member.limit)));
     args
 }
 
-/// Runs the gate: one round trip (two the first time Redis sees the script).
+/// Runs the gate: one round trip (two the first time Redis sees the script). Every request but
+/// `/healthz` runs it, refused tokens included (counted against their address).
 pub fn run(
     connection: &Connection,
     config: &EdgeConfig,
@@ -238,7 +242,8 @@ mod tests {
         assert_eq!(k[1], "t:revoked:sid");
         assert!(k[2].starts_with("t:rl:edge_requests_per_member:"));
         assert_eq!(k[3], "t:feed:version");
-        assert_eq!(args.len(), 1 + 4 + 4);
+        assert_eq!(args.len(), 1 + 4 + 6);
+        assert!(matches!(args[9], RedisParameter::Int64(n) if n == i64::from(config.per_ip.limit)));
     }
 
     #[test]

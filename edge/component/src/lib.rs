@@ -6,23 +6,24 @@
 //!    access token with the core's public keys (no call to the core): `GLOBAL_103` / `GLOBAL_104`;
 //! 3. makes one Redis round trip ([`gate`]): revocation, rate limits per address and per member,
 //!    and on feed reads the feed version and the cached page;
-//! 4. answers a cached feed page, or forwards to the core with the verified identity, the edge
-//!    secret and the client address; a `200` feed page is then stored (a second round trip).
+//! 4. decides ([`decide`]: revoked → per-IP → token → per-member → cache) and answers a refusal or
+//!    a cached feed page ([`page`]: gzip, `ETag`, `304`), or forwards to the core with the verified
+//!    identity, the edge secret and the client address, streaming the body both ways within the
+//!    route's body limit; a `200` feed page is then stored (a second round trip).
 //!
 //! Redis is an optimisation: when it cannot be reached the request is forwarded as if nothing were
 //! cached and nothing limited, and the core still checks revocation itself.
 
 pub mod config;
+pub mod decide;
 pub mod gate;
+pub mod page;
 pub mod route;
 
 #[cfg(target_arch = "wasm32")]
 mod component;
 
 use heart_shared::{ErrorBody, ErrorCode};
-
-/// The largest request body the edge forwards (it buffers bodies): seven 10 MB images and change.
-pub const MAX_REQUEST_BODY_BYTES: usize = 128 * 1024 * 1024;
 
 /// An answer the component has fully built.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,11 +9,17 @@
 //! - [`spin`]: Spin's variables and Redis interfaces.
 //! - [`store`]: what backs Redis connections: real Redis or an in-process [`store::EdgeStore`].
 //! - [`compile`]: the engine and the compiled-component cache.
+//! - [`body`]: per-route body limits, JSON bodies read before an instance, upload deadlines.
+//! - `outbound`: the pooled keep-alive client to the core (the only origin allowed).
+//! - [`telemetry`]: request ids, the JSON access line, `heart_edge_*` metrics.
 
+pub mod body;
 pub mod compile;
+pub(crate) mod outbound;
 pub mod server;
 pub mod spin;
 pub mod store;
+pub mod telemetry;
 
 pub use server::{EdgeHost, HostConfig};
 

@@ -7,14 +7,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use heart_shared::edge::{self, BodyKind, REQUEST_ID_HEADER};
 use heart_shared::{ErrorBody, ErrorCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Linker, ResourceTable};
@@ -24,20 +26,17 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{
-    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
-};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::body::{self, BodyLimits};
 use crate::compile;
+use crate::outbound::{self, CorePool, Origin, OutboundPolicy};
 use crate::spin::{self, SpinState, Stores};
 use crate::store::EdgeStore;
+use crate::telemetry::{self, AccessRecord, AccessSink};
 
 /// How often the epoch advances; the per-request CPU deadline is counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// The largest request body: the component's own limit (`heart_edge::MAX_REQUEST_BODY_BYTES`).
-/// A request whose `Content-Length` says more is refused (`GLOBAL_008`) before its body is read.
-pub const MAX_REQUEST_BODY_BYTES: u64 = 128 * 1024 * 1024;
 
 /// At most this many request headers; more are refused with a contract error (`GLOBAL_004`).
 /// Below the core's own limit (hyper's default, 100) less the headers the edge adds
@@ -72,6 +71,21 @@ pub struct HostConfig {
     pub in_process_store: Option<Arc<dyn EdgeStore>>,
     /// How long connecting to Redis may take before the request goes on without it.
     pub redis_connect_timeout: Duration,
+    /// How long a client may take to send a request head (and an idle keep-alive connection may
+    /// wait for the next one); past it the connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send the body of a JSON route; past it `GLOBAL_004`. Such
+    /// bodies are read whole before an instance is taken, so a slow client holds no instance.
+    pub body_timeout: Duration,
+    /// Open client connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a request waits for an instance (or an upload slot); past it `GLOBAL_503` with
+    /// `Retry-After`.
+    pub permit_wait: Duration,
+    /// Upload requests (streamed, up to `request_timeout`) holding instances at once, at most.
+    pub max_concurrent_uploads: u32,
+    /// Where access records go; `None`: one JSON line per request through `tracing`.
+    pub access_log: Option<AccessSink>,
 }
 
 impl std::fmt::Debug for HostConfig {
@@ -84,12 +98,18 @@ impl std::fmt::Debug for HostConfig {
             .field("request_timeout", &self.request_timeout)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("cache_dir", &self.cache_dir)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("permit_wait", &self.permit_wait)
+            .field("max_concurrent_uploads", &self.max_concurrent_uploads)
             .finish_non_exhaustive()
     }
 }
 
 impl HostConfig {
-    /// A configuration with defaults: 30 s per request, 64 instances, no compile cache.
+    /// A configuration with defaults: 30 s per request, 64 instances (at most 32 of them for
+    /// uploads), 1 s wait for one, 10 s for a head or a JSON body, 1024 connections, no compile cache.
     pub fn new(component: impl Into<PathBuf>, variables: HashMap<String, String>) -> HostConfig {
         HostConfig {
             component: component.into(),
@@ -99,12 +119,55 @@ impl HostConfig {
             cache_dir: None,
             in_process_store: None,
             redis_connect_timeout: Duration::from_millis(500),
+            header_read_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            permit_wait: Duration::from_secs(1),
+            max_concurrent_uploads: 32,
+            access_log: None,
         }
+    }
+
+    /// Reads the host's limits from `HEART_EDGE_*` through `var` (unset: keep the current value).
+    pub fn read_limits(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let number = |name: &str| -> anyhow::Result<Option<u64>> {
+            var(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .with_context(|| format!("{name} must be a number, not {v:?}"))
+                })
+                .transpose()
+        };
+        if let Some(secs) = number("HEART_EDGE_REQUEST_TIMEOUT_SECS")? {
+            self.request_timeout = Duration::from_secs(secs.max(1));
+        }
+        if let Some(n) = number("HEART_EDGE_MAX_CONCURRENCY")? {
+            self.max_concurrent_requests = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+            self.max_concurrent_uploads = self.max_concurrent_requests.div_ceil(2);
+        }
+        if let Some(secs) = number("HEART_EDGE_HEADER_TIMEOUT_SECS")? {
+            self.header_read_timeout = Duration::from_secs(secs.max(1));
+        }
+        if let Some(secs) = number("HEART_EDGE_BODY_TIMEOUT_SECS")? {
+            self.body_timeout = Duration::from_secs(secs.max(1));
+        }
+        if let Some(n) = number("HEART_EDGE_MAX_CONNECTIONS")? {
+            self.max_connections = usize::try_from(n.max(1)).unwrap_or(usize::MAX);
+        }
+        if let Some(ms) = number("HEART_EDGE_PERMIT_WAIT_MS")? {
+            self.permit_wait = Duration::from_millis(ms);
+        }
+        if let Some(n) = number("HEART_EDGE_MAX_CONCURRENT_UPLOADS")? {
+            self.max_concurrent_uploads = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        }
+        Ok(())
     }
 
     /// The configuration from the environment: `HEART_EDGE_COMPONENT` (default: the component
     /// built next to this host), `HEART_EDGE_VAR_<NAME>` for every Spin variable,
-    /// `HEART_EDGE_REQUEST_TIMEOUT_SECS`, `HEART_EDGE_MAX_CONCURRENCY`, `HEART_EDGE_CACHE_DIR`.
+    /// `HEART_EDGE_CACHE_DIR` and the limits of [`HostConfig::read_limits`].
     pub fn from_env() -> anyhow::Result<HostConfig> {
         let component = std::env::var_os("HEART_EDGE_COMPONENT")
             .map(PathBuf::from)
@@ -117,100 +180,9 @@ impl HostConfig {
             })
             .collect();
         let mut config = HostConfig::new(component, variables);
-        if let Ok(secs) = std::env::var("HEART_EDGE_REQUEST_TIMEOUT_SECS") {
-            config.request_timeout = Duration::from_secs(
-                secs.parse()
-                    .context("HEART_EDGE_REQUEST_TIMEOUT_SECS must be a number")?,
-            );
-        }
-        if let Ok(n) = std::env::var("HEART_EDGE_MAX_CONCURRENCY") {
-            config.max_concurrent_requests = n
-                .parse()
-                .context("HEART_EDGE_MAX_CONCURRENCY must be a number")?;
-        }
+        config.read_limits(|name| std::env::var(name).ok())?;
         config.cache_dir = std::env::var_os("HEART_EDGE_CACHE_DIR").map(PathBuf::from);
         Ok(config)
-    }
-}
-
-/// The scheme and authority the component may send HTTP requests to (the core).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
-    scheme: String,
-    authority: String,
-}
-
-impl Origin {
-    fn parse(url: &str) -> anyhow::Result<Origin> {
-        let uri: http::Uri = url
-            .parse()
-            .with_context(|| format!("core_url {url:?} is not a URL"))?;
-        match (uri.scheme_str(), uri.authority()) {
-            (Some(scheme @ ("http" | "https")), Some(authority)) => Ok(Origin {
-                scheme: scheme.to_owned(),
-                authority: authority.as_str().to_owned(),
-            }),
-            _ => anyhow::bail!("core_url {url:?} must be an http(s) origin"),
-        }
-    }
-
-    fn allows(&self, uri: &http::Uri) -> bool {
-        uri.scheme_str() == Some(self.scheme.as_str())
-            && uri.authority().map(|a| a.as_str()) == Some(self.authority.as_str())
-    }
-}
-
-/// Outbound HTTP policy: only the core, with time limits.
-struct OutboundPolicy {
-    core: Origin,
-    timeout: Duration,
-}
-
-impl WasiHttpHooks for OutboundPolicy {
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        drop(fut);
-        let allowed = self.core.allows(request.uri());
-        let timeout = self.timeout;
-        Box::new(async move {
-            if !allowed {
-                tracing::warn!(uri = %request.uri(), "component sent a request outside the core; refused");
-                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
-            }
-            let options = options.unwrap_or_default();
-            let options = RequestOptions {
-                connect_timeout: Some(options.connect_timeout.unwrap_or(timeout).min(timeout)),
-                first_byte_timeout: Some(
-                    options.first_byte_timeout.unwrap_or(timeout).min(timeout),
-                ),
-                between_bytes_timeout: Some(
-                    options
-                        .between_bytes_timeout
-                        .unwrap_or(timeout)
-                        .min(timeout),
-                ),
-            };
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(|body| body.boxed_unsync()),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
-        })
     }
 }
 
@@ -271,9 +243,17 @@ struct Inner {
     variables: Arc<HashMap<String, String>>,
     stores: Arc<Stores>,
     core: Origin,
+    pool: CorePool,
     request_timeout: Duration,
+    header_read_timeout: Duration,
+    body_timeout: Duration,
+    permit_wait: Duration,
     permits: Arc<Semaphore>,
     max_concurrent: u32,
+    uploads: Arc<Semaphore>,
+    connections: Arc<Semaphore>,
+    limits: BodyLimits,
+    access_log: AccessSink,
 }
 
 impl EdgeHost {
@@ -303,6 +283,11 @@ impl EdgeHost {
             .get("redis_url")
             .filter(|v| !v.trim().is_empty())
             .cloned();
+        let limits = BodyLimits::from_variables(&config.variables)?;
+        let mut variables = config.variables;
+        // Our host reads the component's outcome and member headers (and removes them).
+        variables.insert("host_telemetry".to_owned(), "on".to_owned());
+        let max_concurrent = config.max_concurrent_requests.max(1);
         Ok(EdgeHost {
             inner: Arc::new(Inner {
                 engine,
@@ -312,13 +297,23 @@ impl EdgeHost {
                     config.in_process_store,
                     config.redis_connect_timeout,
                 )),
-                variables: Arc::new(config.variables),
+                variables: Arc::new(variables),
                 core,
+                pool: outbound::core_pool(max_concurrent as usize, config.request_timeout),
                 request_timeout: config.request_timeout,
-                permits: Arc::new(Semaphore::new(
-                    config.max_concurrent_requests.max(1) as usize
+                header_read_timeout: config.header_read_timeout,
+                body_timeout: config.body_timeout,
+                permit_wait: config.permit_wait,
+                permits: Arc::new(Semaphore::new(max_concurrent as usize)),
+                max_concurrent,
+                uploads: Arc::new(Semaphore::new(
+                    config.max_concurrent_uploads.clamp(1, max_concurrent) as usize,
                 )),
-                max_concurrent: config.max_concurrent_requests.max(1),
+                connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+                limits,
+                access_log: config
+                    .access_log
+                    .unwrap_or_else(|| Arc::new(telemetry::log_access)),
             }),
         })
     }
@@ -335,6 +330,14 @@ impl EdgeHost {
         loop {
             // Reap finished connections so the set does not grow with every connection.
             while connections.try_join_next().is_some() {}
+            // At most `max_connections` open: beyond, clients wait in the listen backlog.
+            let slot = tokio::select! {
+                () = &mut shutdown => break,
+                slot = self.inner.connections.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+            };
             let (stream, peer) = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
@@ -345,13 +348,19 @@ impl EdgeHost {
                     }
                 },
             };
+            let _ = stream.set_nodelay(true);
             let host = self.clone();
+            metrics::gauge!("heart_edge_connections_open").increment(1.0);
             connections.spawn(async move {
+                let _slot = slot;
+                let header_read_timeout = host.inner.header_read_timeout;
                 let service = hyper::service::service_fn(move |request| {
                     let host = host.clone();
                     async move { Ok::<_, Infallible>(host.handle(request, peer).await) }
                 });
                 if let Err(e) = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_read_timeout)
                     .keep_alive(true)
                     .max_headers(HYPER_MAX_HEADERS)
                     .max_buf_size(HYPER_MAX_BUF_BYTES)
@@ -360,6 +369,7 @@ impl EdgeHost {
                 {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
+                metrics::gauge!("heart_edge_connections_open").decrement(1.0);
             });
         }
         // Requests in flight (each holds a permit) get their time limit to finish; then the
@@ -370,22 +380,128 @@ impl EdgeHost {
         Ok(())
     }
 
-    /// Answers one request with a fresh instance of the component.
+    /// Answers one request with a fresh instance of the component, and logs and counts it.
     pub async fn handle(
         &self,
         mut request: hyper::Request<Incoming>,
         peer: SocketAddr,
     ) -> hyper::Response<HyperOutgoingBody> {
-        if let Some(refusal) = refuse_early(&request) {
-            return refusal;
+        let started = Instant::now();
+        let request_id = telemetry::request_id(request.headers().get(REQUEST_ID_HEADER));
+        if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+            request.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
-        let inner = self.inner.clone();
-        let Ok(permit) = inner.permits.clone().acquire_owned().await else {
-            return contract_error(
-                ErrorCode::DependencyUnavailable,
-                "The edge is shutting down",
-            );
+        let method = request.method().as_str().to_owned();
+        let matched = edge::match_route(&method, request.uri().path());
+        let (mut response, host_outcome) = self.answer(request, peer, matched.body()).await;
+        let (outcome, member_id) = telemetry::take_internal_headers(response.headers_mut());
+        if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        let latency = started.elapsed();
+        let record = AccessRecord {
+            request_id,
+            method,
+            route: matched.label(),
+            status: response.status().as_u16(),
+            latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            outcome: host_outcome
+                .map(str::to_owned)
+                .or(outcome)
+                .unwrap_or_else(|| "failed".to_owned()),
+            member_id,
         };
+        telemetry::record_metrics(&record, latency);
+        (self.inner.access_log)(&record);
+        response
+    }
+
+    /// The answer, and the host's own outcome when the host answered without the component.
+    async fn answer(
+        &self,
+        request: hyper::Request<Incoming>,
+        peer: SocketAddr,
+        kind: BodyKind,
+    ) -> (hyper::Response<HyperOutgoingBody>, Option<&'static str>) {
+        let inner = self.inner.clone();
+        let limit = inner.limits.of(kind);
+        if let Some(refusal) = refuse_early(&request, limit) {
+            return (refusal, Some("too_large"));
+        }
+        // JSON bodies are read before an instance is taken, within the body time limit: a slow
+        // client holds a connection, never an instance. Uploads stream, at most
+        // `max_concurrent_uploads` at once, within the request time limit.
+        let (parts, incoming) = request.into_parts();
+        let (body, upload_slot) = match kind {
+            BodyKind::Json => match body::read_within(incoming, limit, inner.body_timeout).await {
+                Ok(bytes) => (body::full(bytes), None),
+                Err(body::ReadError::TooLarge) => {
+                    return (too_large(limit), Some("too_large"));
+                }
+                Err(body::ReadError::TooSlow) => {
+                    let mut response = contract_error(
+                        ErrorCode::UnreadableBody,
+                        "Request body not received in time",
+                    );
+                    response.headers_mut().insert(
+                        hyper::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                    return (response, Some("slow_body"));
+                }
+                Err(body::ReadError::Failed) => {
+                    return (
+                        contract_error(
+                            ErrorCode::UnreadableBody,
+                            ErrorCode::UnreadableBody.default_message(),
+                        ),
+                        Some("failed"),
+                    );
+                }
+            },
+            BodyKind::Upload => {
+                let slot =
+                    tokio::time::timeout(inner.permit_wait, inner.uploads.clone().acquire_owned())
+                        .await;
+                match slot {
+                    Ok(Ok(slot)) => (
+                        body::with_deadline(incoming, inner.request_timeout),
+                        Some(slot),
+                    ),
+                    Ok(Err(_)) => return (shutting_down(), Some("failed")),
+                    Err(_) => return (busy(), Some("busy")),
+                }
+            }
+        };
+        let request = hyper::Request::from_parts(parts, body);
+
+        let permit =
+            match tokio::time::timeout(inner.permit_wait, inner.permits.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return (shutting_down(), Some("failed")),
+                Err(_) => {
+                    tracing::warn!(
+                        wait_ms = inner.permit_wait.as_millis() as u64,
+                        "no instance free in time; answered busy"
+                    );
+                    return (busy(), Some("busy"));
+                }
+            };
+        let in_use = inner.max_concurrent as usize - inner.permits.available_permits();
+        metrics::gauge!("heart_edge_permits_in_use").set(in_use as f64);
+        (self.run(request, peer, permit, upload_slot).await, None)
+    }
+    /// Runs the component on `request` with `permit` (and the upload slot) held to the end.
+    async fn run(
+        &self,
+        mut request: hyper::Request<body::HostBody>,
+        peer: SocketAddr,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        upload_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        let inner = self.inner.clone();
         // Like Spin: the client's address for the component, and no client-sent spin-* headers.
         let spoofed: Vec<_> = request
             .headers()
@@ -409,6 +525,7 @@ impl EdgeHost {
                 hooks: OutboundPolicy {
                     core: inner.core.clone(),
                     timeout: inner.request_timeout,
+                    pool: inner.pool.clone(),
                 },
                 variables: inner.variables.clone(),
                 stores: inner.stores.clone(),
@@ -437,8 +554,10 @@ impl EdgeHost {
 
         let pre = inner.pre.clone();
         let timeout = inner.request_timeout;
+        let permits = inner.permits.clone();
+        let max_concurrent = inner.max_concurrent as usize;
         let task = tokio::spawn(async move {
-            let _permit = permit;
+            let held = (permit, upload_slot);
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -446,10 +565,14 @@ impl EdgeHost {
                     .call_handle(&mut store, req, out)
                     .await
             };
-            match tokio::time::timeout(timeout, run).await {
+            let result = match tokio::time::timeout(timeout, run).await {
                 Ok(result) => result.map_err(|e| format!("{e:?}")),
                 Err(_) => Err("the component ran past the request time limit".to_owned()),
-            }
+            };
+            drop(held);
+            let in_use = max_concurrent - permits.available_permits();
+            metrics::gauge!("heart_edge_permits_in_use").set(in_use as f64);
+            result
         });
 
         match tokio::time::timeout(timeout, receiver).await {
@@ -490,9 +613,40 @@ impl EdgeHost {
     }
 }
 
-/// A contract error for a request over the head or body limits, answered before an instance is
-/// taken or the body is read; `None` for every other request.
-fn refuse_early<B>(request: &hyper::Request<B>) -> Option<hyper::Response<HyperOutgoingBody>> {
+/// `GLOBAL_503` with `Retry-After: 1`: no instance (or upload slot) free within the wait.
+fn busy() -> hyper::Response<HyperOutgoingBody> {
+    let mut response = contract_error(
+        ErrorCode::DependencyUnavailable,
+        "The edge is busy; retry shortly",
+    );
+    response.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
+}
+
+fn shutting_down() -> hyper::Response<HyperOutgoingBody> {
+    contract_error(
+        ErrorCode::DependencyUnavailable,
+        "The edge is shutting down",
+    )
+}
+
+fn too_large(limit: u64) -> hyper::Response<HyperOutgoingBody> {
+    contract_error(
+        ErrorCode::PayloadTooLarge,
+        &format!("Request body over this route's limit of {limit} bytes"),
+    )
+}
+
+/// A contract error for a request over the head limits or whose `Content-Length` is over the
+/// route's body `limit`, answered before an instance is taken or the body is read; `None` for
+/// every other request.
+fn refuse_early<B>(
+    request: &hyper::Request<B>,
+    limit: u64,
+) -> Option<hyper::Response<HyperOutgoingBody>> {
     let headers = request.headers();
     let head_bytes = request.method().as_str().len()
         + request.uri().to_string().len()
@@ -518,11 +672,8 @@ fn refuse_early<B>(request: &hyper::Request<B>) -> Option<hyper::Response<HyperO
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_REQUEST_BODY_BYTES) {
-        return Some(contract_error(
-            ErrorCode::PayloadTooLarge,
-            "Request too large",
-        ));
+    if declared.is_some_and(|length| length > limit) {
+        return Some(too_large(limit));
     }
     None
 }
@@ -569,21 +720,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_cores_origin_is_reachable() {
-        let core = Origin::parse("http://heart-core:8080").unwrap();
-        let allowed = |uri: &str| core.allows(&uri.parse().unwrap());
-        assert!(allowed("http://heart-core:8080/post/posts?page=0"));
-        assert!(!allowed("https://heart-core:8080/post/posts"));
-        assert!(!allowed("http://heart-core:8081/"));
-        assert!(!allowed("http://evil.example.com/"));
-        assert!(!allowed("http://heart-core/"));
-        assert!(Origin::parse("heart-core:8080").is_err());
-        assert!(Origin::parse("ftp://heart-core").is_err());
-    }
-
-    #[test]
     fn oversized_requests_are_refused_before_the_component() {
         let request = |build: http::request::Builder| build.uri("/post/posts").body(()).unwrap();
+        let refuse_early = |r: &hyper::Request<()>| refuse_early(r, 1000);
         assert!(refuse_early(&request(hyper::Request::builder())).is_none());
 
         let mut many = hyper::Request::builder();
@@ -595,11 +734,9 @@ mod tests {
         let long = hyper::Request::builder().header("cookie", "a".repeat(MAX_REQUEST_HEAD_BYTES));
         assert_eq!(refuse_early(&request(long)).unwrap().status(), 400);
 
-        let huge = hyper::Request::builder()
-            .header("content-length", (MAX_REQUEST_BODY_BYTES + 1).to_string());
+        let huge = hyper::Request::builder().header("content-length", "1001");
         assert_eq!(refuse_early(&request(huge)).unwrap().status(), 413);
-        let at_limit =
-            hyper::Request::builder().header("content-length", MAX_REQUEST_BODY_BYTES.to_string());
+        let at_limit = hyper::Request::builder().header("content-length", "1000");
         assert!(refuse_early(&request(at_limit)).is_none());
     }
 
@@ -614,5 +751,29 @@ mod tests {
             response.headers().get("content-type").unwrap(),
             "application/json"
         );
+        let response = busy();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+    }
+
+    #[test]
+    fn limits_are_read_from_the_environment() {
+        let mut config = HostConfig::new("x.wasm", HashMap::new());
+        config
+            .read_limits(|name| match name {
+                "HEART_EDGE_HEADER_TIMEOUT_SECS" => Some("3".into()),
+                "HEART_EDGE_MAX_CONNECTIONS" => Some("10".into()),
+                "HEART_EDGE_PERMIT_WAIT_MS" => Some("250".into()),
+                "HEART_EDGE_MAX_CONCURRENCY" => Some("9".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(config.max_connections, 10);
+        assert_eq!(config.permit_wait, Duration::from_millis(250));
+        assert_eq!(config.max_concurrent_uploads, 5);
+        assert!(config
+            .read_limits(|name| (name == "HEART_EDGE_BODY_TIMEOUT_SECS").then(|| "x".into()))
+            .is_err());
     }
 }

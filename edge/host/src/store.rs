@@ -200,8 +200,8 @@ pub async fn execute_with_operations<S: EdgeStore + ?Sized>(
     }
 }
 
-/// [`GATE_SCRIPT`] in Rust over the basic operations (not atomic; counts may be off by a
-/// concurrent request, which a rate limit tolerates).
+/// [`GATE_SCRIPT`] in Rust over the basic operations, stopping where the script stops (not
+/// atomic; counts may be off by a concurrent request, which a rate limit tolerates).
 async fn run_gate<S: EdgeStore + ?Sized>(
     store: &S,
     keys: &[String],
@@ -226,15 +226,24 @@ async fn run_gate<S: EdgeStore + ?Sized>(
         store.expire(first, ttl_of(arg(0)?)?).await?;
     }
     out[0] = StoreValue::Int(ip_count);
-    let mut revoked = false;
+    let ip_limit = arg(4).and_then(StoreArg::as_int).unwrap_or(i64::MAX);
+    let member_limit = arg(5).and_then(StoreArg::as_int).unwrap_or(i64::MAX);
     if keys.len() >= 3 {
-        revoked = store.exists(&keys[1]).await?;
+        let revoked = store.exists(&keys[1]).await?;
         out[1] = StoreValue::Int(i64::from(revoked));
+        if revoked || ip_count > ip_limit {
+            return Ok(out);
+        }
         let member_count = store.incr(&keys[2]).await?;
         if member_count == 1 {
             store.expire(&keys[2], ttl_of(arg(1)?)?).await?;
         }
         out[2] = StoreValue::Int(member_count);
+        if member_count > member_limit {
+            return Ok(out);
+        }
+    } else if ip_count > ip_limit {
+        return Ok(out);
     }
     if keys.len() >= 4 {
         let version = store
@@ -244,11 +253,9 @@ async fn run_gate<S: EdgeStore + ?Sized>(
             .and_then(|v| v.trim().parse::<i64>().ok())
             .unwrap_or(0);
         out[3] = StoreValue::Int(version);
-        if !revoked {
-            let key = format!("{}{version}{}", arg(2)?.as_string(), arg(3)?.as_string());
-            if let Some(page) = store.get(&key).await? {
-                out[4] = StoreValue::Bytes(page);
-            }
+        let key = format!("{}{version}{}", arg(2)?.as_string(), arg(3)?.as_string());
+        if let Some(page) = store.get(&key).await? {
+            out[4] = StoreValue::Bytes(page);
         }
     }
     Ok(out)
@@ -257,27 +264,129 @@ async fn run_gate<S: EdgeStore + ?Sized>(
 /// A value and when it expires (never: `None`).
 type Entry = (Vec<u8>, Option<Instant>);
 
-/// A store in this process: a map with expiry. Enough for one edge in front of one core.
-#[derive(Debug, Default)]
+/// What an entry costs in the size bound: its key, its value and a fixed overhead.
+fn cost(key: &str, value: &[u8]) -> usize {
+    key.len() + value.len() + 64
+}
+
+/// A store in this process: a map with expiry and a size bound. Enough for one edge in front of
+/// one core.
+///
+/// Past `max_bytes` (keys + values + 64 bytes each), expired entries are dropped, then cached feed
+/// pages (`…:feed:v…`), then rate-limit counters (`…:rl:…`), soonest-expiring first, down to 90 %
+/// of the bound. Other entries (revocations, the feed version) are never evicted: losing a
+/// revocation would let a revoked token through.
+#[derive(Debug)]
 pub struct InProcessStore {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
+    max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<String, Entry>,
+    bytes: usize,
+}
+
+impl Default for InProcessStore {
+    fn default() -> Self {
+        InProcessStore::with_max_bytes(Self::DEFAULT_MAX_BYTES)
+    }
+}
+
+impl Entries {
+    fn insert(&mut self, key: &str, entry: Entry) {
+        self.bytes += cost(key, &entry.0);
+        if let Some(old) = self.map.insert(key.to_owned(), entry) {
+            self.bytes -= cost(key, &old.0);
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let old = self.map.remove(key)?;
+        self.bytes -= cost(key, &old.0);
+        Some(old)
+    }
+
+    /// Drops expired entries, then evictable ones (pages, then counters) until `target` bytes.
+    fn shrink(&mut self, now: Instant, target: usize) {
+        let expired: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(_, (_, expires))| expires.is_some_and(|e| e <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            self.remove(&key);
+        }
+        let page = |key: &str| {
+            key.split_once(":feed:v")
+                .is_some_and(|(_, rest)| rest.starts_with(|c: char| c.is_ascii_digit()))
+        };
+        let counter = |key: &str| key.contains(":rl:");
+        for class in [&page as &dyn Fn(&str) -> bool, &counter] {
+            if self.bytes <= target {
+                return;
+            }
+            let mut candidates: Vec<(Option<Instant>, String)> = self
+                .map
+                .iter()
+                .filter(|(k, _)| class(k))
+                .map(|(k, (_, expires))| (*expires, k.clone()))
+                .collect();
+            candidates.sort_unstable();
+            for (_, key) in candidates {
+                if self.bytes <= target {
+                    return;
+                }
+                self.remove(&key);
+            }
+        }
+    }
 }
 
 impl InProcessStore {
-    /// Above this many entries, expired ones are swept on the next write.
-    const SWEEP_ABOVE: usize = 10_000;
+    /// The default bound: 64 MiB.
+    pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 
-    fn with_entries<T>(&self, f: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> T) -> T {
-        // A poisoned lock only means another thread panicked mid-update of plain values.
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        if entries.len() > Self::SWEEP_ABOVE {
-            entries.retain(|_, (_, expires)| expires.is_none_or(|e| e > now));
+    /// A store bounded to about `max_bytes`.
+    pub fn with_max_bytes(max_bytes: usize) -> InProcessStore {
+        InProcessStore {
+            entries: Mutex::new(Entries::default()),
+            max_bytes,
         }
-        f(&mut entries, now)
+    }
+
+    /// Bytes held (keys, values and the per-entry overhead).
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Whether the store holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // A poisoned lock only means another thread panicked mid-update of plain values.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn with_entries<T>(&self, f: impl FnOnce(&mut Entries, Instant) -> T) -> T {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        let out = f(&mut entries, now);
+        if entries.bytes > self.max_bytes {
+            entries.shrink(now, self.max_bytes / 10 * 9);
+        }
+        out
     }
 }
 
@@ -289,7 +398,7 @@ fn live(entry: Option<&Entry>, now: Instant) -> bool {
 impl EdgeStore for InProcessStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.with_entries(|entries, now| {
-            let entry = entries.get(key);
+            let entry = entries.map.get(key);
             live(entry, now)
                 .then(|| entry.map(|(v, _)| v.clone()))
                 .flatten()
@@ -298,35 +407,39 @@ impl EdgeStore for InProcessStore {
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         self.with_entries(|entries, now| {
-            entries.insert(key.to_owned(), (value.to_vec(), ttl.map(|t| now + t)));
+            entries.insert(key, (value.to_vec(), ttl.map(|t| now + t)));
         });
         Ok(())
     }
 
     async fn incr(&self, key: &str) -> Result<i64, StoreError> {
         self.with_entries(|entries, now| {
-            if !live(entries.get(key), now) {
-                entries.remove(key);
-            }
-            let entry = entries
-                .entry(key.to_owned())
-                .or_insert((b"0".to_vec(), None));
-            let n: i64 = std::str::from_utf8(&entry.0)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| StoreError("ERR value is not an integer".into()))?;
-            let n = n + 1;
-            entry.0 = n.to_string().into_bytes();
+            let current = entries
+                .map
+                .get(key)
+                .filter(|_| live(entries.map.get(key), now));
+            let (value, expires) = match current {
+                Some((value, expires)) => (
+                    std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok())
+                        .ok_or_else(|| StoreError("ERR value is not an integer".into()))?,
+                    *expires,
+                ),
+                None => (0, None),
+            };
+            let n = value + 1;
+            entries.insert(key, (n.to_string().into_bytes(), expires));
             Ok(n)
         })
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         Ok(self.with_entries(|entries, now| {
-            if !live(entries.get(key), now) {
+            if !live(entries.map.get(key), now) {
                 return false;
             }
-            if let Some(entry) = entries.get_mut(key) {
+            if let Some(entry) = entries.map.get_mut(key) {
                 entry.1 = Some(now + ttl);
             }
             true
@@ -334,7 +447,7 @@ impl EdgeStore for InProcessStore {
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.with_entries(|entries, now| live(entries.get(key), now)))
+        Ok(self.with_entries(|entries, now| live(entries.map.get(key), now)))
     }
 
     async fn del(&self, keys: &[String]) -> Result<u32, StoreError> {
@@ -515,6 +628,8 @@ mod tests {
             StoreArg::Int(60),
             bytes("p:feed:v"),
             bytes(":x"),
+            StoreArg::Int(100),
+            StoreArg::Int(100),
         ];
         let out = store.execute("EVALSHA", &args).await.unwrap();
         assert_eq!(
@@ -535,6 +650,74 @@ mod tests {
         let mut other = args.clone();
         other[0] = bytes("0123");
         assert!(store.execute("EVALSHA", &other).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_gate_stops_at_the_first_refusal() {
+        let store = InProcessStore::default();
+        store.set("p:feed:version", b"1", None).await.unwrap();
+        store.set("p:feed:v1:x", b"page", None).await.unwrap();
+        let args = |ip_limit: i64, member_limit: i64| {
+            vec![
+                bytes(&gate_script_sha()),
+                StoreArg::Int(4),
+                bytes("ip"),
+                bytes("p:revoked:t"),
+                bytes("member"),
+                bytes("p:feed:version"),
+                StoreArg::Int(60),
+                StoreArg::Int(60),
+                bytes("p:feed:v"),
+                bytes(":x"),
+                StoreArg::Int(ip_limit),
+                StoreArg::Int(member_limit),
+            ]
+        };
+        // Over the address limit: the member is not counted, no page is read.
+        let out = store.execute("EVALSHA", &args(0, 100)).await.unwrap();
+        assert_eq!(out[2], StoreValue::Int(0));
+        assert_eq!(out[4], StoreValue::Nil);
+        assert_eq!(store.get("member").await.unwrap(), None);
+        // Over the member limit: no page.
+        let out = store.execute("EVALSHA", &args(100, 0)).await.unwrap();
+        assert_eq!(out[2], StoreValue::Int(1));
+        assert_eq!(out[4], StoreValue::Nil);
+        let out = store.execute("EVALSHA", &args(100, 100)).await.unwrap();
+        assert_eq!(out[4], StoreValue::Bytes(b"page".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn the_store_is_bounded_and_evicts_pages_then_counters_never_revocations() {
+        let store = InProcessStore::with_max_bytes(10_000);
+        store
+            .set("p:revoked:s", b"1", Some(Duration::from_secs(900)))
+            .await
+            .unwrap();
+        store.set("p:feed:version", b"3", None).await.unwrap();
+        store.incr("p:rl:edge_requests_per_ip:a:1").await.unwrap();
+        for i in 0..100 {
+            let key = format!("p:feed:v3:member:{i}:q");
+            store
+                .set(&key, &[b'x'; 500], Some(Duration::from_secs(60)))
+                .await
+                .unwrap();
+            assert!(store.bytes() <= 10_000, "{} bytes", store.bytes());
+        }
+        assert!(store.exists("p:revoked:s").await.unwrap());
+        assert_eq!(
+            store.get("p:feed:version").await.unwrap(),
+            Some(b"3".to_vec())
+        );
+        // The newest page is kept, the oldest went first.
+        assert!(store.exists("p:feed:v3:member:99:q").await.unwrap());
+        assert!(!store.exists("p:feed:v3:member:0:q").await.unwrap());
+        store
+            .del(&["p:feed:v3:member:99:q".to_owned()])
+            .await
+            .unwrap();
+        let before = store.bytes();
+        store.set("k", b"v", None).await.unwrap();
+        assert_eq!(store.bytes(), before + cost("k", b"v"));
     }
 
     #[tokio::test]

@@ -138,10 +138,25 @@ async fn feed_pages_are_cached_until_a_write_changes_them() {
     // Pages are keyed by their query: another page size is its own entry.
     let small = format!("/post/posts?member_id={}&page=0&size=1", ann.id);
     assert_eq!(read_twice(&stack, &ann, &small, "miss").await, vec![bob_1]);
-    // A query the edge does not recognise is forwarded, never cached.
-    let odd = format!("/post/posts?member_id={}&page=0&size=10&utm=x", ann.id);
+    // Parameters the route does not read do not make entries: the page already cached answers.
+    let odd = format!("/post/posts?member_id={}&size=1&utm=x&page=00", ann.id);
+    let answer = stack.get_as(&ann, &odd).await;
+    assert_eq!(answer.cache(), Some("hit"), "{}", answer.text());
+    // Nor does the writer feed's member_id, which the core reads and ignores.
+    let first = stack
+        .get_as(&ann, &format!("/post/posts/{}?member_id=1", bob.id))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    for other in [2, 3] {
+        let answer = stack
+            .get_as(&ann, &format!("/post/posts/{}?member_id={other}", bob.id))
+            .await;
+        assert_eq!(answer.cache(), Some("hit"), "{}", answer.text());
+    }
+    // A parameter the route reads, repeated or malformed: the core's to refuse, never cached.
+    let repeated = format!("/post/posts?member_id={}&page=0&page=1", ann.id);
     for _ in 0..2 {
-        let answer = stack.get_as(&ann, &odd).await;
+        let answer = stack.get_as(&ann, &repeated).await;
         assert_eq!(answer.cache(), Some("bypass"), "{}", answer.text());
     }
     // Errors are not cached.

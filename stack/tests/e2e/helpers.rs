@@ -75,6 +75,8 @@ pub fn redis_url() -> Option<String> {
 pub struct TestStack {
     /// The edge: the app's entry point.
     pub addr: SocketAddr,
+    /// The admin port (`/metrics`: the core's and the edge's).
+    pub admin_addr: SocketAddr,
     /// The core's state (its configuration, token keys, database).
     pub state: AppState,
     outbox: PathBuf,
@@ -154,6 +156,7 @@ impl TestStack {
         .expect("the stack starts");
         let state = stack.core.state.clone();
         let addr = stack.public_addr;
+        let admin_addr = stack.admin_addr;
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let stopped = async {
@@ -165,6 +168,7 @@ impl TestStack {
         });
         TestStack {
             addr,
+            admin_addr,
             state,
             outbox: dir.path().join("outbox"),
             mysql_database,

@@ -6,6 +6,7 @@
 
 mod app_flow;
 mod feed_cache;
+mod front_door;
 mod helpers;
 mod limits;
 mod rate_limits;

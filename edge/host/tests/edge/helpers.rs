@@ -10,6 +10,7 @@ use bytes::Bytes;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::SigningKey;
 use heart_edge_host::store::{EdgeStore, InProcessStore};
+use heart_edge_host::telemetry::AccessRecord;
 use heart_edge_host::{EdgeHost, HostConfig};
 use heart_shared::cache_keys::KeySpace;
 use heart_shared::token::{AccessClaims, Jwk, Jwks};
@@ -58,6 +59,8 @@ pub struct FakeCore {
     received: Arc<Mutex<Vec<Received>>>,
     answer: Arc<Mutex<Answer>>,
     delay: Arc<Mutex<Duration>>,
+    /// TCP connections the edge opened to this core.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FakeCore {
@@ -72,6 +75,7 @@ impl FakeCore {
                 r#"{"size":0,"posts":[],"next_cursor":null}"#.to_owned(),
             ))),
             delay: Arc::default(),
+            connections: Arc::default(),
         };
         let served = core.clone();
         tokio::spawn(async move {
@@ -80,6 +84,8 @@ impl FakeCore {
                     return;
                 };
                 let core = served.clone();
+                core.connections
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let core = core.clone();
@@ -99,11 +105,13 @@ impl FakeCore {
         request: hyper::Request<hyper::body::Incoming>,
     ) -> hyper::Response<Full<Bytes>> {
         let (parts, body) = request.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        // A request whose body broke off is not a request the core would act on: not recorded.
+        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+            return hyper::Response::builder()
+                .status(400)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+        };
         self.received.lock().unwrap().push(Received {
             method: parts.method.to_string(),
             path_and_query: parts
@@ -227,11 +235,17 @@ impl Answered {
 }
 
 /// Options for one edge.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     pub backend: Backend,
     pub variables: Vec<(&'static str, String)>,
     pub request_timeout: Duration,
+    /// Changes to the host's configuration (limits).
+    pub host: Option<fn(&mut HostConfig)>,
+    /// The in-process store (default: a fresh one).
+    pub store: Option<Arc<InProcessStore>>,
+    /// Wraps the in-process store the component sees (e.g. to count round trips).
+    pub wrap_store: Option<fn(Arc<InProcessStore>) -> Arc<dyn EdgeStore>>,
 }
 
 impl Options {
@@ -240,7 +254,15 @@ impl Options {
             backend,
             variables: Vec::new(),
             request_timeout: Duration::from_secs(10),
+            host: None,
+            store: None,
+            wrap_store: None,
         }
+    }
+
+    pub fn host(mut self, configure: fn(&mut HostConfig)) -> Options {
+        self.host = Some(configure);
+        self
     }
 
     pub fn var(mut self, name: &'static str, value: &str) -> Options {
@@ -257,7 +279,9 @@ pub struct TestEdge {
     pub keys: KeySpace,
     pub secret: String,
     pub backend: Backend,
-    in_process: Arc<InProcessStore>,
+    pub in_process: Arc<InProcessStore>,
+    /// What the access log recorded.
+    pub records: Arc<Mutex<Vec<AccessRecord>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -306,14 +330,25 @@ impl TestEdge {
         for (name, value) in options.variables {
             variables.insert(name.to_owned(), value);
         }
-        let in_process = Arc::new(InProcessStore::default());
+        let in_process = options.store.clone().unwrap_or_default();
+        let records: Arc<Mutex<Vec<AccessRecord>>> = Arc::default();
         let component =
             heart_edge_host::BUILT_COMPONENT.expect("the component is built by build.rs");
         let mut config = HostConfig::new(component, variables);
         config.cache_dir = Some(compile_cache_dir());
         config.max_concurrent_requests = 8;
         config.request_timeout = options.request_timeout;
-        config.in_process_store = Some(in_process.clone() as Arc<dyn EdgeStore>);
+        config.in_process_store = Some(match options.wrap_store {
+            Some(wrap) => wrap(in_process.clone()),
+            None => in_process.clone() as Arc<dyn EdgeStore>,
+        });
+        let sink = records.clone();
+        config.access_log = Some(Arc::new(move |record: &AccessRecord| {
+            sink.lock().unwrap().push(record.clone());
+        }));
+        if let Some(configure) = options.host {
+            configure(&mut config);
+        }
         let host = EdgeHost::new(config).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -333,6 +368,7 @@ impl TestEdge {
             secret,
             backend: options.backend,
             in_process,
+            records,
             shutdown: Some(shutdown),
         }
     }
