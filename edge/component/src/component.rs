@@ -489,12 +489,12 @@ async fn forward(
             drop(sink);
             sent.await.map_err(|e| Forwarding::Failed(e.to_string()))
         }
-        futures::future::Either::Right((Err((reply, sink)), sent)) => {
+        futures::future::Either::Right((Err((reply, sink)), _unsent)) => {
             // Abandon the request without finishing its body: dropping the sink would finish
             // it and the core could read a cut chunked body as whole. The instance ends with
-            // this request, which frees what is forgotten here.
+            // this request, which frees what is forgotten here; the request itself is dropped
+            // with this function's frame, where it is pinned.
             std::mem::forget(sink);
-            drop(sent);
             Err(Forwarding::Refused(reply))
         }
     }

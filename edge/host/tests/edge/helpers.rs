@@ -235,6 +235,9 @@ impl Answered {
 }
 
 /// Options for one edge.
+/// Wraps the in-process store a test edge uses (to count or fail its calls).
+pub type WrapStore = fn(Arc<InProcessStore>) -> Arc<dyn EdgeStore>;
+
 #[derive(Clone)]
 pub struct Options {
     pub backend: Backend,
@@ -245,7 +248,7 @@ pub struct Options {
     /// The in-process store (default: a fresh one).
     pub store: Option<Arc<InProcessStore>>,
     /// Wraps the in-process store the component sees (e.g. to count round trips).
-    pub wrap_store: Option<fn(Arc<InProcessStore>) -> Arc<dyn EdgeStore>>,
+    pub wrap_store: Option<WrapStore>,
 }
 
 impl Options {
