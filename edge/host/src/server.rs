@@ -654,9 +654,12 @@ fn refuse_early<B>(
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
             .sum::<usize>();
-    if headers.len() > MAX_REQUEST_HEADERS || head_bytes > MAX_REQUEST_HEAD_BYTES {
+    // The request id is the edge's own header (made here, or the client's replaced by a checked
+    // one), like the identity headers added later: it does not count against the client's limit.
+    let client_headers = headers.len() - usize::from(headers.contains_key(REQUEST_ID_HEADER));
+    if client_headers > MAX_REQUEST_HEADERS || head_bytes > MAX_REQUEST_HEAD_BYTES {
         tracing::info!(
-            headers = headers.len(),
+            headers = client_headers,
             head_bytes,
             "request head over the limits; refused"
         );
