@@ -16,6 +16,8 @@
 //! In production the two run apart (the core as a Deployment, the edge under SpinKube); this crate
 //! is the local and test arrangement of the same pieces.
 
+pub mod settings;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -27,8 +27,7 @@ async fn a_hundred_parallel_joins_with_one_email_make_exactly_one_member() {
                 // The losers hear that the email is taken (or, once the winner consumed the
                 // confirmation, that it is no longer verified), or — beyond the password
                 // hashing queue's bound — GLOBAL_503 with Retry-After; never another error.
-                let overloaded =
-                    code == "GLOBAL_503" && response.header("retry-after").is_some();
+                let overloaded = code == "GLOBAL_503" && response.header("retry-after").is_some();
                 assert!(
                     code == "AUTH_000" || code == "AUTH_012" || overloaded,
                     "{code}: {}",

@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod app_flow;
+mod cli;
 mod feed_cache;
 mod front_door;
 mod helpers;
