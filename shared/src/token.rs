@@ -8,7 +8,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,59 +31,38 @@ impl AccessClaims {
     }
 }
 
-/// One public key in JWK form (RFC 8037: `kty` `OKP`, `crv` `Ed25519`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    /// Always `"OKP"`.
-    pub kty: String,
-    /// Always `"Ed25519"`.
-    pub crv: String,
-    /// The key id; equals the token header's `kid`.
-    pub kid: String,
-    /// The 32-byte public key, base64url without padding.
-    pub x: String,
-    /// Always `"EdDSA"`.
-    #[serde(default = "eddsa")]
-    pub alg: String,
-    /// Always `"sig"`.
-    #[serde(rename = "use", default = "sig")]
-    pub use_: String,
+/// One public key in JWK form; ours are RFC 8037 Ed25519 keys (`kty` `OKP`, `crv` `Ed25519`).
+pub use jsonwebtoken::jwk::Jwk;
+/// A JWK set, as served at `/.well-known/jwks.json` and given to the edge: the signing key first,
+/// then older keys still accepted.
+pub use jsonwebtoken::jwk::JwkSet as Jwks;
+
+/// The JWK of an Ed25519 public key (`use` `sig`, `alg` `EdDSA`); its `kid` is the RFC 7638
+/// thumbprint of the key, so no key id is configured by hand.
+pub fn ed25519_jwk(public_key: &[u8; 32]) -> Jwk {
+    use jsonwebtoken::jwk::{
+        AlgorithmParameters, CommonParameters, EllipticCurve, KeyAlgorithm, OctetKeyPairParameters,
+        OctetKeyPairType, PublicKeyUse, ThumbprintHash,
+    };
+    let mut jwk = Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::EdDSA),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+            key_type: OctetKeyPairType::OctetKeyPair,
+            curve: EllipticCurve::Ed25519,
+            x: URL_SAFE_NO_PAD.encode(public_key),
+        }),
+    };
+    jwk.common.key_id = jwk.thumbprint(ThumbprintHash::SHA256).ok();
+    jwk
 }
 
-fn eddsa() -> String {
-    "EdDSA".to_owned()
-}
-
-fn sig() -> String {
-    "sig".to_owned()
-}
-
-impl Jwk {
-    /// The JWK of an Ed25519 public key; its `kid` is the RFC 7638 thumbprint of the key.
-    pub fn ed25519(public_key: &[u8; 32]) -> Jwk {
-        let x = URL_SAFE_NO_PAD.encode(public_key);
-        Jwk {
-            kty: "OKP".into(),
-            crv: "Ed25519".into(),
-            kid: thumbprint(&x),
-            x,
-            alg: eddsa(),
-            use_: sig(),
-        }
-    }
-}
-
-/// RFC 7638 thumbprint of an Ed25519 JWK: stable, derived from the key, so no `kid` is configured by hand.
-fn thumbprint(x: &str) -> String {
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
-
-/// A JWK set, as served at `/.well-known/jwks.json` and given to the edge.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwks {
-    /// The keys; the signing key first, then older keys still accepted.
-    pub keys: Vec<Jwk>,
+/// The key id of `jwk` (`""` when it has none).
+pub fn key_id(jwk: &Jwk) -> &str {
+    jwk.common.key_id.as_deref().unwrap_or_default()
 }
 
 /// Why a key set could not be used.
@@ -161,21 +139,24 @@ impl TokenVerifier {
         }
         let mut keys = Vec::with_capacity(jwks.keys.len());
         for jwk in &jwks.keys {
-            if jwk.kty != "OKP" || jwk.crv != "Ed25519" {
-                return Err(KeySetError(format!(
-                    "key {} is not an Ed25519 key",
-                    jwk.kid
-                )));
-            }
+            let kid = key_id(jwk);
+            let x = match &jwk.algorithm {
+                jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(okp)
+                    if okp.curve == jsonwebtoken::jwk::EllipticCurve::Ed25519 =>
+                {
+                    &okp.x
+                }
+                _ => return Err(KeySetError(format!("key {kid} is not an Ed25519 key"))),
+            };
             let raw = URL_SAFE_NO_PAD
-                .decode(&jwk.x)
-                .map_err(|_| KeySetError(format!("key {} has a malformed x", jwk.kid)))?;
+                .decode(x)
+                .map_err(|_| KeySetError(format!("key {kid} has a malformed x")))?;
             if raw.len() != 32 {
-                return Err(KeySetError(format!("key {} is not 32 bytes", jwk.kid)));
+                return Err(KeySetError(format!("key {kid} is not 32 bytes")));
             }
-            let key = DecodingKey::from_ed_components(&jwk.x)
-                .map_err(|e| KeySetError(format!("key {}: {e}", jwk.kid)))?;
-            keys.push((jwk.kid.clone(), key));
+            let key = DecodingKey::from_ed_components(x)
+                .map_err(|e| KeySetError(format!("key {kid}: {e}")))?;
+            keys.push((kid.to_owned(), key));
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
         // Expiry is checked by `verify` against the caller's clock, so both sides use one rule.
@@ -256,7 +237,7 @@ mod tests {
         let der = signing.to_pkcs8_der().unwrap();
         Signer {
             key: EncodingKey::from_ed_der(der.as_bytes()),
-            jwk: Jwk::ed25519(signing.verifying_key().as_bytes()),
+            jwk: ed25519_jwk(signing.verifying_key().as_bytes()),
         }
     }
 
@@ -284,7 +265,7 @@ mod tests {
         })
         .unwrap();
         let got = v
-            .verify(&sign(&s, Some(&s.jwk.kid), &claims(2_000)), 1_500)
+            .verify(&sign(&s, Some(key_id(&s.jwk)), &claims(2_000)), 1_500)
             .unwrap();
         assert_eq!(got.member_id(), Some(42));
         assert_eq!(got.sid, "s1");
@@ -298,10 +279,10 @@ mod tests {
         })
         .unwrap();
         assert!(v
-            .verify(&sign(&old, Some(&old.jwk.kid), &claims(2_000)), 1_500)
+            .verify(&sign(&old, Some(key_id(&old.jwk)), &claims(2_000)), 1_500)
             .is_ok());
         assert!(v
-            .verify(&sign(&new, Some(&new.jwk.kid), &claims(2_000)), 1_500)
+            .verify(&sign(&new, Some(key_id(&new.jwk)), &claims(2_000)), 1_500)
             .is_ok());
     }
 
@@ -313,7 +294,7 @@ mod tests {
         })
         .unwrap();
         let err = v
-            .verify(&sign(&s, Some(&s.jwk.kid), &claims(2_000)), 2_000)
+            .verify(&sign(&s, Some(key_id(&s.jwk)), &claims(2_000)), 2_000)
             .unwrap_err();
         assert_eq!(err, TokenError::Expired);
         assert_eq!(err.error_code().as_str(), "GLOBAL_104");
@@ -327,7 +308,10 @@ mod tests {
         })
         .unwrap();
         let err = v
-            .verify(&sign(&theirs, Some(&ours.jwk.kid), &claims(2_000)), 1_500)
+            .verify(
+                &sign(&theirs, Some(key_id(&ours.jwk)), &claims(2_000)),
+                1_500,
+            )
             .unwrap_err();
         assert_eq!(err, TokenError::BadSignature);
         assert_eq!(err.error_code().as_str(), "GLOBAL_103");
@@ -358,7 +342,10 @@ mod tests {
         })
         .unwrap();
         let err = v
-            .verify(&sign(&theirs, Some(&ours.jwk.kid), &claims(1_000)), 5_000)
+            .verify(
+                &sign(&theirs, Some(key_id(&ours.jwk)), &claims(1_000)),
+                5_000,
+            )
             .unwrap_err();
         assert_eq!(err, TokenError::BadSignature);
     }
@@ -372,11 +359,11 @@ mod tests {
         .unwrap();
         assert_eq!(v.verify("not.a.jwt", 1), Err(TokenError::Malformed));
         let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(s.jwk.kid.clone());
+        header.kid = Some(key_id(&s.jwk).to_owned());
         let hmac = jsonwebtoken::encode(
             &header,
             &claims(2_000),
-            &EncodingKey::from_secret(s.jwk.x.as_bytes()),
+            &EncodingKey::from_secret(key_id(&s.jwk).as_bytes()),
         )
         .unwrap();
         assert_eq!(v.verify(&hmac, 1_500), Err(TokenError::BadSignature));
@@ -385,8 +372,11 @@ mod tests {
     #[test]
     fn kid_is_the_rfc7638_thumbprint() {
         // RFC 8037, appendix A.3: the thumbprint of the example key.
-        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
-        assert_eq!(thumbprint(x), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        let x = URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .unwrap();
+        let jwk = ed25519_jwk(&x.try_into().unwrap());
+        assert_eq!(key_id(&jwk), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
     }
 
     #[test]
@@ -398,7 +388,7 @@ mod tests {
         .unwrap();
         assert!(json.contains(r#""use":"sig""#));
         let v = TokenVerifier::from_jwks_json(&json).unwrap();
-        assert_eq!(v.kids().collect::<Vec<_>>(), vec![s.jwk.kid.as_str()]);
+        assert_eq!(v.kids().collect::<Vec<_>>(), vec![key_id(&s.jwk)]);
         assert!(TokenVerifier::from_jwks_json(r#"{"keys":[]}"#).is_err());
     }
 

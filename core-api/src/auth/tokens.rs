@@ -4,7 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::SigningKey;
-use heart_shared::token::{AccessClaims, Jwk, Jwks, TokenVerifier};
+use heart_shared::token::{ed25519_jwk, key_id, AccessClaims, Jwks, TokenVerifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
 use secrecy::ExposeSecret;
@@ -61,8 +61,8 @@ impl TokenIssuer {
         })?;
         let encoding_key = EncodingKey::from_ed_pem(pem.as_bytes())
             .map_err(|e| ConfigError(format!("HEART_JWT_SIGNING_KEY: {e}")))?;
-        let current = Jwk::ed25519(signing.verifying_key().as_bytes());
-        let kid = current.kid.clone();
+        let current = ed25519_jwk(signing.verifying_key().as_bytes());
+        let kid = key_id(&current).to_owned();
         let mut jwks = Jwks {
             keys: vec![current],
         };
@@ -73,7 +73,7 @@ impl TokenIssuer {
                 ))
             })?;
             jwks.keys
-                .extend(previous.keys.into_iter().filter(|k| k.kid != kid));
+                .extend(previous.keys.into_iter().filter(|k| key_id(k) != kid));
         }
         let verifier =
             TokenVerifier::from_jwks(&jwks).map_err(|e| ConfigError(format!("JWT keys: {e}")))?;
@@ -157,14 +157,14 @@ mod tests {
 
     #[test]
     fn previous_keys_are_published_after_the_signing_key() {
-        let other = Jwk::ed25519(&[9u8; 32]);
+        let other = ed25519_jwk(&[9u8; 32]);
         let previous = serde_json::to_string(&Jwks {
             keys: vec![other.clone()],
         })
         .unwrap();
         let issuer = TokenIssuer::from_config(&config(Some(previous))).unwrap();
         assert_eq!(issuer.jwks().keys.len(), 2);
-        assert_eq!(issuer.jwks().keys[0].kid, issuer.kid());
+        assert_eq!(key_id(&issuer.jwks().keys[0]), issuer.kid());
         assert_eq!(issuer.jwks().keys[1], other);
     }
 

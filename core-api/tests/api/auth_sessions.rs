@@ -2,7 +2,7 @@
 
 use axum::http::{Method, StatusCode};
 use ed25519_dalek::pkcs8::EncodePrivateKey;
-use heart_shared::token::{AccessClaims, Jwk};
+use heart_shared::token::{ed25519_jwk, key_id, AccessClaims};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -143,7 +143,7 @@ async fn a_token_with_a_bad_signature_is_global_103() {
 async fn a_token_with_an_unknown_kid_is_global_103() {
     let app = TestApp::spawn().await;
     let member = app.member("kid").await;
-    let other_kid = Jwk::ed25519(&[7u8; 32]).kid;
+    let other_kid = key_id(&ed25519_jwk(&[7u8; 32])).to_owned();
     assert_code(
         &app.verify_token(&foreign_signed(&other_kid, &claims_of(&app, &member)))
             .await,

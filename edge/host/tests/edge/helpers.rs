@@ -13,7 +13,7 @@ use heart_edge_host::store::{EdgeStore, InProcessStore};
 use heart_edge_host::telemetry::AccessRecord;
 use heart_edge_host::{EdgeHost, HostConfig};
 use heart_shared::cache_keys::KeySpace;
-use heart_shared::token::{AccessClaims, Jwk, Jwks};
+use heart_shared::token::{ed25519_jwk, key_id, AccessClaims, Jwk, Jwks};
 use http_body_util::{BodyExt, Full};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
@@ -161,7 +161,7 @@ impl Signer {
         let der = signing.to_pkcs8_der().unwrap();
         Signer {
             key: EncodingKey::from_ed_der(der.as_bytes()),
-            jwk: Jwk::ed25519(signing.verifying_key().as_bytes()),
+            jwk: ed25519_jwk(signing.verifying_key().as_bytes()),
         }
     }
 
@@ -182,7 +182,7 @@ impl Signer {
 
     /// A valid ten-minute token.
     pub fn token(&self, member_id: i64, sid: &str) -> String {
-        self.token_with(member_id, sid, 600, &self.jwk.kid)
+        self.token_with(member_id, sid, 600, key_id(&self.jwk))
     }
 }
 

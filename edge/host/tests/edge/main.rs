@@ -61,7 +61,7 @@ async fn bad_signature(backend: Backend) {
     let edge = TestEdge::start(backend).await;
     // Another key, presenting our key's id.
     let forger = Signer::generate();
-    let forged = forger.token_with(1, "s1", 600, &edge.signer.jwk.kid);
+    let forged = forger.token_with(1, "s1", 600, heart_shared::token::key_id(&edge.signer.jwk));
     edge.get_as(&forged, "/member/profile?member_id=1")
         .await
         .assert_error(401, "GLOBAL_103");
@@ -74,7 +74,9 @@ async fn bad_signature(backend: Backend) {
 on_both_stores!(expired_token_is_global_104, expired_token);
 async fn expired_token(backend: Backend) {
     let edge = TestEdge::start(backend).await;
-    let expired = edge.signer.token_with(1, "s1", -5, &edge.signer.jwk.kid);
+    let expired =
+        edge.signer
+            .token_with(1, "s1", -5, heart_shared::token::key_id(&edge.signer.jwk));
     edge.get_as(&expired, "/auth/verifyAccessToken")
         .await
         .assert_error(401, "GLOBAL_104");
