@@ -121,3 +121,53 @@ async fn swagger_ui_is_served() {
     assert_eq!(response.status, StatusCode::OK);
     assert!(response.text().contains("swagger"), "{}", response.text());
 }
+
+/// A log writer that keeps what it is given, for reading the access lines back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_request_writes_one_access_line_with_route_status_member_and_request_id() {
+    let app = TestApp::spawn().await;
+    let member = app.member("access").await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This test's runtime has one thread, so every event of the request lands here.
+    let guard = tracing::subscriber::set_default(subscriber);
+    let request = axum::http::Request::get(format!("/member/profile?member_id={}", member.id))
+        .header("authorization", format!("Bearer {}", member.access_token))
+        .header("x-request-id", "edge-made-id-42")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let answer = app.send(request).await;
+    drop(guard);
+    assert_eq!(answer.status, StatusCode::OK);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["target"] == "access")
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let fields = &lines[0]["fields"];
+    assert_eq!(fields["route"], "/member/profile");
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["member_id"], member.id);
+    assert_eq!(fields["request_id"], "edge-made-id-42");
+    assert!(fields["latency_ms"].as_f64().is_some(), "{fields}");
+}
