@@ -64,7 +64,7 @@ export HEART_CACHE_PREFIX="bench-$$"
 export HEART_DATA_DIR="$work/data"
 export HEART_RATE_LIMITS_ENABLED=false
 export HEART_LOG_FORMAT=json RUST_LOG=warn
-export HEART_DATABASE_MAX_CONNECTIONS=32
+# The pool keeps its default size (4 per CPU: 8 here).
 # The edge's own limits, out of the way of a load from one address and one member.
 export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_IP=100000000/60s
 export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_MEMBER=100000000/60s
@@ -117,6 +117,24 @@ wrk.body = '{"email":"bench2@example.com","password":"benchmark-pass-1"}'
 LUA
 
 rss() { awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/${1:-$server_pid}/status"; }
+start_server() { # start_server <binary> <ready url>: starts it in the background, waits until ready
+  local start; start=$(date +%s%N)
+  "$1" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  until curl -sf "$2" >/dev/null; do
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
+    sleep 0.005
+  done
+  echo "ready after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+}
+# db_counts <file>: MariaDB's own counters (the whole server: run on an otherwise idle database).
+# Questions = statements from clients; Com_stmt_execute = prepared statements run;
+# Com_admin_commands = COM_PING and the like (sqlx's pool pings on acquire by default).
+db_counts() {
+  mariadb -uroot -h127.0.0.1 -N -e "SHOW GLOBAL STATUS WHERE Variable_name IN
+    ('Questions','Com_stmt_execute','Com_stmt_prepare','Com_admin_commands','Com_select')" |
+    sort >"$1"
+}
 # redis_counts <file>: "<command> <calls>" per command from INFO commandstats. Redis counts a
 # script's inner commands under their own names (incr, get, …) as well as the script itself
 # (evalsha), so the deltas show both: round trips are the evalsha (+ set, + the core's own) calls.
@@ -141,13 +159,18 @@ load() {
   local t=2; [ "$c" -lt 2 ] && t=1
   echo "== $label ($c connections, $DURATION)"
   redis_counts "$work/redis.before"
+  db_counts "$work/db.before"
   wrk -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency -H "Authorization: Bearer $token" "$@" "$url" >"$work/wrk.out"
   grep -E "Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors" "$work/wrk.out"
   redis_counts "$work/redis.after"
+  db_counts "$work/db.after"
   local requests; requests="$(awk '/requests in/ {print $1}' "$work/wrk.out")"
   local per; per="$(redis_per_request "$work/redis.before" "$work/redis.after" "$requests")"
+  # The two db_counts queries themselves add 2 Questions (and 2 Com_select): negligible.
+  local db; db="$(redis_per_request "$work/db.before" "$work/db.after" "$requests")"
   echo "  redis commands per request: ${per:-none}"
-  echo "| $label | ${per:-none} |" >>"$work/redis.md"
+  echo "  database per request: ${db:-none}"
+  echo "| $label | ${per:-none} | ${db:-none} |" >>"$work/redis.md"
   awk -v label="$label" -v c="$c" '
     /Requests\/sec/ {rps=$2}
     /^ +50%/ {p50=$2}
@@ -172,7 +195,66 @@ token="$(login_token $API)"
 deep=10000
 load "core: home feed page 0 (size 10)" "$API/post/posts?member_id=1&page=0&size=10"
 echo "resident memory under load: $(rss)"
-load "core: home feed page $deep (size 10)" "$API/post/posts?member_id=1&page=$deep&size=10"
+load "core: home feed page $deep (size 10), cold: never reached by scrolling" "$API/post/posts?member_id=1&page=$deep&size=10"
+# A cold jump alone: the same viewer asking page $deep again is never a seek (its remembered spot
+# is after page $deep by then), so every request is an OFFSET with the viewer's blocks listed.
+LOAD_CONNECTIONS=1 load "core: cold jump to page $deep (1 connection)" "$API/post/posts?member_id=1&page=$deep&size=10"
+LOAD_CONNECTIONS=1 load "core: home feed page 0 (1 connection)" "$API/post/posts?member_id=1&page=0&size=10"
+# Sequential scrolling at depth $deep: 64 viewers (members 1..64), each first jumps to page
+# $((deep - 1)) (cold, not timed), then wrk asks each viewer's next page in turn (page $deep,
+# $((deep + 1)), …): the app's scrolling, which the core serves as keyset seeks.
+viewers=64
+: >"$work/viewers.txt"
+for v in $(seq 1 $viewers); do
+  t="$(curl -sf -X POST "$API/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"bench$v@example.com\",\"password\":\"benchmark-pass-1\"}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+  echo "$v $t" >>"$work/viewers.txt"
+done
+while read -r v t; do
+  echo "curl -sf -o /dev/null -H 'Authorization: Bearer $t' '$API/post/posts?member_id=$v&page=$((deep - 1))&size=10'"
+done <"$work/viewers.txt" | xargs -d "\n" -P4 -I{} sh -c {}
+cat >"$work/scroll.lua" <<LUA
+local threads = 0
+function setup(thread) thread:set("id", threads); threads = threads + 1 end
+function init(args)
+  ids, tokens, pages, turn = {}, {}, {}, 0
+  local n = 0
+  for line in io.lines("$work/viewers.txt") do
+    if n % 2 == id then
+      local v, t = line:match("(%d+) (%S+)")
+      ids[#ids + 1] = v; tokens[#tokens + 1] = t; pages[#pages + 1] = $deep
+    end
+    n = n + 1
+  end
+end
+function request()
+  turn = turn % #ids + 1
+  local page = pages[turn]; pages[turn] = page + 1
+  return wrk.format("GET", "/post/posts?member_id=" .. ids[turn] .. "&page=" .. page .. "&size=10",
+    { ["Authorization"] = "Bearer " .. tokens[turn] })
+end
+LUA
+load "core: home feed pages $deep, $((deep + 1)), … scrolled in order (64 viewers)" "$API/post/posts" -s "$work/scroll.lua"
+# MariaDB alone on the page-0 statement: the statement the core ran (from the general log), replayed
+# by mariadb-slap at the same concurrency, text protocol. The core's rate is compared with it.
+mariadb -uroot -h127.0.0.1 -e "SET GLOBAL general_log_file='$work/general.log'; SET GLOBAL general_log=1"
+curl -sf -o /dev/null -H "Authorization: Bearer $token" "$API/post/posts?member_id=1&page=0&size=10"
+mariadb -uroot -h127.0.0.1 -e "SET GLOBAL general_log=0"
+page_sql="$(grep -a 'Execute' "$work/general.log" | grep -a 'page_ids' | tail -1 | sed 's/^.*Execute[[:space:]]*//')"
+if [ -n "$page_sql" ]; then
+  echo "== mariadb-slap: the page-0 statement, $CONNECTIONS clients"
+  echo "$page_sql" | cut -c1-300
+  queries=$((CONNECTIONS * 600))
+  slap="$(mariadb-slap -uroot -h127.0.0.1 --create-schema="$DB" --concurrency="$CONNECTIONS" \
+    --iterations=1 --number-of-queries="$queries" --query="$page_sql" 2>&1)"
+  echo "$slap" | grep -E "Average|Minimum" || true
+  secs="$(echo "$slap" | awk '/Average number of seconds/ {print $NF}')"
+  echo "| mariadb-slap: the page-0 statement alone | $CONNECTIONS | $(awk -v q="$queries" -v s="$secs" 'BEGIN {printf "%.2f", q / s}') | | | |" >>"$work/slap.md"
+  echo "statements/s: $(awk -v q="$queries" -v s="$secs" 'BEGIN {printf "%.0f", q / s}')"
+else
+  echo "the page-0 statement was not found in the general log" >&2
+fi
 # The same depth through the keyset cursor the answers carry (the app ignores it; an extra).
 cursor="$(curl -sf -H "Authorization: Bearer $token" "$API/post/posts?member_id=1&page=$((deep - 1))&size=10" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["next_cursor"])')"
@@ -218,6 +300,9 @@ LOAD_CONNECTIONS=1 load "core direct: profile" "$CORE/member/profile?member_id=2
 LOAD_CONNECTIONS=1 load "edge: home feed page 0, cached" "$EDGE$page" "${gzip[@]}"
 load "edge: public route, bad token (401, counted per IP)" "$EDGE/member/profile?member_id=2" -H "Authorization: Bearer not-a-token"
 echo "resident memory under load (edge and core): $(rss)"
+echo "== the app's mix (heart-load, $CONNECTIONS virtual users, $DURATION, through the edge)"
+"$bin/heart-load" --url "$EDGE" --connections "$CONNECTIONS" --duration "$DURATION" \
+  --members "$MEMBERS" --allow-5xx | tee "$work/mix.txt"
 stop_server
 
 echo
@@ -311,7 +396,12 @@ echo
 echo "######## summary ########"
 cat "$summary"
 echo
-echo "| load | Redis commands per request (INFO commandstats deltas; evalsha = round trips of the edge, other names = the script's inner calls and the core's own) |"
-echo "|---|---|"
+echo "| load | Redis commands per request (INFO commandstats deltas; evalsha = round trips of the edge, other names = the script's inner calls and the core's own) | MariaDB per request (SHOW GLOBAL STATUS deltas) |"
+echo "|---|---|---|"
 cat "$work/redis.md"
 [ -f "$work/other.md" ] && { echo; cat "$work/other.md"; }
+[ -f "$work/slap.md" ] && { echo; cat "$work/slap.md"; }
+# The plot BENCHMARKS.md embeds (rows of this run's summary table).
+plot="${PLOT:-docs/images/benchmarks.svg}"
+mkdir -p "$(dirname "$plot")"
+"$bin/heart-plot" "$summary" "$plot" "bench/run.sh, $(date -u '+%Y-%m-%d'), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"

@@ -1,1 +1,4 @@
-//! Benchmark tools for Heart to Heart; see the `heart-datagen` binary and BENCHMARKS.md.
+//! Benchmark tools for Heart to Heart: the `heart-datagen`, `heart-load`, `heart-s3` and
+//! `heart-plot` binaries; see BENCHMARKS.md.
+
+pub mod plot;

@@ -1,7 +1,6 @@
 //! Building and serving the application: backends chosen from the configuration, the state, and
 //! the routers of `router.rs` on their listeners.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -180,13 +179,10 @@ impl App {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }
         };
-        let api = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal());
-        let admin = axum::serve(admin_listener, self.admin_router).with_graceful_shutdown(signal());
+        let limits = self.state.config.connections;
+        let grace = Duration::from_secs(self.state.config.request_timeout_secs);
+        let api = crate::serve::serve(listener, self.router, limits, grace, signal());
+        let admin = crate::serve::serve(admin_listener, self.admin_router, limits, grace, signal());
         let (api, admin) = tokio::join!(api, admin);
         api.and(admin)
     }

@@ -3,7 +3,7 @@
 //! Layout: one module per domain (`auth`, `member`, `follow`, `post`, `moderation`), each as
 //! routes → service → repo; cross-cutting plumbing (`config`, `error`, `db`, `cache`, `storage`,
 //! `mail`, `images`, `telemetry`) beside them. `state` is what handlers reach, `router` the one
-//! route table, `app` builds both from the configuration and serves them.
+//! route table, `app` builds both from the configuration, `serve` serves them with their connection limits.
 
 pub mod app;
 pub mod auth;
@@ -26,6 +26,7 @@ pub mod paging;
 pub mod post;
 pub mod rate_limit;
 pub mod router;
+pub mod serve;
 pub mod state;
 pub mod storage;
 pub mod telemetry;

@@ -97,6 +97,8 @@ fn route_table(upload_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenA
 
 fn with_layers(api: Router<AppState>, state: &AppState) -> Router<AppState> {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let body_timeout = Duration::from_secs(state.config.connections.body_read_timeout_secs);
+    let max_json_body_bytes = state.config.max_json_body_bytes;
     api.fallback(|| async { error_response(ErrorCode::NoSuchRoute, "No such route") })
         .method_not_allowed_fallback(|| async {
             error_response(ErrorCode::MethodNotAllowed, "Method not allowed")
@@ -106,6 +108,9 @@ fn with_layers(api: Router<AppState>, state: &AppState) -> Router<AppState> {
             state.clone(),
             ops::database_gate,
         ))
+        .layer(middleware::from_fn(move |request, next| {
+            crate::serve::body_time_limit(body_timeout, max_json_body_bytes, request, next)
+        }))
         .layer(middleware::from_fn(telemetry::observe))
         .layer(middleware::from_fn(move |request, next| {
             time_limit(timeout, request, next)

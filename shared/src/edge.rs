@@ -17,6 +17,11 @@ pub const SESSION_ID_HEADER: &str = "x-heart-session-id";
 pub const EDGE_SECRET_HEADER: &str = "x-heart-edge-secret";
 /// Set by the edge on every forwarded request: the client address it rate-limited by.
 pub const CLIENT_IP_HEADER: &str = "x-heart-client-ip";
+/// Set by the edge on forwarded requests with an identity, to `1`, when its Redis gate found the
+/// session not revoked: the core then skips its own revocation check (one Redis round trip per
+/// request). Absent when the edge could not reach Redis, so the core checks (Redis, else the
+/// sessions table). Trusted only with the edge secret, like the identity.
+pub const REVOCATION_CHECKED_HEADER: &str = "x-heart-revocation-checked";
 /// Set by the edge on feed answers: `hit` (from the cache), `miss` (forwarded, then stored) or
 /// `bypass` (forwarded, not cacheable: the cache is down or the query is unusual).
 pub const CACHE_STATUS_HEADER: &str = "x-heart-cache";
@@ -30,9 +35,10 @@ pub const EDGE_MEMBER_HEADER: &str = "x-heart-edge-member";
 
 /// Every header the edge sets for the core. The edge removes them from incoming requests first, so
 /// a client can never send them itself.
-pub const EDGE_HEADERS: [&str; 4] = [
+pub const EDGE_HEADERS: [&str; 5] = [
     MEMBER_ID_HEADER,
     SESSION_ID_HEADER,
+    REVOCATION_CHECKED_HEADER,
     EDGE_SECRET_HEADER,
     CLIENT_IP_HEADER,
 ];

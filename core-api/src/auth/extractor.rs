@@ -73,18 +73,23 @@ impl FromRequestParts<AppState> for AuthenticatedMember {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let (member_id, session_id) = match edge_identity(parts, state) {
+        let (member_id, session_id, revocation_checked) = match edge_identity(parts, state) {
             Some(identity) => identity,
-            None => verify_bearer(parts, state)?,
-        };
-        // Checked here too: the edge may not have been able to reach Redis.
-        let revoked = match state.revocations.is_revoked(&session_id).await {
-            Ok(revoked) => revoked,
-            Err(error) => {
-                tracing::warn!(error = %crate::error::cause_chain(&error), "revocation check falls back to the database");
-                sessions::is_revoked(&state.db, &session_id).await?
+            None => {
+                let (member_id, session_id) = verify_bearer(parts, state)?;
+                (member_id, session_id, false)
             }
         };
+        // Checked here unless the edge's gate did (one Redis round trip per request): the edge
+        // says so only when it reached Redis.
+        let revoked = !revocation_checked
+            && match state.revocations.is_revoked(&session_id).await {
+                Ok(revoked) => revoked,
+                Err(error) => {
+                    tracing::warn!(error = %crate::error::cause_chain(&error), "revocation check falls back to the database");
+                    sessions::is_revoked(&state.db, &session_id).await?
+                }
+            };
         if revoked {
             return Err(ApiError::with_message(
                 ErrorCode::InvalidAccessToken,
@@ -101,8 +106,9 @@ impl FromRequestParts<AppState> for AuthenticatedMember {
     }
 }
 
-/// The identity the edge verified, trusted only when the request carries the edge's secret.
-fn edge_identity(parts: &Parts, state: &AppState) -> Option<(i64, String)> {
+/// The identity the edge verified, and whether its gate found the session not revoked; trusted
+/// only when the request carries the edge's secret.
+fn edge_identity(parts: &Parts, state: &AppState) -> Option<(i64, String, bool)> {
     if !crate::extract::from_trusted_edge(parts, state) {
         return None;
     }
@@ -117,7 +123,9 @@ fn edge_identity(parts: &Parts, state: &AppState) -> Option<(i64, String)> {
     let session_id = header(heart_shared::edge::SESSION_ID_HEADER)
         .filter(|s| !s.is_empty())?
         .to_owned();
-    Some((member_id, session_id))
+    let revocation_checked =
+        header(heart_shared::edge::REVOCATION_CHECKED_HEADER).is_some_and(|v| v == "1");
+    Some((member_id, session_id, revocation_checked))
 }
 
 /// The identity in a valid `Authorization: Bearer` access token.
@@ -132,13 +140,8 @@ fn verify_bearer(parts: &Parts, state: &AppState) -> Result<(i64, String), ApiEr
             "Missing access token",
         ));
     };
-    let claims = state
+    state
         .tokens
-        .verifier()
-        .verify(token, state.clock.now())
-        .map_err(|e| ApiError::with_message(e.error_code(), e.to_string()))?;
-    let member_id = claims
-        .member_id()
-        .ok_or_else(|| ApiError::code(ErrorCode::InvalidAccessToken))?;
-    Ok((member_id, claims.sid))
+        .verify_access_token(token, state.clock.now())
+        .map_err(|e| ApiError::with_message(e.error_code(), e.to_string()))
 }

@@ -10,5 +10,6 @@ pub mod sessions;
 pub mod tokens;
 pub mod validation;
 pub mod verification;
+pub mod verified;
 
 pub use extractor::AuthenticatedMember;

@@ -4,12 +4,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::SigningKey;
-use heart_shared::token::{ed25519_jwk, key_id, AccessClaims, Jwks, TokenVerifier};
+use heart_shared::token::{ed25519_jwk, key_id, AccessClaims, Jwks, TokenError, TokenVerifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
+use super::verified::{self, VerifiedTokens};
 use crate::config::{ConfigError, TokenConfig};
 use crate::error::ApiError;
 
@@ -38,6 +39,7 @@ pub struct TokenIssuer {
     kid: String,
     jwks: Jwks,
     verifier: TokenVerifier,
+    verified: VerifiedTokens,
     access_ttl_secs: i64,
 }
 
@@ -82,6 +84,7 @@ impl TokenIssuer {
             kid,
             jwks,
             verifier,
+            verified: VerifiedTokens::new(verified::CAPACITY),
             access_ttl_secs: config.access_ttl_secs,
         })
     }
@@ -108,6 +111,12 @@ impl TokenIssuer {
     /// The verifier for every accepted key.
     pub fn verifier(&self) -> &TokenVerifier {
         &self.verifier
+    }
+
+    /// The member and session an access token proves at `now`, remembering verified tokens for
+    /// their remaining lifetime (`verified.rs`). Revocation is the caller's to check.
+    pub fn verify_access_token(&self, token: &str, now: i64) -> Result<(i64, String), TokenError> {
+        self.verified.verify(&self.verifier, token, now)
     }
 
     /// The public keys: the signing key first, then older ones still accepted.

@@ -22,7 +22,7 @@ pub mod vars;
 
 pub use self::auth::{PasswordHashing, TokenConfig, DEV_SIGNING_KEY_PEM};
 pub use self::mail::{MailConfig, MailTransport, SmtpConfig, SmtpTls};
-pub use self::server::{LogFormat, Profile};
+pub use self::server::{ConnectionLimits, LogFormat, Profile};
 pub use self::storage::{S3Config, StorageBackend, StorageConfig, UploadLimits};
 use self::vars::Vars;
 
@@ -67,6 +67,8 @@ pub struct Config {
     pub max_json_body_bytes: usize,
     /// Time limit of one request, in seconds.
     pub request_timeout_secs: u64,
+    /// Time limits of request heads and JSON bodies, and the cap on open connections.
+    pub connections: ConnectionLimits,
     /// Log line format.
     pub log_format: LogFormat,
 }
@@ -108,6 +110,7 @@ impl Config {
             trusted_proxy_hops: server.trusted_proxy_hops,
             max_json_body_bytes: server.max_json_body_bytes,
             request_timeout_secs: server.request_timeout_secs,
+            connections: server.connections,
             log_format: server.log_format,
             data_dir: server.data_dir,
         };
@@ -196,6 +199,18 @@ impl Config {
             (
                 "request timeout secs",
                 self.request_timeout_secs.to_string(),
+            ),
+            (
+                "header read timeout secs",
+                self.connections.header_read_timeout_secs.to_string(),
+            ),
+            (
+                "body read timeout secs",
+                self.connections.body_read_timeout_secs.to_string(),
+            ),
+            (
+                "max connections",
+                self.connections.max_connections.to_string(),
             ),
         ];
         lines

@@ -67,7 +67,21 @@ pub(super) struct ServerSettings {
     pub(super) trusted_proxy_hops: usize,
     pub(super) max_json_body_bytes: usize,
     pub(super) request_timeout_secs: u64,
+    pub(super) connections: ConnectionLimits,
     pub(super) log_format: LogFormat,
+}
+
+/// What one client connection may hold: the limits `axum::serve` does not set (see `serve.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Seconds a client may take to send a request head, and an idle keep-alive connection may
+    /// wait for the next one; past it the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client may take to send a JSON body once its head is in; past it the answer is
+    /// `GLOBAL_004` and the connection is closed. Uploads have the request's time limit.
+    pub body_read_timeout_secs: u64,
+    /// Open client connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl ServerSettings {
@@ -102,6 +116,17 @@ impl ServerSettings {
             trusted_proxy_hops: env.parse("HEART_TRUSTED_PROXY_HOPS")?.unwrap_or(0),
             max_json_body_bytes: env.parse("HEART_MAX_JSON_BODY_BYTES")?.unwrap_or(64 * 1024),
             request_timeout_secs: env.parse("HEART_REQUEST_TIMEOUT_SECS")?.unwrap_or(30),
+            connections: ConnectionLimits {
+                header_read_timeout_secs: env
+                    .parse("HEART_HEADER_READ_TIMEOUT_SECS")?
+                    .unwrap_or(10)
+                    .max(1),
+                body_read_timeout_secs: env
+                    .parse("HEART_BODY_READ_TIMEOUT_SECS")?
+                    .unwrap_or(10)
+                    .max(1),
+                max_connections: env.parse("HEART_MAX_CONNECTIONS")?.unwrap_or(4096).max(1),
+            },
             log_format,
         })
     }

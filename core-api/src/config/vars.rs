@@ -76,8 +76,8 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         names: &["HEART_DATABASE_MAX_CONNECTIONS"],
-        default: "`10`",
-        meaning: "pool size",
+        default: "4 per CPU, 4–32",
+        meaning: "pool size (8 on 2 cores: as fast as 32 there, with a lower p99)",
     },
     Setting {
         names: &["HEART_REDIS_URL"],
@@ -228,6 +228,21 @@ pub const SETTINGS: &[Setting] = &[
         names: &["HEART_REQUEST_TIMEOUT_SECS"],
         default: "`30`",
         meaning: "a slower request answers `GLOBAL_503`",
+    },
+    Setting {
+        names: &["HEART_HEADER_READ_TIMEOUT_SECS"],
+        default: "`10`",
+        meaning: "a client slower to send a request head (or idle longer between requests) is disconnected",
+    },
+    Setting {
+        names: &["HEART_BODY_READ_TIMEOUT_SECS"],
+        default: "`10`",
+        meaning: "a JSON body not received within it answers `GLOBAL_004` and the connection is closed (uploads: the request's limit)",
+    },
+    Setting {
+        names: &["HEART_MAX_CONNECTIONS"],
+        default: "`4096`",
+        meaning: "open client connections at most; more wait in the listen backlog",
     },
     Setting {
         names: &["HEART_LOG_FORMAT"],

@@ -4,7 +4,8 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use heart_shared::edge::{
-    CLIENT_IP_HEADER, EDGE_SECRET_HEADER, MEMBER_ID_HEADER, SESSION_ID_HEADER,
+    CLIENT_IP_HEADER, EDGE_SECRET_HEADER, MEMBER_ID_HEADER, REVOCATION_CHECKED_HEADER,
+    SESSION_ID_HEADER,
 };
 use serde_json::json;
 
@@ -113,12 +114,29 @@ async fn identity_headers_are_trusted_only_with_the_edge_secret() {
         .body(Body::empty())
         .unwrap();
     assert_code(&app.send(no_secret).await, "GLOBAL_103");
-    // The core still refuses a revoked session the edge vouches for.
+    // The core still refuses a revoked session the edge vouches for…
     app.logout(&kim.access_token).await;
     assert_code(
         &app.send(from_edge(path, SECRET, kim.id, &sid)).await,
         "GLOBAL_103",
     );
+    // …unless the edge says its gate checked the revocation (one Redis round trip per request):
+    // then the core takes the edge's word, and only the edge's.
+    let mut checked = from_edge(path, SECRET, kim.id, &sid);
+    checked
+        .headers_mut()
+        .insert(REVOCATION_CHECKED_HEADER, "1".parse().unwrap());
+    assert_eq!(app.send(checked).await.status, StatusCode::OK);
+    let mut forged = from_edge(
+        path,
+        "a-wrong-secret-of-at-least-32-characters",
+        kim.id,
+        &sid,
+    );
+    forged
+        .headers_mut()
+        .insert(REVOCATION_CHECKED_HEADER, "1".parse().unwrap());
+    assert_code(&app.send(forged).await, "GLOBAL_103");
 }
 
 #[tokio::test]

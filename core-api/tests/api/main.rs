@@ -15,6 +15,7 @@ mod auth_signup;
 mod backends;
 mod cli;
 mod concurrency;
+mod connections;
 mod docs;
 mod edge_contract;
 mod errors;

@@ -274,9 +274,11 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
         }
     }
 
+    // The gate answered, and `decide` refused revoked sessions: the core need not ask Redis again.
     let forwarded = route::forwarded_request_headers(
         &headers,
         identity.as_ref(),
+        answer.is_some(),
         &config.edge_secret,
         &client_ip,
         &peer,

@@ -2,7 +2,8 @@
 //! No Spin calls here, so all of it is unit-tested natively.
 
 use heart_shared::edge::{
-    CLIENT_IP_HEADER, EDGE_HEADERS, EDGE_SECRET_HEADER, MEMBER_ID_HEADER, SESSION_ID_HEADER,
+    CLIENT_IP_HEADER, EDGE_HEADERS, EDGE_SECRET_HEADER, MEMBER_ID_HEADER,
+    REVOCATION_CHECKED_HEADER, SESSION_ID_HEADER,
 };
 
 /// A header as wasi:http carries it: a lower-case name and raw bytes.
@@ -65,11 +66,12 @@ pub struct Identity {
 }
 
 /// The headers of the request to the core: the client's, minus hop-by-hop and edge headers, plus
-/// the identity (if verified), the edge secret, the client address and `X-Forwarded-For` with the
-/// edge's peer appended.
+/// the identity (if verified, with whether the gate found its session not revoked), the edge
+/// secret, the client address and `X-Forwarded-For` with the edge's peer appended.
 pub fn forwarded_request_headers(
     incoming: &[Header],
     identity: Option<&Identity>,
+    revocation_checked: bool,
     edge_secret: &str,
     client_ip: &str,
     peer: &str,
@@ -100,6 +102,9 @@ pub fn forwarded_request_headers(
             SESSION_ID_HEADER.into(),
             identity.session_id.clone().into_bytes(),
         ));
+        if revocation_checked {
+            headers.push((REVOCATION_CHECKED_HEADER.into(), b"1".to_vec()));
+        }
     }
     headers.push((EDGE_SECRET_HEADER.into(), edge_secret.as_bytes().to_vec()));
     headers.push((CLIENT_IP_HEADER.into(), client_ip.as_bytes().to_vec()));
@@ -155,6 +160,7 @@ mod tests {
         let incoming = vec![
             h("authorization", "Bearer t"),
             h("X-Heart-Member-Id", "1"),
+            h("x-heart-revocation-checked", "1"),
             h("x-heart-edge-secret", "guess"),
             h("spin-client-addr", "1.2.3.4:5"),
             h("connection", "keep-alive"),
@@ -169,9 +175,24 @@ mod tests {
         let out = forwarded_request_headers(
             &incoming,
             Some(&identity),
+            false,
             "secret",
             "203.0.113.9",
             "10.0.0.2",
+        );
+        // Only the edge says the revocation was checked, and only when its gate did.
+        assert_eq!(header_value(&out, "x-heart-revocation-checked"), None);
+        let checked = forwarded_request_headers(
+            &incoming,
+            Some(&identity),
+            true,
+            "secret",
+            "203.0.113.9",
+            "10.0.0.2",
+        );
+        assert_eq!(
+            header_value(&checked, "x-heart-revocation-checked"),
+            Some("1")
         );
         assert_eq!(header_value(&out, "x-heart-member-id"), Some("42"));
         assert_eq!(
@@ -196,9 +217,10 @@ mod tests {
 
     #[test]
     fn without_identity_only_the_secret_and_address_are_added() {
-        let out = forwarded_request_headers(&[], None, "secret", "1.2.3.4", "1.2.3.4");
+        let out = forwarded_request_headers(&[], None, true, "secret", "1.2.3.4", "1.2.3.4");
         assert_eq!(header_value(&out, "x-heart-member-id"), None);
         assert_eq!(header_value(&out, "x-heart-session-id"), None);
+        assert_eq!(header_value(&out, "x-heart-revocation-checked"), None);
         assert_eq!(header_value(&out, "x-forwarded-for"), Some("1.2.3.4"));
     }
 
