@@ -18,7 +18,6 @@ use axum::Router;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
@@ -37,15 +36,19 @@ pub async fn serve(
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let max_connections = limits.max_connections.clamp(1, 1 << 20);
+    let slots = Arc::new(Semaphore::new(max_connections));
     let header_read_timeout = Duration::from_secs(limits.header_read_timeout_secs);
-    let graceful = GracefulShutdown::new();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Reap finished connections so the set does not grow with every connection.
+        while connections.try_join_next().is_some() {}
         // At most `max_connections` open: beyond, clients wait in the listen backlog.
         let slot = tokio::select! {
             () = &mut shutdown => break,
-            slot = connections.clone().acquire_owned() => match slot {
+            slot = slots.clone().acquire_owned() => match slot {
                 Ok(slot) => slot,
                 Err(_) => break,
             },
@@ -75,15 +78,25 @@ pub async fn serve(
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let mut stopping = stopping.clone();
         metrics::gauge!("heart_http_connections_open").increment(1.0);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
+        connections.spawn(async move {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                // `.map(drop)`: the watch guard must not be held across the await below.
+                _ = async { stopping.wait_for(|stop| *stop).await.map(drop) } => {
+                    // Finish the request in flight, take no new one.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
             metrics::gauge!("heart_http_connections_open").decrement(1.0);
@@ -91,15 +104,16 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let _ = stop.send(true);
+    // Every connection holds a slot: all slots back means all connections ended.
+    let all_ended = slots.acquire_many(u32::try_from(max_connections).unwrap_or(1 << 20));
+    if tokio::time::timeout(grace, all_ended).await.is_err() {
         tracing::warn!(
             grace_secs = grace.as_secs(),
             "connections still open after the grace period are closed"
         );
     }
+    connections.abort_all();
     Ok(())
 }
 

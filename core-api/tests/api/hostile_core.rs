@@ -104,7 +104,10 @@ async fn reports_about_a_deleted_member_are_kept_for_moderators() {
     );
     // When the account was deleted (the system clock may tick between the two reads).
     let deleted_at = deleted_at.expect("deletion time kept");
-    assert!((before..=app.clock.now()).contains(&deleted_at), "{deleted_at}");
+    assert!(
+        (before..=app.clock.now()).contains(&deleted_at),
+        "{deleted_at}"
+    );
 }
 
 /// Break 3: junk reissues naming a victim's member id used up the victim's per-member limit.
