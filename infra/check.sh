@@ -7,7 +7,8 @@
 # the context .dockerignore admits, the CD role's OIDC trust against what the workflows send, the
 # Kubernetes and add-on pins against infra/versions/supported-versions.yaml, the load balancer
 # controller's policy against the upstream file, the default StorageClass and network policy,
-# separate edge and core releases.
+# separate edge and core releases, the edge's OpenTelemetry export wired to the collector, and the
+# Grafana dashboards' panels.
 #
 #   bash infra/check.sh               run every check; exit 1 if any fails
 #   bash infra/check.sh --self-test   break a copy of the files on purpose and pass only if the

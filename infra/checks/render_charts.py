@@ -12,6 +12,7 @@ values file, and exits 1 if a chart fails to render or lint, or a manifest fails
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 
@@ -150,10 +151,25 @@ def collector_problems(config: dict) -> list[str]:
     return problems
 
 
+def scrape_problems(docs: list[dict], service: dict) -> list[str]:
+    """The collector's ServiceMonitor selects its Service and scrapes ports the Service has."""
+    monitors = [d for d in docs if d.get("kind") == "ServiceMonitor"
+                and d["metadata"].get("namespace") == service["metadata"]["namespace"]]
+    labels = service["metadata"].get("labels") or {}
+    selecting = [m for m in monitors
+                 if all(labels.get(k) == v for k, v in m["spec"]["selector"].get("matchLabels", {}).items())]
+    if not selecting:
+        return [f"collector: no ServiceMonitor selects the Service {service['metadata']['name']}"]
+    names = {p.get("name") for p in service["spec"]["ports"]}
+    return [f"collector: ServiceMonitor {m['metadata']['name']} scrapes port {e.get('port')}, which the Service does not name"
+            for m in selecting for e in m["spec"].get("endpoints", []) if e.get("port") not in names]
+
+
 def telemetry_problems(rendered: dict[tuple[str, str], list[dict]]) -> list[str]:
     """The edge's SpinAppExecutor, in staging and production, exports traces and metrics to the
     OTLP/HTTP receiver of helm/heart-platform's collector: the URL names its Service, namespace and
-    port, and the collector's configuration is one it would start with."""
+    port, and the collector's configuration is one it would start with. Prometheus scrapes the
+    collector (its ServiceMonitor), and the edge's alerts and the dashboard select that job."""
     found = _collector(rendered.get(("heart-platform", "values"), []))
     if found is None:
         return ["heart-platform: no OpenTelemetry Collector (ConfigMap with a collector config and its Service)"]
@@ -166,6 +182,18 @@ def telemetry_problems(rendered: dict[tuple[str, str], list[dict]]) -> list[str]
     if not any(p["port"] == port for p in service["spec"]["ports"]):
         problems.append(f"collector: the Service {service['metadata']['name']} does not expose the OTLP/HTTP port {port}")
     host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{port}"
+    problems += scrape_problems(rendered.get(("heart-platform", "values"), []), service)
+    # Prometheus names the scraped job after the Service: the edge's alerts and the dashboard select it.
+    job = f'job="{service["metadata"]["name"]}"'
+    for environment in TELEMETRY_ENVIRONMENTS:
+        rules = [d for d in rendered.get(("heart-edge", environment), []) if d.get("kind") == "PrometheusRule"]
+        exprs = [str(r.get("expr", "")) for rule in rules for g in rule["spec"].get("groups", []) for r in g.get("rules", [])]
+        if rules and not any(job in e for e in exprs):
+            problems.append(f"heart-edge + {environment}.yaml: the PrometheusRule does not select the collector's {job}")
+        dashboards = [v for d in rendered.get(("heart-core", environment), []) if d.get("kind") == "ConfigMap"
+                      for k, v in (d.get("data") or {}).items() if k.endswith(".json")]
+        if dashboards and not any(json.dumps(job)[1:-1] in text for text in dashboards):
+            problems.append(f"heart-core + {environment}.yaml: no dashboard panel selects the collector's {job}")
     for environment in TELEMETRY_ENVIRONMENTS:
         executors = [d for d in rendered.get(("heart-edge", environment), []) if d.get("kind") == "SpinAppExecutor"]
         if not executors:
