@@ -7,7 +7,8 @@
 # the context .dockerignore admits, the CD role's OIDC trust against what the workflows send, the
 # Kubernetes and add-on pins against infra/versions/supported-versions.yaml, the load balancer
 # controller's policy against the upstream file, the default StorageClass and network policy,
-# separate edge and core releases.
+# separate edge and core releases, the edge's OpenTelemetry export wired to the collector, and the
+# Grafana dashboards' panels.
 #
 #   bash infra/check.sh               run every check; exit 1 if any fails
 #   bash infra/check.sh --self-test   break a copy of the files on purpose and pass only if the
@@ -150,6 +151,7 @@ run_checks() {
   check "cluster: default gp3 StorageClass, vpc-cni network policy, RDS MySQL 8.4" python "$deploy" cluster "$src"
   check "releases: one workflow per deployable, path filters, promotion of the staging digest" python "$deploy" releases "$src"
   check "compose.yaml against the Compose Specification schema" python "$deploy" compose "$src"
+  check "Grafana dashboards: JSON, unique panel ids, no overlapping panels" python "$deploy" dashboards "$src"
 
   check "hadolint docker/core-api.Dockerfile" hadolint "$src/docker/core-api.Dockerfile"
   check "cargo-chef version of the Dockerfile" chef_version_matches "$src"
@@ -198,7 +200,8 @@ summary() {
 
 # Copies the checked files, breaks them in ways that different checks must catch, and passes only
 # if every breakage is reported and the run as a whole fails. Each breakage is one of the faults
-# the checks exist for (the five deployment blockers among them), reintroduced on purpose.
+# the checks exist for (the five deployment blockers among them, and the edge's telemetry wiring),
+# reintroduced on purpose.
 self_test() {
   local copy log
   copy="$(mktemp -d)"
@@ -237,6 +240,15 @@ self_test() {
   # 13. Dockerfile: an unpinned base image.
   # shellcheck disable=SC2016 # ${RUST_VERSION} is the Dockerfile's
   sed -i 's/^FROM rust:${RUST_VERSION}-slim-bookworm AS chef/FROM rust:latest AS chef/' "$copy/docker/core-api.Dockerfile"
+  # 14. The production edge without Spin's OpenTelemetry export (its only telemetry under SpinKube).
+  sed -i '/^  otel:/,/^    collector:/{s/enabled: true/enabled: false/}' "$copy/helm/heart-edge/values-production.yaml"
+  # 15. The collector's pipeline naming a processor it does not define.
+  sed -i 's/processors: \[memory_limiter, filter\/request-spans, batch\]/processors: [memory_limiter, filter\/spans, batch]/' \
+    "$copy/helm/heart-platform/templates/otel-collector-config.yaml"
+  # 16. Two dashboard panels with one id.
+  sed -i '0,/"id": 2,/{s/"id": 2,/"id": 1,/}' "$copy/helm/heart-core/dashboards/heart-core.json"
+  # 17. An alert rule field the pinned Prometheus Operator's PrometheusRule CRD does not have.
+  sed -i 's/^          for: 10m$/          forr: 10m/' "$copy/helm/heart-edge/templates/prometheusrule.yaml"
 
   step "self-test: running the checks on a deliberately broken copy in $copy"
   run_checks "$copy" --prepare-only >"$log" 2>&1
@@ -250,7 +262,11 @@ self_test() {
     "SpinApp heart-edge: spec: Additional properties are not allowed ('lifecycle' was unexpected)" \
     "release-core.yml touches helm/heart-edge" \
     "compose.yaml: (root): 'servicez' does not match any of the regexes" "redis image redis is not pinned" \
-    "DL3007"; do
+    "DL3007" \
+    "SpinAppExecutor containerd-shim-spin exports no traces (deploymentConfig.otel.exporter_otlp_traces_endpoint unset)" \
+    "collector: pipeline traces/spanmetrics uses processor filter/spans, which is not defined" \
+    "helm/heart-core/dashboards/heart-core.json: panel 1 (Error rate): the id is not a unique integer" \
+    "PrometheusRule heart-edge: spec.groups.0.rules.1: Additional properties are not allowed ('forr' was unexpected)"; do
     if grep -qF "$expect" "$log"; then
       echo "  caught: $expect"
     else

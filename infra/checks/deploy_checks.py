@@ -6,6 +6,8 @@
     python deploy_checks.py cluster ROOT       default gp3 StorageClass, vpc-cni network policy, RDS MySQL 8.4
     python deploy_checks.py releases ROOT      edge and core ship through separate workflows; production promotes
     python deploy_checks.py compose ROOT       compose.yaml against the Compose Specification's schema
+    python deploy_checks.py dashboards ROOT    the charts' Grafana dashboards: valid JSON, unique panel ids,
+                                               panels on the 24-column grid without overlap, a query each
     python deploy_checks.py image ROOT [--dockerignore F] [--dockerfile F] [--prepare-only]
                                                the image's build stage on exactly the context .dockerignore admits
 
@@ -444,6 +446,61 @@ def check_compose(root: pathlib.Path) -> Problems:
     return problems
 
 
+def dashboard_problems(name: str, dashboard: dict) -> list[str]:
+    """What Grafana would refuse or garble in a provisioned dashboard: panels without a unique
+    integer id, outside the 24-column grid or overlapping another, a query panel without a
+    Prometheus expression, a dashboard without uid or title."""
+    problems = [f"{name}: no {key}" for key in ("uid", "title") if not dashboard.get(key)]
+    taken: dict[tuple[int, int], int] = {}
+    seen: set[int] = set()
+    for panel in dashboard.get("panels", []):
+        pid = panel.get("id")
+        label = f"{name}: panel {pid} ({panel.get('title', 'untitled')})"
+        if not isinstance(pid, int) or pid in seen:
+            problems.append(f"{label}: the id is not a unique integer")
+        seen.add(pid)
+        grid = panel.get("gridPos", {})
+        if any(not isinstance(grid.get(k), int) for k in "xywh"):
+            problems.append(f"{label}: gridPos needs integer x, y, w, h")
+            continue
+        if grid["x"] < 0 or grid["y"] < 0 or grid["w"] < 1 or grid["h"] < 1 or grid["x"] + grid["w"] > 24:
+            problems.append(f"{label}: gridPos {grid} is outside the 24-column grid")
+        overlapped = {taken[(x, y)] for x in range(grid["x"], grid["x"] + grid["w"])
+                      for y in range(grid["y"], grid["y"] + grid["h"]) if (x, y) in taken}
+        if overlapped:
+            problems.append(f"{label}: overlaps panel {sorted(overlapped)}")
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                taken[(x, y)] = pid
+        if panel.get("type") != "row":
+            targets = panel.get("targets") or []
+            if not targets or any(not t.get("expr") for t in targets):
+                problems.append(f"{label}: a query without a Prometheus expression")
+            if len({t.get("refId") for t in targets}) != len(targets):
+                problems.append(f"{label}: refIds are not unique")
+    return problems
+
+
+def check_dashboards(root: pathlib.Path) -> Problems:
+    problems = Problems()
+    paths = sorted(root.glob("helm/*/dashboards/*.json"))
+    if not paths:
+        problems.add("no dashboards under helm/*/dashboards")
+    for path in paths:
+        name = str(path.relative_to(root))
+        try:
+            dashboard = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            problems.add(f"{name}: not JSON: {e}")
+            continue
+        found = dashboard_problems(name, dashboard)
+        for problem in found:
+            problems.add(problem)
+        if not found:
+            ok(f"{name}: {len(dashboard.get('panels', []))} panels, unique ids, no overlap")
+    return problems
+
+
 # --- the image's build stage, without Docker ------------------------------------------------
 
 def dockerignore_patterns(path: pathlib.Path) -> list[tuple[bool, re.Pattern]]:
@@ -566,7 +623,7 @@ def check_image(root: pathlib.Path, dockerignore: pathlib.Path, dockerfile: path
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("check", choices=["versions", "lbc-policy", "oidc", "cluster", "releases", "compose", "image"])
+    parser.add_argument("check", choices=["versions", "lbc-policy", "oidc", "cluster", "releases", "compose", "dashboards", "image"])
     parser.add_argument("root", type=pathlib.Path)
     parser.add_argument("--dockerignore", type=pathlib.Path)
     parser.add_argument("--dockerfile", type=pathlib.Path)
@@ -579,7 +636,8 @@ def main() -> int:
                                    args.dockerfile or root / "docker/core-api.Dockerfile", args.prepare_only)
         else:
             problems = {"versions": check_versions, "lbc-policy": check_lbc_policy, "oidc": check_oidc,
-                        "cluster": check_cluster, "releases": check_releases, "compose": check_compose}[args.check](root)
+                        "cluster": check_cluster, "releases": check_releases, "compose": check_compose,
+                        "dashboards": check_dashboards}[args.check](root)
     except (OSError, KeyError, ValueError, StopIteration, yaml.YAMLError) as e:
         print(f"  FAIL {args.check}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ values file, and exits 1 if a chart fails to render or lint, or a manifest fails
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 
@@ -27,9 +28,6 @@ CRD_DIR = pathlib.Path(__file__).resolve().parent / "crds"
 
 # Custom resources without a kept CRD: skipped by name, each with its reason.
 SKIPPED_KINDS = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): "Prometheus Operator CRD, not in the Kubernetes schemas",
-    ("monitoring.coreos.com/v1", "PodMonitor"): "Prometheus Operator CRD, not in the Kubernetes schemas",
-    ("monitoring.coreos.com/v1", "PrometheusRule"): "Prometheus Operator CRD, not in the Kubernetes schemas",
     ("argoproj.io/v1alpha1", "Application"): "Argo CD CRD, not in the Kubernetes schemas",
 }
 
@@ -107,7 +105,114 @@ def validate_documents(path: pathlib.Path, text: str, kube_version: str) -> list
     return errors
 
 
-def check_values_file(chart_dir: pathlib.Path, values_file: pathlib.Path, out: pathlib.Path, kube_version: str) -> list[str]:
+# The environments whose edge must export its telemetry to the collector (under Spin the host's
+# heart_edge_* metrics do not exist: the shim's OpenTelemetry export is all there is).
+TELEMETRY_ENVIRONMENTS = ("values-staging", "values-production")
+# What the edge's dashboards and alerts read from the collector (docs/operations.md).
+TELEMETRY_SIGNALS = ("traces", "metrics")
+
+
+def _collector(docs: list[dict]) -> tuple[dict, dict] | None:
+    """The collector's Service and parsed configuration among heart-platform's rendered documents."""
+    config_map = next((d for d in docs if d.get("kind") == "ConfigMap" and "config.yaml" in d.get("data", {})
+                       and "receivers" in d["data"]["config.yaml"]), None)
+    if config_map is None:
+        return None
+    service = next((d for d in docs if d.get("kind") == "Service"
+                    and d["metadata"]["name"] == config_map["metadata"]["name"]), None)
+    return (service, yaml.safe_load(config_map["data"]["config.yaml"])) if service else None
+
+
+def collector_problems(config: dict) -> list[str]:
+    """A collector configuration the collector would refuse to start with: a pipeline naming a
+    component that is not defined, a connector used on one side only, no pipeline at all."""
+    problems = []
+    pipelines = config.get("service", {}).get("pipelines") or {}
+    if not pipelines:
+        return ["collector: no pipelines"]
+    connectors = set(config.get("connectors") or {})
+    used_as = {"exporters": set(), "receivers": set()}
+    for name, pipeline in pipelines.items():
+        for kind in ("receivers", "processors", "exporters"):
+            defined = set(config.get(kind) or {}) | (connectors if kind != "processors" else set())
+            for component in pipeline.get(kind) or []:
+                if component not in defined:
+                    problems.append(f"collector: pipeline {name} uses {kind[:-1]} {component}, which is not defined")
+                if component in connectors:
+                    used_as[kind].add(component)
+        if not pipeline.get("receivers") or not pipeline.get("exporters"):
+            problems.append(f"collector: pipeline {name} needs receivers and exporters")
+    for connector in connectors:
+        if connector not in used_as["exporters"] or connector not in used_as["receivers"]:
+            problems.append(f"collector: connector {connector} must be an exporter of one pipeline and a receiver of another")
+    for extension in config.get("service", {}).get("extensions") or []:
+        if extension not in (config.get("extensions") or {}):
+            problems.append(f"collector: extension {extension} is not defined")
+    return problems
+
+
+def scrape_problems(docs: list[dict], service: dict) -> list[str]:
+    """The collector's ServiceMonitor selects its Service and scrapes ports the Service has."""
+    monitors = [d for d in docs if d.get("kind") == "ServiceMonitor"
+                and d["metadata"].get("namespace") == service["metadata"]["namespace"]]
+    labels = service["metadata"].get("labels") or {}
+    selecting = [m for m in monitors
+                 if all(labels.get(k) == v for k, v in m["spec"]["selector"].get("matchLabels", {}).items())]
+    if not selecting:
+        return [f"collector: no ServiceMonitor selects the Service {service['metadata']['name']}"]
+    names = {p.get("name") for p in service["spec"]["ports"]}
+    return [f"collector: ServiceMonitor {m['metadata']['name']} scrapes port {e.get('port')}, which the Service does not name"
+            for m in selecting for e in m["spec"].get("endpoints", []) if e.get("port") not in names]
+
+
+def telemetry_problems(rendered: dict[tuple[str, str], list[dict]]) -> list[str]:
+    """The edge's SpinAppExecutor, in staging and production, exports traces and metrics to the
+    OTLP/HTTP receiver of helm/heart-platform's collector: the URL names its Service, namespace and
+    port, and the collector's configuration is one it would start with. Prometheus scrapes the
+    collector (its ServiceMonitor), and the edge's alerts and the dashboard select that job."""
+    found = _collector(rendered.get(("heart-platform", "values"), []))
+    if found is None:
+        return ["heart-platform: no OpenTelemetry Collector (ConfigMap with a collector config and its Service)"]
+    service, config = found
+    problems = collector_problems(config)
+    http = ((config.get("receivers") or {}).get("otlp") or {}).get("protocols", {}).get("http")
+    if http is None:
+        return problems + ["collector: no OTLP/HTTP receiver (Spin exports http/protobuf)"]
+    port = int(str(http.get("endpoint", ":4318")).rsplit(":", 1)[1])
+    if not any(p["port"] == port for p in service["spec"]["ports"]):
+        problems.append(f"collector: the Service {service['metadata']['name']} does not expose the OTLP/HTTP port {port}")
+    host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{port}"
+    problems += scrape_problems(rendered.get(("heart-platform", "values"), []), service)
+    # Prometheus names the scraped job after the Service: the edge's alerts and the dashboard select it.
+    job = f'job="{service["metadata"]["name"]}"'
+    for environment in TELEMETRY_ENVIRONMENTS:
+        rules = [d for d in rendered.get(("heart-edge", environment), []) if d.get("kind") == "PrometheusRule"]
+        exprs = [str(r.get("expr", "")) for rule in rules for g in rule["spec"].get("groups", []) for r in g.get("rules", [])]
+        if rules and not any(job in e for e in exprs):
+            problems.append(f"heart-edge + {environment}.yaml: the PrometheusRule does not select the collector's {job}")
+        dashboards = [v for d in rendered.get(("heart-core", environment), []) if d.get("kind") == "ConfigMap"
+                      for k, v in (d.get("data") or {}).items() if k.endswith(".json")]
+        if dashboards and not any(json.dumps(job)[1:-1] in text for text in dashboards):
+            problems.append(f"heart-core + {environment}.yaml: no dashboard panel selects the collector's {job}")
+    for environment in TELEMETRY_ENVIRONMENTS:
+        executors = [d for d in rendered.get(("heart-edge", environment), []) if d.get("kind") == "SpinAppExecutor"]
+        if not executors:
+            problems.append(f"heart-edge + {environment}.yaml: no SpinAppExecutor rendered")
+        for executor in executors:
+            otel = executor["spec"].get("deploymentConfig", {}).get("otel") or {}
+            label = f"heart-edge + {environment}.yaml: SpinAppExecutor {executor['metadata']['name']}"
+            for signal in TELEMETRY_SIGNALS:
+                endpoint = otel.get(f"exporter_otlp_{signal}_endpoint")
+                if not endpoint:
+                    problems.append(f"{label} exports no {signal} (deploymentConfig.otel.exporter_otlp_{signal}_endpoint unset): "
+                                    "under Spin the edge then has no telemetry")
+                elif endpoint != f"http://{host}/v1/{signal}":
+                    problems.append(f"{label}: {signal} go to {endpoint}, not to the collector's http://{host}/v1/{signal}")
+    return problems
+
+
+def check_values_file(chart_dir: pathlib.Path, values_file: pathlib.Path, out: pathlib.Path, kube_version: str,
+                      rendered_docs: dict[tuple[str, str], list[dict]] | None = None) -> list[str]:
     overrides = yaml.safe_load(values_file.read_text()) or {}
     label = f"{chart_dir.name} + {values_file.name}"
     # values.yaml is the chart's defaults already; an environment file goes over them, as `helm -f`.
@@ -131,7 +236,10 @@ def check_values_file(chart_dir: pathlib.Path, values_file: pathlib.Path, out: p
             continue
         path = target / pathlib.Path(template).name
         path.write_text(text)
-        documents += sum(1 for d in yaml.safe_load_all(text) if d)
+        docs = [d for d in yaml.safe_load_all(text) if d]
+        documents += len(docs)
+        if rendered_docs is not None:
+            rendered_docs.setdefault((chart_dir.name, values_file.stem), []).extend(docs)
         problems += validate_documents(path, text, kube_version)
     print(f"  {label}: {documents} manifests rendered" + (f", {len(problems)} problems" if problems else ", valid"))
     return problems
@@ -154,9 +262,14 @@ def main() -> int:
         print(f"no charts under {args.charts}", file=sys.stderr)
         return 1
     problems = []
+    rendered: dict[tuple[str, str], list[dict]] = {}
     for chart_dir in charts:
         for values_file in values_files(chart_dir):
-            problems += check_values_file(chart_dir, values_file, args.out, args.kube_version)
+            problems += check_values_file(chart_dir, values_file, args.out, args.kube_version, rendered)
+    telemetry = telemetry_problems(rendered)
+    print("  telemetry: the edge's SpinAppExecutor exports traces and metrics to the collector in "
+          f"{' and '.join(TELEMETRY_ENVIRONMENTS)}" + (f": {len(telemetry)} problems" if telemetry else ", wired"))
+    problems += telemetry
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -5,7 +5,7 @@
 # (kube-prometheus-stack with Alertmanager → Slack), logging (Elasticsearch, Kibana, Fluent Bit)
 # and GitOps (Argo CD plus the environment's root Application, which deploys heart-core and
 # heart-edge). helm/heart-platform holds the cluster-wide resources of ours (the Shim, the secret
-# stores, Alertmanager's webhook secret).
+# stores, Alertmanager's webhook secret, the OpenTelemetry Collector for the edge's telemetry).
 
 resource "helm_release" "aws_load_balancer_controller" {
   name       = "aws-load-balancer-controller"
@@ -133,7 +133,8 @@ resource "helm_release" "external_secrets" {
   })]
 }
 
-# Ours, cluster-wide: the Spin Shim, the secret stores and Alertmanager's Slack webhook secret.
+# Ours, cluster-wide: the Spin Shim, the secret stores, Alertmanager's Slack webhook secret and the
+# OpenTelemetry Collector (in monitoring, after kube-prometheus-stack: its ServiceMonitor CRD).
 resource "helm_release" "heart_platform" {
   name      = "heart-platform"
   namespace = "kube-system"
