@@ -21,7 +21,7 @@ use crate::post::feed_version::FeedVersion;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 use crate::storage::cleanup::Cleanup;
-use crate::{auth, router, storage, telemetry};
+use crate::{auth, images, router, storage, telemetry};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +129,7 @@ impl App {
             .clone()
             .spawn_sweeper(Duration::from_secs(config.storage_sweep_secs.max(1)));
         let state = AppState {
+            decodes: images::Decodes::new(config.image_decodes),
             config: Arc::new(config),
             db,
             cache,

@@ -11,6 +11,7 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::images;
 use crate::mail::Mailer;
 use crate::post::feed_version::FeedVersion;
 use crate::rate_limit::RateLimiter;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub mailer: Arc<dyn Mailer>,
     /// Object storage for images.
     pub storage: Arc<dyn Storage>,
+    /// The turns to decode uploaded images.
+    pub decodes: images::Decodes,
     /// Object deletions, retried until storage takes them.
     pub cleanup: Cleanup,
     /// Access-token signing and verification.

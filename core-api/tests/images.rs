@@ -540,12 +540,51 @@ fn png_text_exif_and_time_chunks_are_removed() {
             &rationals_be(&LATITUDE),
         ],
     );
-    // The pixel data is untouched.
-    let idat = |png: &[u8]| {
-        let at = png.windows(4).position(|w| w == b"IDAT").unwrap();
-        png[at..at + 60].to_vec()
+    // Re-encoded with the same pixels (for 12 pixels the encoder's stored block may well be the
+    // upload's, byte for byte: a script in the pixels is `a_png_holding_a_script_in_its_pixels_is_rewritten`).
+    assert_eq!(decode_png(&clean.bytes), decode_png(&upload));
+}
+
+/// Width, height and 8-bit RGBA pixels of a PNG, decoded by the `png` crate.
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::ALPHA);
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    pixels.truncate(info.buffer_size());
+    let rgba = match info.color_type {
+        png::ColorType::GrayscaleAlpha => pixels
+            .chunks(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+        png::ColorType::Rgba => pixels,
+        other => panic!("{other:?}"),
     };
-    assert_eq!(idat(&clean.bytes), idat(&upload));
+    (info.width, info.height, rgba)
+}
+
+#[test]
+fn a_png_holding_a_script_in_its_pixels_is_rewritten() {
+    // Valid rows whose bytes spell a script, stored uncompressed: decoding alone cannot tell.
+    let script = b"<script>alert(document.cookie)</script>";
+    let width = script.len() / 3;
+    let mut raw = Vec::new();
+    for _ in 0..16 {
+        raw.push(0);
+        raw.extend_from_slice(&script[..width * 3]);
+    }
+    let upload = [
+        PNG_SIGNATURE.to_vec(),
+        ihdr(width as u32, 16, 8, 2),
+        png_chunk(b"IDAT", &zlib_stored(&raw)),
+        png_chunk(b"IEND", b""),
+    ]
+    .concat();
+    assert!(contains(&upload, b"<script>"));
+    let clean = clean(&upload);
+    assert_absent(&clean.bytes, &[b"<script>", b"alert"]);
+    assert_eq!(decode_png(&clean.bytes), decode_png(&upload));
 }
 
 #[test]
@@ -747,18 +786,237 @@ fn a_jpeg_with_a_second_frame_header_is_refused() {
 
 #[test]
 fn endless_animations_are_refused() {
-    // An APNG declaring 2^31 frames of its 4000×3000 canvas.
-    let mut actl = 0x8000_0000u32.to_be_bytes().to_vec();
-    actl.extend_from_slice(&0u32.to_be_bytes());
-    let png = [
-        PNG_SIGNATURE.to_vec(),
-        ihdr(4_000, 3_000, 8, 2),
-        png_chunk(b"acTL", &actl),
-        png_chunk(b"IDAT", &zlib_stored(&[0; 16])),
-        png_chunk(b"IEND", b""),
+    // A GIF of 90 frames on a 4000×3000 canvas: over a billion pixels to decode.
+    let mut head = GIF_HEAD.to_vec();
+    head[6..10].copy_from_slice(&[0xA0, 0x0F, 0xB8, 0x0B]);
+    let frames: Vec<u8> = (0..90).flat_map(|_| gif_frame()).collect();
+    let gif = [head, frames, b"\x3b".to_vec()].concat();
+    assert_too_large(&gif, "GIF animation");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shrinking to a phone's screen, and sources too large to decode.
+
+/// An RGB PNG of `width`×`height`, left half red and right half blue, made by the `png` crate.
+fn big_png(width: u32, height: u32) -> Vec<u8> {
+    let mut row = Vec::with_capacity(width as usize * 3);
+    for x in 0..width {
+        row.extend_from_slice(if x < width / 2 { &RED } else { &BLUE });
+    }
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        let mut writer = encoder.write_header().unwrap();
+        let mut stream = writer.stream_writer().unwrap();
+        for _ in 0..height {
+            std::io::Write::write_all(&mut stream, &row).unwrap();
+        }
+        stream.finish().unwrap();
+    }
+    out
+}
+
+/// A GIF of `width`×`height` with one frame per entry of `colours` (palette: red, blue), each
+/// frame filled with that colour index, made by the `gif` crate.
+fn big_gif(width: u16, height: u16, colours: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let palette = [255, 0, 0, 0, 0, 255];
+        let mut encoder = gif::Encoder::new(&mut out, width, height, &palette).unwrap();
+        for &colour in colours {
+            let pixels = vec![colour; usize::from(width) * usize::from(height)];
+            let frame = gif::Frame::from_indexed_pixels(width, height, pixels, None);
+            encoder.write_frame(&frame).unwrap();
+        }
+    }
+    out
+}
+
+/// A lossless WebP of `width`×`height`, left half red and right half blue.
+fn big_webp(width: u32, height: u32) -> Vec<u8> {
+    let mut pixels = Vec::with_capacity((width * height * 3) as usize);
+    for _ in 0..height {
+        for x in 0..width {
+            pixels.extend_from_slice(if x < width / 2 { &RED } else { &BLUE });
+        }
+    }
+    let mut out = Vec::new();
+    image_webp::WebPEncoder::new(&mut out)
+        .encode(&pixels, width, height, image_webp::ColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+/// Decodes what was stored, whatever its format, to check its real size and colours.
+fn decode_any(clean: &CleanImage) -> image::RgbImage {
+    match clean.kind {
+        ImageKind::Jpeg => decode_jpeg(&clean.bytes),
+        ImageKind::Png => {
+            let (width, height, rgba) = decode_png(&clean.bytes);
+            let rgb = rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+            image::RgbImage::from_raw(width, height, rgb).unwrap()
+        }
+        other => panic!("{other:?} is not re-encoded"),
+    }
+}
+
+#[track_caller]
+fn assert_shrunk(clean: &CleanImage, kind: ImageKind, size: (u32, u32)) -> image::RgbImage {
+    assert_eq!(clean.kind, kind);
+    assert_eq!((clean.width, clean.height), size, "announced size");
+    let stored = decode_any(clean);
+    assert_eq!(stored.dimensions(), size, "stored size");
+    stored
+}
+
+#[test]
+fn every_format_larger_than_a_phone_screen_is_shrunk() {
+    // PNG, shrunk by 2 as its rows are decoded; still red on the left, blue on the right.
+    let stored = assert_shrunk(&clean(&big_png(5000, 300)), ImageKind::Png, (2500, 150));
+    let [.., left, right] = sides(&stored);
+    assert_close(&left, RED, "left");
+    assert_close(&right, BLUE, "right");
+    // JPEG, decoded at half size directly (scaled IDCT) and re-encoded, metadata gone.
+    let photo = heart_testkit::fixtures::jpeg_with_gps(6000, 200, 1);
+    let clean_photo = clean(&photo);
+    assert_shrunk(&clean_photo, ImageKind::Jpeg, (3000, 100));
+    assert_absent(&clean_photo.bytes, &[b"Exif"]);
+    // Turned and shrunk at once: orientation 6 stands it up.
+    let turned = heart_testkit::fixtures::jpeg_with_gps(6000, 200, 6);
+    assert_shrunk(&clean(&turned), ImageKind::Jpeg, (100, 3000));
+    // A JPEG at the limit is not shrunk (nor re-encoded).
+    let edge = heart_testkit::fixtures::jpeg(4096, 8);
+    assert_eq!(clean(&edge).bytes.as_ref(), edge.as_slice());
+    // GIF: the first frame (red) only, shrunk by 3, as a PNG.
+    let gif = big_gif(9000, 30, &[0, 1]);
+    let stored = assert_shrunk(&clean(&gif), ImageKind::Png, (3000, 10));
+    assert!(stored.pixels().all(|p| p.0 == RED), "not the first frame");
+    // WebP: shrunk by 2; lossless and opaque, so a PNG.
+    let stored = assert_shrunk(&clean(&big_webp(8000, 40)), ImageKind::Png, (4000, 20));
+    let [.., left, right] = sides(&stored);
+    assert_close(&left, RED, "left");
+    assert_close(&right, BLUE, "right");
+    // A 16384-pixel side is shrunk by 4.
+    assert_shrunk(&clean(&big_png(16_384, 8)), ImageKind::Png, (4096, 2));
+}
+
+#[test]
+fn sources_beyond_the_decoding_limit_are_refused_from_their_headers() {
+    // 7100×7100 (over 50 megapixels) and a 16385-pixel side, PNG and JPEG headers.
+    let header_only = |width: u32, height: u32| {
+        [
+            PNG_SIGNATURE.to_vec(),
+            ihdr(width, height, 8, 2),
+            png_chunk(b"IDAT", &zlib_stored(&[0; 16])),
+            png_chunk(b"IEND", b""),
+        ]
+        .concat()
+    };
+    assert_too_large(&header_only(7100, 7100), "PNG 7100×7100");
+    assert_too_large(&header_only(16_385, 8), "PNG 16385 wide");
+    let mut jpeg = red_blue_jpeg();
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0x1B, 0xBC, 0x1B, 0xBC]);
+    assert_too_large(&jpeg, "JPEG 7100×7100");
+    // A progressive 7000×7000 JPEG with full-resolution colour keeps 294 MB of coefficients.
+    let mut progressive = red_blue_jpeg();
+    let sof = progressive
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .unwrap();
+    progressive[sof + 1] = 0xC2;
+    progressive[sof + 5..sof + 9].copy_from_slice(&[0x1B, 0x58, 0x1B, 0x58]);
+    assert_eq!(progressive[sof + 9], 3, "three components");
+    for component in 0..3 {
+        progressive[sof + 11 + 3 * component] = 0x11;
+    }
+    assert_too_large(&progressive, "progressive JPEG");
+    // Within the limit the header is trusted no further: the data must decode.
+    assert!(matches!(
+        sanitize(&header_only(7000, 7000)),
+        Err(ImageError::NotAnImage)
+    ));
+}
+
+#[test]
+fn gif_and_webp_pixels_are_really_decoded() {
+    // A GIF whose frame data is not LZW: the structure is fine, the pixels are not.
+    let mut head = GIF_HEAD.to_vec();
+    head.extend_from_slice(b"\x2c\0\0\0\0\x02\0\x02\0\0\x02");
+    let garbage = [
+        head,
+        gif_sub_blocks(b"\xff\xff\xff\xff<script>"),
+        b"\x3b".to_vec(),
     ]
     .concat();
-    assert_too_large(&png, "APNG");
+    assert!(matches!(sanitize(&garbage), Err(ImageError::NotAnImage)));
+    // A lossless WebP whose bitstream after its header is a script.
+    let mut webp = big_webp(64, 64);
+    let bitstream = webp.windows(4).position(|w| w == b"VP8L").unwrap() + 8;
+    let script = b"<script>alert(document.cookie)</script>";
+    let end = webp.len().min(bitstream + 5 + script.len());
+    webp[bitstream + 5..end].copy_from_slice(&script[..end - bitstream - 5]);
+    assert!(matches!(sanitize(&webp), Err(ImageError::NotAnImage)));
+    // Their good versions pass.
+    assert!(sanitize(&big_webp(64, 64)).is_ok());
+    assert!(sanitize(&big_gif(64, 64, &[0, 1])).is_ok());
+}
+
+#[test]
+fn an_animated_gif_within_the_limit_keeps_its_frames() {
+    let gif = big_gif(300, 200, &[0, 1, 0]);
+    let clean = clean(&gif);
+    assert_eq!(clean.kind, ImageKind::Gif);
+    assert_eq!((clean.width, clean.height), (300, 200));
+    let frames = gif::DecodeOptions::new()
+        .read_info(std::io::Cursor::new(&clean.bytes[..]))
+        .unwrap()
+        .into_iter()
+        .count();
+    assert_eq!(frames, 3);
+}
+
+#[test]
+fn a_cancelled_decode_stops_half_way() {
+    let upload = big_png(7000, 2000);
+    let started = std::time::Instant::now();
+    let whole = clean(&upload);
+    let full = started.elapsed();
+    assert_eq!((whole.width, whole.height), (3500, 1000));
+
+    let cancel = heart_core::images::Cancel::new();
+    let stopper = {
+        let cancel = cancel.clone();
+        let after = full / 5;
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            cancel.cancel();
+        })
+    };
+    let started = std::time::Instant::now();
+    let result = heart_core::images::sanitize_until(&upload, &cancel);
+    let stopped = started.elapsed();
+    stopper.join().unwrap();
+    assert!(matches!(result, Err(ImageError::Abandoned)), "{result:?}");
+    assert!(
+        stopped < full / 2,
+        "stopped after {stopped:?}; a whole decode takes {full:?}"
+    );
+    // Each format stops when already cancelled, before decoding anything.
+    let cancelled = heart_core::images::Cancel::new();
+    cancelled.cancel();
+    for bytes in [
+        big_png(64, 64),
+        heart_testkit::fixtures::jpeg(64, 64),
+        big_gif(64, 64, &[0]),
+        big_webp(64, 64),
+    ] {
+        assert!(matches!(
+            heart_core::images::sanitize_until(&bytes, &cancelled),
+            Err(ImageError::Abandoned)
+        ));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -767,8 +1025,17 @@ fn endless_animations_are_refused() {
 /// An accepted image is already clean: sanitizing it again changes nothing.
 fn check_stable(input: &[u8]) {
     if let Ok(clean) = sanitize(input) {
-        assert_eq!(Some(clean.kind), sniff(input));
+        // A GIF or WebP over 4096 px (a mutated canvas size) comes back as a still PNG or JPEG.
+        let source = sniff(input);
+        let shrunk_still = matches!(source, Some(ImageKind::Gif | ImageKind::Webp))
+            && matches!(clean.kind, ImageKind::Png | ImageKind::Jpeg);
+        assert!(
+            Some(clean.kind) == source || shrunk_still,
+            "{source:?} → {:?}",
+            clean.kind
+        );
         assert!(clean.width > 0 && clean.height > 0);
+        assert!(clean.width.max(clean.height) <= heart_core::images::MAX_SIDE);
         let again = sanitize(&clean.bytes).unwrap_or_else(|e| {
             panic!("accepted {:?} then refused its clean copy: {e}", clean.kind)
         });

@@ -50,6 +50,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Upload limits.
     pub uploads: UploadLimits,
+    /// Images decoded at once in the process (`HEART_IMAGE_DECODES`); others wait their turn.
+    pub image_decodes: usize,
     /// Seconds between retries of failed object deletions.
     pub storage_sweep_secs: u64,
     pub tokens: TokenConfig,
@@ -102,6 +104,9 @@ impl Config {
             storage: StorageConfig::from_vars(&env, &server.data_dir, server.listen_addr)?,
             storage_sweep_secs: env.parse("HEART_STORAGE_SWEEP_SECS")?.unwrap_or(60),
             uploads: UploadLimits::from_vars(&env)?,
+            image_decodes: env.parse("HEART_IMAGE_DECODES")?.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+            }),
             tokens: TokenConfig::from_vars(&env)?,
             password_hashing: PasswordHashing::from_vars(&env)?,
             rate_limits_enabled: cache.rate_limits_enabled,
@@ -196,6 +201,7 @@ impl Config {
             ),
             ("trusted proxy hops", self.trusted_proxy_hops.to_string()),
             ("max json body bytes", self.max_json_body_bytes.to_string()),
+            ("image decodes", self.image_decodes.to_string()),
             (
                 "request timeout secs",
                 self.request_timeout_secs.to_string(),
@@ -281,6 +287,9 @@ impl Config {
             return Err(ConfigError(
                 "profile production requires HEART_EDGE_SECRET (the edge's shared secret)".into(),
             ));
+        }
+        if self.image_decodes == 0 {
+            return Err(ConfigError("HEART_IMAGE_DECODES must be at least 1".into()));
         }
         if self.tokens.access_ttl_secs < 10
             || self.tokens.refresh_ttl_secs < self.tokens.access_ttl_secs

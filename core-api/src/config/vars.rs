@@ -170,6 +170,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "bytes per multipart request",
     },
     Setting {
+        names: &["HEART_IMAGE_DECODES"],
+        default: "the number of cores",
+        meaning: "images decoded at once in the process; further uploads wait their turn (within the request time limit)",
+    },
+    Setting {
         names: &["HEART_STORAGE_SWEEP_SECS"],
         default: "`60`",
         meaning: "retry period of object deletions that failed",

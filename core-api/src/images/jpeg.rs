@@ -92,7 +92,10 @@ pub(super) fn strip(input: &[u8]) -> Result<Stripped, ImageError> {
             // precision(1) height(2) width(2) components(1)
             let height = u32::from(u16_be(payload, 1)?);
             let width = u32::from(u16_be(payload, 3)?);
-            check_pixels(width, height)?;
+            check_source(width, height)?;
+            if matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE) {
+                check_progressive_memory(payload, width, height)?;
+            }
             frame = Some((width, height));
         }
         if keep_segment(marker, payload) {
@@ -116,6 +119,31 @@ pub(super) fn strip(input: &[u8]) -> Result<Stripped, ImageError> {
         height,
         orientation,
     })
+}
+
+/// A progressive JPEG is decoded by keeping every coefficient of the whole picture (two bytes
+/// per sample, whatever the output scale) until its last scan: refused when that is over
+/// [`MAX_DECODE_BYTES`] (a 7000×7000 4:2:0 photo needs 147 MB; 4:4:4, 294 MB).
+fn check_progressive_memory(sof: &[u8], width: u32, height: u32) -> Result<(), ImageError> {
+    let components = usize::from(byte(sof, 5)?);
+    let sampling: Vec<(u64, u64)> = (0..components)
+        .map(|i| byte(sof, 7 + 3 * i).map(|hv| (u64::from(hv >> 4), u64::from(hv & 0x0F))))
+        .collect::<Result<_, _>>()?;
+    let max_h = sampling.iter().map(|s| s.0).max().unwrap_or(1).max(1);
+    let max_v = sampling.iter().map(|s| s.1).max().unwrap_or(1).max(1);
+    let mcus_across = u64::from(width).div_ceil(8 * max_h);
+    let mcus_down = u64::from(height).div_ceil(8 * max_v);
+    let bytes: u64 = sampling
+        .iter()
+        .map(|(h, v)| mcus_across * h * mcus_down * v * 64 * 2)
+        .sum();
+    if bytes > MAX_DECODE_BYTES {
+        return Err(ImageError::TooLarge(format!(
+            "a progressive {width}×{height} JPEG needs {} MB to decode",
+            bytes / 1_000_000
+        )));
+    }
+    Ok(())
 }
 
 /// Where a scan's entropy-coded data ends: at the first marker other than a stuffed 0xFF00 or
@@ -178,78 +206,99 @@ pub(super) fn exif_orientation(tiff: &[u8]) -> Option<u16> {
     None
 }
 
-pub(super) fn sanitize(input: &[u8]) -> Result<CleanImage, ImageError> {
+pub(super) fn sanitize(input: &[u8], cancel: &Cancel) -> Result<CleanImage, ImageError> {
     let stripped = strip(input)?;
-    let stripped = match stripped.orientation {
-        Some(orientation @ 2..=8) => strip(&reorient(&stripped.bytes, orientation)?)?,
-        _ => {
-            // Upright photos keep their compressed data, but only once it decodes.
-            decode(&stripped.bytes)?;
-            stripped
+    let (width, height) = (stripped.width, stripped.height);
+    let orientation = stripped.orientation.filter(|o| (2..=8).contains(o));
+    if orientation.is_none() && width.max(height) <= MAX_SIDE {
+        // Upright and small enough: the compressed data stays, undegraded, once every scan
+        // decodes. The entropy-coded data is what is checked, so an eighth-scale decode will do.
+        decode(&stripped.bytes, 8, cancel)?;
+        return Ok(CleanImage {
+            bytes: Bytes::from(stripped.bytes),
+            kind: ImageKind::Jpeg,
+            width,
+            height,
+        });
+    }
+    // Scaled IDCT: a 7000-pixel photo is decoded at half size directly, never at full size.
+    let scale = shrink_factor(width, height).next_power_of_two();
+    if scale > 8 {
+        return Err(ImageError::TooLarge(format!("{width}×{height} pixels")));
+    }
+    let (mut image, icc) = decode(&stripped.bytes, scale, cancel)?;
+    if let Some(transform) = orientation
+        .and_then(|o| u8::try_from(o).ok())
+        .and_then(image::metadata::Orientation::from_exif)
+    {
+        image.apply_orientation(transform);
+    }
+    cancel.check()?;
+    let rgba = image.to_rgba8();
+    let rgba = Rgba {
+        width: rgba.width(),
+        height: rgba.height(),
+        pixels: rgba.into_raw(),
+    };
+    let encoded = strip(&rgba.to_jpeg(icc)?)?;
+    Ok(CleanImage {
+        bytes: Bytes::from(encoded.bytes),
+        kind: ImageKind::Jpeg,
+        width: encoded.width,
+        height: encoded.height,
+    })
+}
+
+/// Decodes the pixels at 1/`scale` of their size (1, 2, 4 or 8: the IDCT itself scales, so the
+/// full-size picture is never in memory), and the ICC profile. Stops when `cancel` is set: the
+/// scans are read from the input byte by byte as they are decoded.
+fn decode(
+    stripped: &[u8],
+    scale: u32,
+    cancel: &Cancel,
+) -> Result<(image::DynamicImage, Option<Vec<u8>>), ImageError> {
+    use image::{DynamicImage, GrayImage, RgbImage};
+    use jpeg_decoder::PixelFormat;
+
+    let (pixels, info, icc) = guarded(|| {
+        let mut decoder = jpeg_decoder::Decoder::new(Until::new(stripped, cancel));
+        decoder.set_max_decoding_buffer_size(usize::try_from(MAX_DECODE_BYTES).unwrap_or(0));
+        decoder
+            .read_info()
+            .map_err(|_| cancel.or(ImageError::NotAnImage))?;
+        let info = decoder.info().ok_or(ImageError::NotAnImage)?;
+        let wanted = |side: u16| side.div_ceil(u16::try_from(scale).unwrap_or(8)).max(1);
+        decoder
+            .scale(wanted(info.width), wanted(info.height))
+            .map_err(|_| ImageError::NotAnImage)?;
+        let pixels = decoder
+            .decode()
+            .map_err(|_| cancel.or(ImageError::NotAnImage))?;
+        let info = decoder.info().ok_or(ImageError::NotAnImage)?;
+        Ok((pixels, info, decoder.icc_profile()))
+    })?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let image = match info.pixel_format {
+        PixelFormat::L8 => GrayImage::from_raw(width, height, pixels).map(DynamicImage::from),
+        // Big-endian samples: the high byte is the 8-bit value.
+        PixelFormat::L16 => {
+            GrayImage::from_raw(width, height, pixels.into_iter().step_by(2).collect())
+                .map(DynamicImage::from)
+        }
+        PixelFormat::RGB24 => RgbImage::from_raw(width, height, pixels).map(DynamicImage::from),
+        PixelFormat::CMYK32 => {
+            let rgb = pixels
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let k = u16::from(255 - p.get(3).copied().unwrap_or(0));
+                    [0, 1, 2].map(|i| {
+                        let c = u16::from(255 - p.get(i).copied().unwrap_or(0));
+                        u8::try_from(c * k / 255).unwrap_or(u8::MAX)
+                    })
+                })
+                .collect();
+            RgbImage::from_raw(width, height, rgb).map(DynamicImage::from)
         }
     };
-    Ok(CleanImage {
-        bytes: Bytes::from(stripped.bytes),
-        kind: ImageKind::Jpeg,
-        width: stripped.width,
-        height: stripped.height,
-    })
-}
-
-/// Decodes the pixels (and the ICC profile), with the decoder's memory bounded.
-fn decode(stripped: &[u8]) -> Result<(image::DynamicImage, Option<Vec<u8>>), ImageError> {
-    use image::codecs::jpeg::JpegDecoder;
-    use image::{DynamicImage, ImageDecoder, Limits};
-
-    // The decoder is third-party code fed hostile input: a panic in it is a bad image, not a crash.
-    let decoded = std::panic::catch_unwind(|| {
-        let mut decoder = JpegDecoder::new(std::io::Cursor::new(stripped)).ok()?;
-        let mut limits = Limits::default();
-        limits.max_image_width = Some(MAX_SIDE);
-        limits.max_image_height = Some(MAX_SIDE);
-        limits.max_alloc = Some(MAX_DECODE_BYTES);
-        decoder.set_limits(limits).ok()?;
-        let icc = decoder.icc_profile().ok().flatten();
-        let image = DynamicImage::from_decoder(decoder).ok()?;
-        Some((image, icc))
-    })
-    .ok()
-    .flatten();
-    decoded.ok_or(ImageError::NotAnImage)
-}
-
-/// Decodes, turns the pixels as EXIF `orientation` says and re-encodes, keeping an ICC profile
-/// that still matches the pixels. `stripped` has passed [`strip`], so its size is within limits.
-fn reorient(stripped: &[u8], orientation: u16) -> Result<Vec<u8>, ImageError> {
-    use image::codecs::jpeg::JpegEncoder;
-    use image::{DynamicImage, ImageEncoder};
-
-    let transform = u8::try_from(orientation)
-        .ok()
-        .and_then(image::metadata::Orientation::from_exif)
-        .ok_or(ImageError::NotAnImage)?;
-    let (mut image, icc) = decode(stripped)?;
-    image.apply_orientation(transform);
-    let grey = !image.color().has_color();
-    let image = if grey {
-        DynamicImage::ImageLuma8(image.to_luma8())
-    } else {
-        DynamicImage::ImageRgb8(image.to_rgb8())
-    };
-    let mut out = Vec::new();
-    let mut encoder = JpegEncoder::new_with_quality(&mut out, REENCODE_QUALITY);
-    // A CMYK profile would be wrong for the RGB pixels the decoder produced: keep matching ones only.
-    let wanted_space: &[u8] = if grey { b"GRAY" } else { b"RGB " };
-    if let Some(icc) = icc.filter(|p| p.get(16..20) == Some(wanted_space)) {
-        let _ = encoder.set_icc_profile(icc);
-    }
-    encoder
-        .write_image(
-            image.as_bytes(),
-            image.width(),
-            image.height(),
-            image.color().into(),
-        )
-        .map_err(|e| ImageError::Reencode(e.to_string()))?;
-    Ok(out)
+    Ok((image.ok_or(ImageError::NotAnImage)?, icc))
 }

@@ -1,58 +1,125 @@
-//! Uploaded images: the type decided from the bytes, the container checked, all metadata removed.
+//! Uploaded images: the type decided from the bytes, the container checked, all metadata removed,
+//! every frame decoded, and anything larger than a phone screen shrunk.
 //!
 //! Photos carry EXIF (GPS position, camera serial numbers, time), XMP, IPTC and comments; none of it
-//! may reach other members. Each container is rewritten keeping only what is needed to show the
-//! picture (pixels, palette, transparency, colour profile, animation), by small parsers that read
-//! through bounds-checked slices so no input can make them panic or over-read. Pixels are decoded
-//! only for a JPEG whose EXIF orientation is not "upright", because once EXIF is gone the rotation
-//! must live in the pixels; everything else keeps its original compressed data, undegraded.
+//! may reach other members. Containers are walked by small parsers that read through
+//! bounds-checked slices so no input can make them panic or over-read, and refuse from the
+//! headers alone what is too large to decode ([`MAX_SOURCE_PIXELS`], [`MAX_SOURCE_SIDE`]:
+//! `GLOBAL_008`). Then the pixels are decoded, every format, so bytes behind a valid header are
+//! not taken for an image:
 //!
-//! Images whose long side is over [`MAX_SIDE`] pixels (a phone screen needs no more) are refused
-//! from their headers, before anything is decoded: `GLOBAL_008`. They are refused, not
-//! downscaled: a downscale would decode up to [`MAX_PIXELS`] first, the cost an attacker wants.
-//! Within the limit, the data is decoded to be validated: JPEG pixels are decoded (bounded
-//! memory: [`MAX_DECODE_BYTES`]), a PNG's compressed stream is inflated and checked against its
-//! header. At most [`max_concurrent_decodes`] images are worked on at once.
+//! - PNG is decoded row by row and always re-encoded (a new file: nothing of the upload's data
+//!   stream survives; only the still image is kept, an APNG's animation is not).
+//! - JPEG is decoded with a scaled IDCT (a 7000-pixel photo at half size directly). An upright
+//!   one that fits [`MAX_SIDE`] keeps its compressed data, undegraded, metadata segments removed;
+//!   one to turn (EXIF orientation) or to shrink is re-encoded.
+//! - GIF and WebP have every frame decoded. Those that fit [`MAX_SIDE`] keep their frames,
+//!   metadata removed; larger ones keep their first frame only, shrunk, as a PNG (a WebP without
+//!   transparency as a JPEG).
+//!
+//! Shrinking is by a whole factor (the mean of each factor × factor box) so the long side is at
+//! most [`MAX_SIDE`]. Each decoder's memory is bounded by [`MAX_DECODE_BYTES`]; at most
+//! [`Decodes`]' number of images are decoded at once in the process; and a decode stops when the
+//! request that wanted it is gone (its time limit ended): decoders read their input through a
+//! reader that fails once told to stop, and the loops over rows and frames check it too.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use heart_shared::ErrorCode;
 
 use crate::error::ApiError;
 
+mod decode;
 mod gif;
 mod jpeg;
 mod png;
 mod webp;
 
-/// The longest side an image may have, in pixels.
+pub use self::decode::Cancel;
+use self::decode::{guarded, shrink_factor, Rgba, Shrink, Until};
+
+/// The longest side a stored image has, in pixels: larger ones are shrunk to it.
 pub const MAX_SIDE: u32 = 4096;
 
-/// The most pixels (width × height) an image may have: a [`MAX_SIDE`] square.
-pub const MAX_PIXELS: u64 = (MAX_SIDE as u64) * (MAX_SIDE as u64);
+/// The most pixels (width × height) an upload may have: a 50-megapixel phone photo (8160×6120)
+/// or a 7000×7000 picture. Larger ones are refused (`GLOBAL_008`) from their headers.
+pub const MAX_SOURCE_PIXELS: u64 = 50_000_000;
 
-/// The most memory a decoder may allocate for one image: a [`MAX_SIDE`] square of RGBA, plus slack.
-pub const MAX_DECODE_BYTES: u64 = MAX_PIXELS * 4 + 8 * 1024 * 1024;
+/// The longest side an upload may have, in pixels (a JPEG's eighth-scale decode then fits
+/// [`MAX_SIDE`] twice over).
+pub const MAX_SOURCE_SIDE: u32 = 16_384;
 
-/// How many images are sanitised at once in the whole process: one per core. Others wait for a
-/// turn (within their request's time limit): six 7000-pixel JPEGs at once took 1.7 GB before.
-pub fn max_concurrent_decodes() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
-}
+/// The most memory one image's decoding may take (decoder buffers and the shrunk picture).
+pub const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 
-static DECODES: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
-    std::sync::OnceLock::new();
-
-fn decode_permits() -> std::sync::Arc<tokio::sync::Semaphore> {
-    DECODES
-        .get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(max_concurrent_decodes())))
-        .clone()
-}
-
-/// The most pixels all frames of an animation may have together (frames × canvas).
+/// The most pixels all frames of a kept animation may have together (frames × canvas): decoding
+/// them is bounded by the request's time limit too.
 pub const MAX_ANIMATION_PIXELS: u64 = 1_000_000_000;
 
-/// JPEG quality when a photo has to be re-encoded to apply its orientation.
+/// JPEG quality when a photo has to be re-encoded (turned or shrunk).
 const REENCODE_QUALITY: u8 = 90;
+
+/// The turns to decode images: at most `limit` at once in the process (`HEART_IMAGE_DECODES`;
+/// six 7000-pixel JPEGs at once took 1.7 GB before there was a bound), with counters to see it.
+#[derive(Debug, Clone)]
+pub struct Decodes {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    abandoned: Arc<AtomicUsize>,
+}
+
+impl Decodes {
+    /// At most `limit` (at least one) decodes at once.
+    pub fn new(limit: usize) -> Decodes {
+        let limit = limit.max(1);
+        Decodes {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit,
+            running: Arc::default(),
+            peak: Arc::default(),
+            abandoned: Arc::default(),
+        }
+    }
+
+    /// The bound.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Decodes holding a turn now (waiting ones not counted).
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// The most decodes that ran at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    /// Decodes stopped because their request was gone.
+    pub fn abandoned(&self) -> usize {
+        self.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Turns free now.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+}
+
+/// Sets the flag when dropped: the future waiting for a decode is dropped when its request's time
+/// limit ends (or the client goes), and the decode then stops.
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
 
 /// An accepted image format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,62 +193,93 @@ pub enum ImageError {
     /// Too many pixels (a decompression bomb, or just too big).
     #[error("image too large: {0}")]
     TooLarge(String),
-    /// The orientation could not be applied: the re-encoding failed.
+    /// The picture could not be written out again.
     #[error("could not re-encode the image: {0}")]
     Reencode(String),
+    /// Stopped half-way: nobody wants the result any more.
+    #[error("image decoding abandoned")]
+    Abandoned,
 }
 
-/// [`sanitize`] on the blocking pool, its errors as contract errors: `GLOBAL_008` for an image too
-/// large, else `not_an_image` (the calling domain's code).
-pub async fn clean(bytes: Bytes, not_an_image: ErrorCode) -> Result<CleanImage, ApiError> {
-    // Waiting for a turn ends with the request's time limit (this future is dropped then); the
-    // permit goes with the work, so a decode outliving its request still counts until it ends.
-    let permit = decode_permits()
+/// [`sanitize_until`] on the blocking pool, once `decodes` gives a turn; its errors as contract
+/// errors: `GLOBAL_008` for an image too large, else `not_an_image` (the calling domain's code).
+/// Dropping the future (the request's time limit) stops the decode and frees its turn.
+pub async fn clean(
+    decodes: &Decodes,
+    bytes: Bytes,
+    not_an_image: ErrorCode,
+) -> Result<CleanImage, ApiError> {
+    let permit = decodes
+        .permits
+        .clone()
         .acquire_owned()
         .await
         .map_err(ApiError::internal)?;
+    let guard = CancelOnDrop(Cancel::new());
+    let cancel = guard.0.clone();
+    let (running, peak, abandoned) = (
+        decodes.running.clone(),
+        decodes.peak.clone(),
+        decodes.abandoned.clone(),
+    );
     let cleaned = tokio::task::spawn_blocking(move || {
-        let result = sanitize(&bytes);
+        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(now, Ordering::SeqCst);
+        let result = sanitize_until(&bytes, &cancel);
+        if matches!(result, Err(ImageError::Abandoned)) {
+            abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+        running.fetch_sub(1, Ordering::SeqCst);
         drop(permit);
         result
     })
     .await
     .map_err(ApiError::internal)?;
+    drop(guard);
     cleaned.map_err(|error| match error {
         ImageError::TooLarge(detail) => ApiError::with_message(
             ErrorCode::PayloadTooLarge,
             format!("Image too large: {detail}"),
         ),
+        ImageError::Abandoned => ApiError::internal(error),
         other => ApiError::with_message(not_an_image, other.to_string()),
     })
 }
 
-/// Checks `bytes` are a PNG, JPEG, WebP or GIF image and returns it without metadata, with a JPEG's
-/// EXIF orientation applied to its pixels. CPU-bound: call it on the blocking pool.
+/// [`sanitize_until`] with nobody to stop it.
 pub fn sanitize(bytes: &[u8]) -> Result<CleanImage, ImageError> {
+    sanitize_until(bytes, &Cancel::new())
+}
+
+/// Checks `bytes` are a PNG, JPEG, WebP or GIF image by decoding it, and returns it without
+/// metadata, with a JPEG's EXIF orientation applied to its pixels and shrunk to fit [`MAX_SIDE`].
+/// Gives up with [`ImageError::Abandoned`] soon after `cancel` is set. CPU-bound: call it on the
+/// blocking pool.
+pub fn sanitize_until(bytes: &[u8], cancel: &Cancel) -> Result<CleanImage, ImageError> {
     match sniff(bytes).ok_or(ImageError::NotAnImage)? {
-        ImageKind::Png => png::sanitize(bytes),
-        ImageKind::Jpeg => jpeg::sanitize(bytes),
-        ImageKind::Webp => webp::sanitize(bytes),
-        ImageKind::Gif => gif::sanitize(bytes),
+        ImageKind::Png => png::sanitize(bytes, cancel),
+        ImageKind::Jpeg => jpeg::sanitize(bytes, cancel),
+        ImageKind::Webp => webp::sanitize(bytes, cancel),
+        ImageKind::Gif => gif::sanitize(bytes, cancel),
     }
 }
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
-fn check_pixels(width: u32, height: u32) -> Result<(), ImageError> {
+/// An upload's size, from its header: refused when too large to decode at all.
+fn check_source(width: u32, height: u32) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::NotAnImage);
     }
-    if width.max(height) > MAX_SIDE {
+    if width.max(height) > MAX_SOURCE_SIDE {
         return Err(ImageError::TooLarge(format!(
-            "{width}×{height} pixels; the limit is {MAX_SIDE} on the long side"
+            "{width}×{height} pixels; the limit is {MAX_SOURCE_SIDE} on the long side"
         )));
     }
     let pixels = u64::from(width) * u64::from(height);
-    if pixels > MAX_PIXELS {
+    if pixels > MAX_SOURCE_PIXELS {
         return Err(ImageError::TooLarge(format!(
-            "{width}×{height} pixels; the limit is {MAX_PIXELS}"
+            "{width}×{height} pixels; the limit is {MAX_SOURCE_PIXELS}"
         )));
     }
     Ok(())
@@ -334,21 +432,23 @@ mod tests {
 
     #[test]
     fn pixel_limits() {
-        assert!(check_pixels(4096, 4096).is_ok());
-        assert!(check_pixels(4096, 3072).is_ok());
+        assert!(check_source(4096, 4096).is_ok());
+        assert!(check_source(7000, 7000).is_ok());
+        assert!(check_source(8160, 6120).is_ok());
+        assert!(check_source(16_384, 3000).is_ok());
         assert!(matches!(
-            check_pixels(4097, 10),
+            check_source(16_385, 10),
             Err(ImageError::TooLarge(_))
         ));
         assert!(matches!(
-            check_pixels(7000, 7000),
+            check_source(7100, 7100),
             Err(ImageError::TooLarge(_))
         ));
         assert!(matches!(
-            check_pixels(60_000, 60_000),
+            check_source(60_000, 60_000),
             Err(ImageError::TooLarge(_))
         ));
-        assert!(matches!(check_pixels(0, 10), Err(ImageError::NotAnImage)));
+        assert!(matches!(check_source(0, 10), Err(ImageError::NotAnImage)));
         assert!(matches!(
             check_animation(u64::MAX, 65_535, 65_535),
             Err(ImageError::TooLarge(_))

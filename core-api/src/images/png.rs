@@ -2,114 +2,11 @@
 
 use super::*;
 
-/// Ancillary chunks that change how the pixels look or move; all others (tEXt, zTXt, iTXt,
-/// eXIf, tIME and private ones) are dropped.
-const KEPT_ANCILLARY: &[&[u8; 4]] = &[
-    b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"pHYs", b"hIST", b"sPLT",
-    b"acTL", b"fcTL", b"fdAT", b"cICP", b"mDCv", b"cLLi",
-];
-
-/// Bytes of one filtered row of `width` pixels of `bits` bits each, with its filter-type byte.
-fn row_bytes(width: u64, bits: u64) -> u64 {
-    1 + (width * bits).div_ceil(8)
-}
-
-/// The size of the inflated image data the header announces (Adam7 passes when interlaced).
-fn expected_data_len(ihdr: &[u8]) -> Result<(u64, Option<u64>), ImageError> {
-    let (width, height) = (u64::from(u32_be(ihdr, 0)?), u64::from(u32_be(ihdr, 4)?));
-    let channels = match byte(ihdr, 9)? {
-        0 | 3 => 1,
-        2 => 3,
-        4 => 2,
-        _ => 4,
-    };
-    let bits = u64::from(byte(ihdr, 8)?) * channels;
-    if byte(ihdr, 12)? == 0 {
-        let row = row_bytes(width, bits);
-        return Ok((height * row, Some(row)));
-    }
-    const PASSES: [(u64, u64, u64, u64); 7] = [
-        (0, 0, 8, 8),
-        (4, 0, 8, 8),
-        (0, 4, 4, 8),
-        (2, 0, 4, 4),
-        (0, 2, 2, 4),
-        (1, 0, 2, 2),
-        (0, 1, 1, 2),
-    ];
-    let mut total = 0;
-    for (x0, y0, dx, dy) in PASSES {
-        let pass_width = width.saturating_sub(x0).div_ceil(dx);
-        let pass_height = height.saturating_sub(y0).div_ceil(dy);
-        if pass_width > 0 && pass_height > 0 {
-            total += pass_height * row_bytes(pass_width, bits);
-        }
-    }
-    Ok((total, None))
-}
-
-/// Decodes the image data far enough to know it is an image: the IDAT chunks must hold one
-/// complete zlib stream that inflates to exactly the size the header announces, every row
-/// starting with a valid filter type. Arbitrary bytes (a `<script>`) behind a valid header are
-/// refused. The pixels are not kept: memory stays one scratch buffer whatever the image.
-fn check_image_data(ihdr: &[u8], idat: &[&[u8]]) -> Result<(), ImageError> {
-    use flate2::{Decompress, FlushDecompress, Status};
-    let (expected, row) = expected_data_len(ihdr)?;
-    let mut inflater = Decompress::new(true);
-    let mut scratch = vec![0u8; 64 * 1024];
-    let mut produced: u64 = 0;
-    let mut ended = false;
-    let last = idat.len();
-    for (index, chunk) in idat.iter().enumerate() {
-        let mut input: &[u8] = chunk;
-        loop {
-            let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
-            let flush = if index + 1 == last {
-                FlushDecompress::Finish
-            } else {
-                FlushDecompress::None
-            };
-            let status = inflater
-                .decompress(input, &mut scratch, flush)
-                .map_err(|_| ImageError::NotAnImage)?;
-            let consumed = usize::try_from(inflater.total_in() - in_before).unwrap_or(usize::MAX);
-            let out = inflater.total_out() - out_before;
-            input = input.get(consumed..).ok_or(ImageError::NotAnImage)?;
-            if let Some(row) = row {
-                // The filter-type bytes that fell into this piece of output.
-                let mut at = produced.div_ceil(row) * row;
-                while at < produced + out {
-                    let filter = scratch
-                        .get(usize::try_from(at - produced).unwrap_or(usize::MAX))
-                        .copied()
-                        .ok_or(ImageError::NotAnImage)?;
-                    if filter > 4 {
-                        return Err(ImageError::NotAnImage);
-                    }
-                    at += row;
-                }
-            }
-            produced += out;
-            if produced > expected {
-                return Err(ImageError::NotAnImage);
-            }
-            if status == Status::StreamEnd {
-                ended = true;
-                break;
-            }
-            if consumed == 0 && out == 0 {
-                break;
-            }
-        }
-        if ended {
-            break;
-        }
-    }
-    if !ended || produced != expected {
-        return Err(ImageError::NotAnImage);
-    }
-    Ok(())
-}
+/// Ancillary chunks that say how the (8-bit) pixels are to be shown, copied into the new file.
+/// All others are dropped: text, EXIF, time and private chunks as metadata; transparency,
+/// significant bits, background, histogram and palettes as described by the new pixels; the
+/// animation (acTL, fcTL, fdAT) as only the still image is kept.
+const COLOUR_CHUNKS: [&[u8; 4]; 5] = [b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"cICP"];
 
 fn valid_header(ihdr: &[u8]) -> Result<(u32, u32), ImageError> {
     if ihdr.len() != 13 {
@@ -128,23 +25,20 @@ fn valid_header(ihdr: &[u8]) -> Result<(u32, u32), ImageError> {
     if !depth_ok || !methods_ok || width > 0x7FFF_FFFF || height > 0x7FFF_FFFF {
         return Err(ImageError::NotAnImage);
     }
-    check_pixels(width, height)?;
+    check_source(width, height)?;
     Ok((width, height))
 }
 
-pub(super) fn sanitize(input: &[u8]) -> Result<CleanImage, ImageError> {
-    let mut out = Vec::with_capacity(input.len());
-    out.extend_from_slice(PNG_SIGNATURE);
+pub(super) fn sanitize(input: &[u8], cancel: &Cancel) -> Result<CleanImage, ImageError> {
     let mut pos = PNG_SIGNATURE.len();
     let mut size = None;
-    let mut header: &[u8] = &[];
-    let mut idat: Vec<&[u8]> = Vec::new();
+    let mut colour_chunks: Vec<([u8; 4], &[u8])> = Vec::new();
+    let mut has_data = false;
     loop {
         let len = usize_from(u32_be(input, pos)?);
         let chunk_type: [u8; 4] = array(input, pos + 4)?;
         let data = slice(input, pos + 8, len)?;
         let crc = u32_be(input, pos + 8 + len)?;
-        let whole = slice(input, pos, 12 + len)?;
         pos += 12 + len;
         if !chunk_type.iter().all(u8::is_ascii_alphabetic) {
             return Err(ImageError::NotAnImage);
@@ -159,37 +53,80 @@ pub(super) fn sanitize(input: &[u8]) -> Result<CleanImage, ImageError> {
                 return Err(ImageError::NotAnImage);
             }
             size = Some(valid_header(data)?);
-            header = data;
         } else if critical {
             match &chunk_type {
                 b"IDAT" | b"PLTE" | b"IEND" if crc_ok => {}
                 _ => return Err(ImageError::NotAnImage),
             }
-        } else if !crc_ok || !KEPT_ANCILLARY.contains(&&chunk_type) {
-            continue;
+        } else if crc_ok && COLOUR_CHUNKS.contains(&&chunk_type) {
+            colour_chunks.push((chunk_type, data));
         }
-        if &chunk_type == b"acTL" {
-            if let (Some((width, height)), Ok(frames)) = (size, u32_be(data, 0)) {
-                check_animation(u64::from(frames), width, height)?;
-            }
-        }
-        if &chunk_type == b"IDAT" {
-            idat.push(data);
-        }
-        out.extend_from_slice(whole);
+        has_data |= &chunk_type == b"IDAT";
         if &chunk_type == b"IEND" {
             break;
         }
     }
     let (width, height) = size.ok_or(ImageError::NotAnImage)?;
-    if idat.is_empty() {
+    if !has_data {
         return Err(ImageError::NotAnImage);
     }
-    check_image_data(header, &idat)?;
+    let pixels = guarded(|| decode(input, width, height, cancel))?;
+    let bytes = pixels.to_png(&colour_chunks)?;
     Ok(CleanImage {
-        bytes: Bytes::from(out),
+        bytes: Bytes::from(bytes),
         kind: ImageKind::Png,
-        width,
-        height,
+        width: pixels.width,
+        height: pixels.height,
     })
+}
+
+/// Decodes the image data to 8-bit RGBA, shrunk to fit [`MAX_SIDE`] as the rows come. Rows are
+/// decoded one at a time (memory: a row or two, and the output); an interlaced image is decoded
+/// whole first, so it must fit [`MAX_DECODE_BYTES`] at full size. Stops when `cancel` is set.
+fn decode(input: &[u8], width: u32, height: u32, cancel: &Cancel) -> Result<Rgba, ImageError> {
+    use ::png::{ColorType, Transformations};
+
+    let bad = |_| cancel.or(ImageError::NotAnImage);
+    let limits = ::png::Limits {
+        bytes: usize::try_from(MAX_DECODE_BYTES).unwrap_or(usize::MAX),
+    };
+    let mut decoder = ::png::Decoder::new_with_limits(Until::new(input, cancel), limits);
+    decoder.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(bad)?;
+    let (color, _) = reader.output_color_type();
+    let to_rgba = |row: &[u8], out: &mut Vec<u8>| {
+        out.clear();
+        match color {
+            ColorType::Grayscale => row.iter().for_each(|&v| out.extend([v, v, v, 255])),
+            ColorType::GrayscaleAlpha => row
+                .chunks_exact(2)
+                .for_each(|p| out.extend([p[0], p[0], p[0], p[1]])),
+            ColorType::Rgb => row
+                .chunks_exact(3)
+                .for_each(|p| out.extend([p[0], p[1], p[2], 255])),
+            _ => out.extend_from_slice(row),
+        }
+    };
+    let mut shrink = Shrink::new(width, height)?;
+    let mut scratch = Vec::with_capacity(usize_from(width) * 4);
+    if reader.info().interlaced {
+        let size = reader
+            .output_buffer_size()
+            .filter(|&n| u64::try_from(n).is_ok_and(|n| n <= MAX_DECODE_BYTES))
+            .ok_or_else(|| ImageError::TooLarge(format!("an interlaced {width}×{height} PNG")))?;
+        let mut whole = vec![0; size];
+        let frame = reader.next_frame(&mut whole).map_err(bad)?;
+        for row in whole.chunks_exact(frame.line_size).take(usize_from(height)) {
+            cancel.check()?;
+            to_rgba(row, &mut scratch);
+            shrink.push(&scratch)?;
+        }
+    } else {
+        while let Some(row) = reader.next_row().map_err(bad)? {
+            cancel.check()?;
+            to_rgba(row.data(), &mut scratch);
+            shrink.push(&scratch)?;
+        }
+    }
+    shrink.finish()
 }

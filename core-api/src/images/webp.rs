@@ -1,4 +1,6 @@
-//! WebP: RIFF chunks kept by FourCC, the VP8X flags fixed to match.
+//! WebP: RIFF chunks kept by FourCC, the VP8X flags fixed to match; every frame decoded. A WebP
+//! that fits [`MAX_SIDE`] keeps its chunks (animation included); a larger one keeps its first
+//! frame only, shrunk, as a JPEG (or a PNG if it has transparency).
 
 use super::*;
 
@@ -34,7 +36,7 @@ fn bitstream_size(chunk_type: &[u8; 4], data: &[u8]) -> Result<(u32, u32), Image
     }
 }
 
-pub(super) fn sanitize(input: &[u8]) -> Result<CleanImage, ImageError> {
+pub(super) fn sanitize(input: &[u8], cancel: &Cancel) -> Result<CleanImage, ImageError> {
     let riff_size = usize_from(u32_le(input, 4)?);
     let body = slice(input, 8, riff_size)?;
     if body.get(..4) != Some(b"WEBP") {
@@ -55,19 +57,19 @@ pub(super) fn sanitize(input: &[u8]) -> Result<CleanImage, ImageError> {
         b"VP8X" => {
             let flags = byte(first_data, 0)?;
             let size = (u24_le(first_data, 4)? + 1, u24_le(first_data, 7)? + 1);
-            check_pixels(size.0, size.1)?;
+            check_source(size.0, size.1)?;
             let mut frames: u64 = 0;
             let mut bitstreams = 0;
             for (chunk_type, data) in &chunks {
                 match chunk_type {
                     // x(3) y(3) width-1(3) height-1(3) duration(3) flags(1), then the frame.
                     b"ANMF" => {
-                        check_pixels(u24_le(data, 6)? + 1, u24_le(data, 9)? + 1)?;
+                        check_source(u24_le(data, 6)? + 1, u24_le(data, 9)? + 1)?;
                         frames += 1;
                     }
                     b"VP8 " | b"VP8L" => {
                         let (w, h) = bitstream_size(chunk_type, data)?;
-                        check_pixels(w, h)?;
+                        check_source(w, h)?;
                         bitstreams += 1;
                     }
                     _ => {}
@@ -82,11 +84,16 @@ pub(super) fn sanitize(input: &[u8]) -> Result<CleanImage, ImageError> {
         }
         b"VP8 " | b"VP8L" => {
             let (w, h) = bitstream_size(&first_type, first_data)?;
-            check_pixels(w, h)?;
+            check_source(w, h)?;
             (w, h)
         }
         _ => return Err(ImageError::NotAnImage),
     };
+    let oversize = width.max(height) > MAX_SIDE;
+    if let Some(first) = guarded(|| decode(input, oversize, cancel))? {
+        let lossy = chunks.iter().any(|(t, _)| t == b"VP8 ");
+        return first.to_still(lossy);
+    }
     let has_icc = chunks.iter().any(|(t, _)| t == b"ICCP");
     let mut out = Vec::with_capacity(input.len());
     out.extend_from_slice(b"RIFF\0\0\0\0WEBP");
@@ -117,4 +124,48 @@ pub(super) fn sanitize(input: &[u8]) -> Result<CleanImage, ImageError> {
         width,
         height,
     })
+}
+
+/// Decodes every frame (a whole frame at a time, so one frame must fit half of
+/// [`MAX_DECODE_BYTES`], leaving the rest to the decoder's own planes). With `first_only`, stops
+/// at the first frame and returns it shrunk to fit. Stops when `cancel` is set, between frames
+/// and whenever the decoder reads more input.
+fn decode(input: &[u8], first_only: bool, cancel: &Cancel) -> Result<Option<Rgba>, ImageError> {
+    let bad = |_| cancel.or(ImageError::NotAnImage);
+    let budget = MAX_DECODE_BYTES / 2;
+    let mut decoder = image_webp::WebPDecoder::new(Until::new(input, cancel)).map_err(bad)?;
+    decoder.set_memory_limit(usize::try_from(budget).unwrap_or(usize::MAX));
+    let (width, height) = decoder.dimensions();
+    let size = decoder
+        .output_buffer_size()
+        .filter(|&n| u64::try_from(n).is_ok_and(|n| n <= budget))
+        .ok_or_else(|| ImageError::TooLarge(format!("a {width}×{height} WebP frame")))?;
+    let mut frame = vec![0u8; size];
+    if first_only || !decoder.is_animated() {
+        decoder.read_image(&mut frame).map_err(bad)?;
+        cancel.check()?;
+        if !first_only {
+            return Ok(None);
+        }
+        let channels = if decoder.has_alpha() { 4 } else { 3 };
+        let mut shrink = Shrink::new(width, height)?;
+        let mut row = Vec::with_capacity(usize_from(width) * 4);
+        for line in frame.chunks_exact(usize_from(width) * channels) {
+            cancel.check()?;
+            row.clear();
+            for pixel in line.chunks_exact(channels) {
+                row.extend_from_slice(pixel);
+                if channels == 3 {
+                    row.push(255);
+                }
+            }
+            shrink.push(&row)?;
+        }
+        return shrink.finish().map(Some);
+    }
+    for _ in 0..decoder.num_frames() {
+        cancel.check()?;
+        decoder.read_frame(&mut frame).map_err(bad)?;
+    }
+    Ok(None)
 }

@@ -38,7 +38,7 @@ pub async fn upload_avatar(
     if !repo::exists(&state.db, caller.member_id).await? {
         return Err(ApiError::code(ErrorCode::MemberNotFound));
     }
-    let image = images::clean(file, ErrorCode::AvatarNotAnImage).await?;
+    let image = images::clean(&state.decodes, file, ErrorCode::AvatarNotAnImage).await?;
     let now = state.clock.now();
     let key = storage::object_key("avatars", now, image.kind.extension());
     state

@@ -57,7 +57,8 @@ pub async fn register(
     }
     let mut images = Vec::with_capacity(files.len());
     for file in files {
-        images.push(images::clean(file.bytes, ErrorCode::PostFileNotAnImage).await?);
+        images
+            .push(images::clean(&state.decodes, file.bytes, ErrorCode::PostFileNotAnImage).await?);
     }
 
     let now = state.clock.now();

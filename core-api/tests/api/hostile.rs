@@ -141,7 +141,9 @@ fn gif_with_metadata() -> Vec<u8> {
     gif.extend_from_slice(MARKER);
     gif.push(0);
     gif.extend_from_slice(&[0x2C, 0, 0, 0, 0, 2, 0, 1, 0, 0]); // image descriptor
-    gif.extend_from_slice(&[0x02, 0x02, 0x44, 0x01, 0x00]); // LZW data
+                                                               // LZW data: clear, 0, 1, end (3-bit codes). (It used to end after one pixel of the two,
+                                                               // which only a real decode notices.)
+    gif.extend_from_slice(&[0x02, 0x02, 0x44, 0x0A, 0x00]);
     gif.push(0x3B);
     gif
 }

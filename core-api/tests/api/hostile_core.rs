@@ -499,7 +499,7 @@ fn idat_of(png: &[u8]) -> Vec<u8> {
 /// Weak spots: a PNG whose data was a script was stored and served; a 7000×7000 PNG was served to
 /// phones; a 7000×7000 JPEG cost seconds and hundreds of MB to turn.
 #[tokio::test]
-async fn images_are_decoded_to_validate_and_limited_to_4096_pixels_a_side() {
+async fn images_are_decoded_and_limited_to_4096_pixels_a_side() {
     let app = TestApp::spawn().await;
     let kim = app.member("images").await;
     let avatar = |bytes: Vec<u8>| {
@@ -543,21 +543,32 @@ async fn images_are_decoded_to_validate_and_limited_to_4096_pixels_a_side() {
     idat[end - 4..].copy_from_slice(&((b << 16) | a).to_be_bytes());
     assert_eq!(avatar(png_with(8, 8, &idat)).await.code(), not_an_image);
 
-    // Too large for a phone, refused from the header before any decoding: GLOBAL_008.
-    let big_png = png_with(7000, 7000, &idat_of(&good));
+    // Too large to decode at all (over 50 megapixels), refused from the header: GLOBAL_008.
+    let big_png = png_with(7100, 7100, &idat_of(&good));
     let started = std::time::Instant::now();
     assert_code(&avatar(big_png).await, "GLOBAL_008");
     let mut big_jpeg = crate::fixtures::jpeg_with_gps(16, 16, 6);
     let sof = big_jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
-    big_jpeg[sof + 5..sof + 9].copy_from_slice(&[0x1B, 0x58, 0x1B, 0x58]);
+    big_jpeg[sof + 5..sof + 9].copy_from_slice(&[0x1B, 0xBC, 0x1B, 0xBC]);
     assert_code(&avatar(big_jpeg).await, "GLOBAL_008");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
-    // At the limit is fine.
+    // Within it, a header is believed no further than its data decodes.
+    assert_eq!(
+        avatar(png_with(7000, 7000, &idat_of(&good))).await.code(),
+        not_an_image
+    );
+    // At the limit is kept as is; over it, shrunk (tests/api/image_limits.rs for every format).
     assert_eq!(
         heart_core::images::sanitize(&crate::fixtures::png(4096, 1))
             .unwrap()
             .width,
         4096
+    );
+    assert_eq!(
+        heart_core::images::sanitize(&crate::fixtures::png(4097, 1))
+            .unwrap()
+            .width,
+        2049
     );
 }
 

@@ -25,6 +25,7 @@ mod follows;
 mod hostile;
 mod hostile_core;
 mod identity;
+mod image_limits;
 mod members;
 mod operations;
 mod posts;
