@@ -41,6 +41,9 @@ post /auth/emailVerificationCode "{\"email\":\"$email\"}" >/dev/null
 code="$(grep -ho 'code is: [A-Za-z0-9]*' "$work"/data/outbox/*.eml | tail -1 | cut -d' ' -f3)"
 post /auth/confirmVerificationCode "{\"email\":\"$email\",\"verification_code\":\"$code\"}" >/dev/null
 post /auth/join "{\"email\":\"$email\",\"name\":\"Fuzz\",\"nickname\":\"fuzz\",\"password\":\"passw0rd\"}" >/dev/null
+# A moderator too, so the /admin/ operations run past the role check. It is the only member, and
+# suspending yourself is refused: no generated request can end the run's own session.
+HEART_DATA_DIR="$work/data" "$binary" admin grant "$email" >/dev/null
 token="$(post /auth/login "{\"email\":\"$email\",\"password\":\"passw0rd\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
 
 # Logout and account deletion would end the run's own session; they are covered by the HTTP tests.

@@ -22,7 +22,7 @@ use crate::error::error_response;
 use crate::openapi::{self, ApiDoc};
 use crate::state::AppState;
 use crate::telemetry::{self, RequestSpan, REQUEST_ID};
-use crate::{auth, follow, member, moderation, ops, post, storage};
+use crate::{auth, console, follow, member, moderation, ops, post, storage};
 
 /// The public API on `state`, with every layer. `into_make_service_with_connect_info::<SocketAddr>`
 /// it: the client address is read from the connection.
@@ -85,6 +85,10 @@ fn route_table(upload_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(post::routes::following_feed))
         .routes(routes!(post::routes::delete_post))
         .routes(routes!(moderation::routes::list_reports))
+        .routes(routes!(moderation::routes::resolve_report))
+        .routes(routes!(moderation::routes::suspend))
+        .routes(routes!(moderation::routes::unsuspend))
+        .routes(routes!(console::home))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::profile))
@@ -92,7 +96,8 @@ fn route_table(upload_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .merge(uploads)
         .split_for_parts();
     openapi::finish(&mut document);
-    (router, document)
+    // The console's other pages are HTML forms for a browser, not API operations.
+    (router.merge(console::router()), document)
 }
 
 fn with_layers(api: Router<AppState>, state: &AppState) -> Router<AppState> {
@@ -180,11 +185,14 @@ async fn contract_error_bodies(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    // JSON is ours; so is HTML (only the moderation console answers pages, its errors included).
+    let is_ours = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if is_ours {
         return response;
     }
     let code = ErrorCode::for_status(status.as_u16());

@@ -78,11 +78,13 @@ pub enum ErrorCode {
     PostStorageFailed,
     /// 404: no such post.
     NoSuchPost,
+    /// 403: the member is suspended by a moderator (login refused).
+    MemberSuspended,
 }
 
 impl ErrorCode {
     /// Every code, in the contract's order (for documentation and exhaustive tests).
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::NoSuchRoute,
         ErrorCode::InvalidInput,
         ErrorCode::MethodNotAllowed,
@@ -117,6 +119,7 @@ impl ErrorCode {
         ErrorCode::PostFileNotAnImage,
         ErrorCode::PostStorageFailed,
         ErrorCode::NoSuchPost,
+        ErrorCode::MemberSuspended,
     ];
 
     /// The code string the app reads, e.g. `"GLOBAL_104"`.
@@ -202,6 +205,7 @@ impl ErrorCode {
             ErrorCode::PostFileNotAnImage => ("POST_001", 415, "A file is not an image"),
             ErrorCode::PostStorageFailed => ("POST_002", 503, "Storage upload or delete failed"),
             ErrorCode::NoSuchPost => ("POST_004", 404, "No such post"),
+            ErrorCode::MemberSuspended => ("AUTH_013", 403, "Member is suspended"),
         }
     }
 }

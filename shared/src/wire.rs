@@ -323,6 +323,52 @@ pub struct ReportView {
     pub reason: Option<String>,
     /// When, `yyyy-MM-ddTHH:mm:ss` UTC.
     pub created_at: String,
+    /// `open` or `resolved`.
+    pub status: String,
+    /// How it was resolved (`dismiss` or `suspend`); `null` while open.
+    pub action: Option<String>,
+    /// The moderator's note, if any.
+    pub note: Option<String>,
+    /// The admin who resolved it; `null` while open.
+    pub resolved_by: Option<i64>,
+    /// When it was resolved, `yyyy-MM-ddTHH:mm:ss` UTC; `null` while open.
+    pub resolved_at: Option<String>,
+}
+
+/// `POST /admin/members/{id}/suspend`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SuspendRequest {
+    /// Why, 1 to 1000 characters; kept for moderators, never shown to the member.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The answer of suspend and unsuspend: the member's state afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SuspensionResponse {
+    /// The member.
+    pub member_id: i64,
+    /// Whether the member is suspended now.
+    pub suspended: bool,
+    /// The suspension's reason; `null` when not suspended.
+    pub reason: Option<String>,
+    /// Since when, `yyyy-MM-ddTHH:mm:ss` UTC; `null` when not suspended.
+    pub suspended_at: Option<String>,
+}
+
+/// `POST /admin/reports/{id}/resolve`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolveReportRequest {
+    /// `dismiss` (nothing happens to the member) or `suspend` (the reported member is suspended,
+    /// with the note as reason, and every open report about them is resolved with it).
+    #[serde(default)]
+    pub action: String,
+    /// The moderator's note, optional, at most 1000 characters.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// `GET /admin/reports`.

@@ -87,7 +87,8 @@ fn is_listed(code: ErrorCode) -> bool {
         | WriterNotFound
         | PostFileNotAnImage
         | PostStorageFailed
-        | NoSuchPost => ErrorCode::ALL.contains(&code),
+        | NoSuchPost
+        | MemberSuspended => ErrorCode::ALL.contains(&code),
     }
 }
 

@@ -86,6 +86,7 @@ pub async fn join(
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 401, description = "AUTH_006 wrong email or password", body = ErrorBody),
+        (status = 403, description = "AUTH_013 the member is suspended", body = ErrorBody),
         (status = 429, description = "GLOBAL_106 rate limited", body = ErrorBody),
     ))]
 pub async fn login(

@@ -172,6 +172,46 @@ pub async fn login(
     password: &str,
     client_ip: &str,
 ) -> Result<LoginResponse, ApiError> {
+    let member = check_credentials(state, email, password, client_ip).await?;
+    let now = state.clock.now();
+    let issued = sessions::start(
+        &state.db,
+        member.id,
+        now,
+        state.config.tokens.refresh_ttl_secs,
+    )
+    .await?;
+    // A suspension that committed after the password check and before the session: refused, and
+    // the session revoked (one committed before the suspension is revoked by it).
+    if members::find_by_id(&state.db, member.id)
+        .await?
+        .is_some_and(|m| m.suspended_at.is_some())
+    {
+        sessions::revoke(&state.db, &issued.session_id, "suspended", now).await?;
+        return Err(ApiError::code(ErrorCode::MemberSuspended));
+    }
+    let access_token = state
+        .tokens
+        .issue_access_token(member.id, &issued.session_id, now)?;
+    tracing::info!(member_id = member.id, session_id = %issued.session_id, "logged in");
+    Ok(LoginResponse {
+        member_id: member.id,
+        access_token,
+        refresh_token: issued.refresh_token,
+        name: member.name,
+        nickname: member.nickname,
+    })
+}
+
+/// The member with `email` and `password`, under the login rate limits (per IP, per IP and
+/// email, per email): `AUTH_006` for an unknown email or a wrong password alike, `AUTH_013` for a
+/// suspended member. Shared by the app's login and the moderation console's sign-in.
+pub async fn check_credentials(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client_ip: &str,
+) -> Result<members::Member, ApiError> {
     let email = normalize_email(email);
     let now = state.clock.now();
     state
@@ -218,24 +258,11 @@ pub async fn login(
         Some(member) if matched => member,
         _ => return Err(ApiError::code(ErrorCode::WrongCredentials)),
     };
-    let issued = sessions::start(
-        &state.db,
-        member.id,
-        now,
-        state.config.tokens.refresh_ttl_secs,
-    )
-    .await?;
-    let access_token = state
-        .tokens
-        .issue_access_token(member.id, &issued.session_id, now)?;
-    tracing::info!(member_id = member.id, session_id = %issued.session_id, "logged in");
-    Ok(LoginResponse {
-        member_id: member.id,
-        access_token,
-        refresh_token: issued.refresh_token,
-        name: member.name,
-        nickname: member.nickname,
-    })
+    // Only after the password matched: a guesser learns nothing about suspensions.
+    if member.suspended_at.is_some() {
+        return Err(ApiError::code(ErrorCode::MemberSuspended));
+    }
+    Ok(member)
 }
 
 /// Exchanges a refresh token for a new pair, detecting reuse.

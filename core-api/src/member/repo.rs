@@ -20,9 +20,18 @@ pub struct Member {
     pub role: String,
     /// Object-storage key of the avatar.
     pub avatar_key: Option<String>,
+    /// Since when a moderator has suspended the member, epoch seconds.
+    pub suspended_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, email, name, nickname, password_hash, role, avatar_key";
+impl Member {
+    /// Whether the member may use the moderation endpoints and console.
+    pub fn is_admin(&self) -> bool {
+        self.role == "ADMIN" && self.suspended_at.is_none()
+    }
+}
+
+const COLUMNS: &str = "id, email, name, nickname, password_hash, role, avatar_key, suspended_at";
 
 /// A member about to be created.
 #[derive(Debug, Clone)]
@@ -51,6 +60,20 @@ pub async fn find_by_id(db: &Db, id: i64) -> Result<Option<Member>, sqlx::Error>
         .bind(id)
         .fetch_optional(&db.pool)
         .await
+}
+
+/// The members with these ids (those that exist), in no particular order.
+pub async fn find_many(db: &Db, ids: &[i64]) -> Result<Vec<Member>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; ids.len()].join(", ");
+    let sql = format!("SELECT {COLUMNS} FROM members WHERE id IN ({placeholders})");
+    let mut query = sqlx::query_as(&sql);
+    for id in ids {
+        query = query.bind(id);
+    }
+    query.fetch_all(&db.pool).await
 }
 
 /// Whether a member with `email` exists.
@@ -276,6 +299,7 @@ pub async fn delete(
     for (sql, binds) in [
         ("DELETE FROM posts WHERE writer_id = ?", 1),
         ("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE member_id = ?)", 1),
+        ("DELETE FROM console_sessions WHERE session_id IN (SELECT id FROM sessions WHERE member_id = ?)", 1),
         ("DELETE FROM sessions WHERE member_id = ?", 1),
         ("DELETE FROM follows WHERE follower_id = ? OR followee_id = ?", 2),
         ("DELETE FROM blocks WHERE blocker_id = ? OR blocked_id = ?", 2),
@@ -311,4 +335,96 @@ pub async fn set_role(db: &Db, email: &str, role: &str) -> Result<bool, sqlx::Er
     }
     // MySQL counts only changed rows: a member who already has the role still exists.
     Ok(find_by_email(db, email).await?.is_some())
+}
+
+/// A member's suspension: since when and why.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Suspension {
+    pub suspended_at: i64,
+    pub reason: Option<String>,
+}
+
+/// Suspends member `id` (unless already suspended, which keeps the first suspension) and revokes
+/// every live session of theirs, in one transaction. Returns `None` for no such member, else the
+/// suspension in force and the ids of the sessions it revoked.
+pub async fn suspend(
+    db: &Db,
+    id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<Option<(Suspension, Vec<String>)>, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("UPDATE members SET suspended_at = ?, suspended_reason = ? WHERE id = ? AND suspended_at IS NULL")
+        .bind(now)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let suspension: Option<Suspension> = sqlx::query_as(
+        "SELECT suspended_at, suspended_reason AS reason FROM members WHERE id = ? AND suspended_at IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(suspension) = suspension else {
+        return Ok(None);
+    };
+    // Revoked first, then read back: a session a login inserted meanwhile is in both.
+    sqlx::query("UPDATE sessions SET revoked_at = ?, revoked_reason = 'suspended' WHERE member_id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let sessions: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM sessions WHERE member_id = ? AND revoked_at = ? AND revoked_reason = 'suspended'",
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some((
+        suspension,
+        sessions.into_iter().map(|(sid,)| sid).collect(),
+    )))
+}
+
+/// Lifts the suspension of member `id`; `false` for no such member.
+pub async fn unsuspend(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query("UPDATE members SET suspended_at = NULL, suspended_reason = NULL WHERE id = ?")
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    exists(db, id).await
+}
+
+/// The suspension of member `id`, if suspended.
+pub async fn suspension(db: &Db, id: i64) -> Result<Option<Suspension>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT suspended_at, suspended_reason AS reason FROM members WHERE id = ? AND suspended_at IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// A suspended member, for the console's list.
+#[derive(Debug, Clone, FromRow)]
+pub struct SuspendedMember {
+    pub id: i64,
+    pub email: String,
+    pub nickname: String,
+    pub suspended_at: i64,
+    pub reason: Option<String>,
+}
+
+/// The `limit` most recently suspended members.
+pub async fn suspended(db: &Db, limit: i64) -> Result<Vec<SuspendedMember>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, email, nickname, suspended_at, suspended_reason AS reason FROM members \
+         WHERE suspended_at IS NOT NULL ORDER BY suspended_at DESC, id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await
 }

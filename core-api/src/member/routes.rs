@@ -89,14 +89,16 @@ pub struct AvatarUpload {
     responses(
         (status = 200, body = ProfileResponse),
         (status = 400, description = "GLOBAL_007 member_id missing or malformed", body = ErrorBody),
-        (status = 404, description = "MEMBER_005 no such member", body = ErrorBody),
+        (status = 404, description = "MEMBER_005 no such member (or suspended, to anyone but themself)", body = ErrorBody),
     ))]
 pub async fn profile(
     State(state): State<AppState>,
-    _caller: AuthenticatedMember,
+    caller: AuthenticatedMember,
     ApiQuery(query): ApiQuery<MemberQuery>,
 ) -> Result<Json<ProfileResponse>, ApiError> {
-    Ok(Json(service::profile(&state, query.member_id()?).await?))
+    Ok(Json(
+        service::profile(&state, caller.member_id, query.member_id()?).await?,
+    ))
 }
 
 /// The caller blocks a member; follows between them end, and the feed hides their posts.

@@ -10,10 +10,16 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{images, storage};
 
-/// Any member's profile with their counts.
-pub async fn profile(state: &AppState, member_id: i64) -> Result<ProfileResponse, ApiError> {
+/// Any member's profile with their counts, seen by `viewer`. A suspended member's profile is
+/// hidden from everyone else (`MEMBER_005`, as if they did not exist).
+pub async fn profile(
+    state: &AppState,
+    viewer: i64,
+    member_id: i64,
+) -> Result<ProfileResponse, ApiError> {
     let member = repo::find_by_id(&state.db, member_id)
         .await?
+        .filter(|m| m.suspended_at.is_none() || m.id == viewer)
         .ok_or_else(|| ApiError::no_such_member("member_id", member_id))?;
     let (post_size, follower_size, following_size) = repo::counts(&state.db, member_id).await?;
     Ok(ProfileResponse {

@@ -79,6 +79,9 @@ const SELECT_POSTS: &str =
      m.avatar_key AS writer_avatar_key, p.content, p.created_at, p.updated_at \
      FROM posts p JOIN members m ON m.id = p.writer_id";
 
+/// The condition on `members s` that a member is suspended.
+const SUSPENDED: &str = "s.suspended_at IS NOT NULL";
+
 /// Past this offset a cold page of a feed that hides blocked writers reads the viewer's blocks
 /// first (one more round trip) instead of an anti-join per skipped index entry.
 pub const LIST_BLOCKS_PAST_OFFSET: i64 = 1_000;
@@ -120,6 +123,19 @@ pub fn feed_ids_sql(query: &FeedQuery<'_>) -> (String, Vec<i64>) {
                 binds.extend_from_slice(ids);
             }
         }
+    }
+    // Suspended writers' posts leave every feed. The few suspended ids are read once per statement
+    // (an uncorrelated subquery on `members_suspended_idx`) and checked on the feed index entries.
+    match query.feed {
+        Feed::Writer { .. } => {
+            filters.push(format!(
+                "NOT EXISTS (SELECT 1 FROM members s WHERE s.id = ? AND {SUSPENDED})"
+            ));
+            binds.push(subject);
+        }
+        _ => filters.push(format!(
+            "p.writer_id + 0 NOT IN (SELECT s.id FROM members s WHERE {SUSPENDED})"
+        )),
     }
     if let Some(after) = query.after {
         filters.push("(p.created_at < ? OR (p.created_at = ? AND p.id < ?))".into());
@@ -259,6 +275,29 @@ pub async fn image_keys(
         keys.entry(post_id).or_default().push(key);
     }
     Ok(keys)
+}
+
+/// The `limit` newest posts of `writer`, suspended or not (for moderators), with their image keys.
+pub async fn latest_of_writer(
+    db: &Db,
+    writer: i64,
+    limit: i64,
+) -> Result<Vec<PagePost>, sqlx::Error> {
+    let rows: Vec<PostRow> = sqlx::query_as(&format!(
+        "{SELECT_POSTS} WHERE p.writer_id = ? ORDER BY p.created_at DESC, p.id DESC LIMIT ?"
+    ))
+    .bind(writer)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut keys = image_keys(db, &rows.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| PagePost {
+            image_keys: keys.remove(&row.id).unwrap_or_default(),
+            row,
+        })
+        .collect())
 }
 
 /// Inserts a post and its images in one transaction; returns the new id.

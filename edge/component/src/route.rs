@@ -225,6 +225,27 @@ mod tests {
     }
 
     #[test]
+    fn the_moderation_console_passes_with_its_cookies() {
+        // The console signs in with its own cookie: the edge checks no token on `/admin/`, forwards
+        // the cookie and every `Set-Cookie` back (the core checks the session and the admin role).
+        assert!(!requires_token("GET", "/admin/"));
+        assert!(!requires_token("POST", "/admin/signin"));
+        let out = forwarded_request_headers(
+            &[h("cookie", "h2h_console=abc")],
+            None,
+            "secret",
+            "1.2.3.4",
+            "1.2.3.4",
+        );
+        assert_eq!(header_value(&out, "cookie"), Some("h2h_console=abc"));
+        let back = forwarded_response_headers(&[
+            h("set-cookie", "h2h_console=abc; HttpOnly"),
+            h("set-cookie", "h2h_console_signin=; Max-Age=0"),
+        ]);
+        assert_eq!(back.len(), 2);
+    }
+
+    #[test]
     fn response_headers_lose_framing() {
         let out = forwarded_response_headers(&[
             h("content-type", "application/json"),

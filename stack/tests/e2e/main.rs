@@ -6,10 +6,12 @@
 
 mod app_flow;
 mod cli;
+mod console_browser;
 mod feed_cache;
 mod front_door;
 mod helpers;
 mod limits;
+mod moderation;
 mod rate_limits;
 mod redis_outage;
 mod tokens;
