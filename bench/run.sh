@@ -215,11 +215,13 @@ done
 while read -r v t; do
   echo "curl -sf -o /dev/null -H 'Authorization: Bearer $t' '$API/post/posts?member_id=$v&page=$((deep - 1))&size=10'"
 done <"$work/viewers.txt" | xargs -d "\n" -P4 -I{} sh -c {}
+# A viewer's next page is asked only once its previous page has been answered (as the app does:
+# it scrolls on what it has shown); the request id carries the viewer back to `response`.
 cat >"$work/scroll.lua" <<LUA
 local threads = 0
 function setup(thread) thread:set("id", threads); threads = threads + 1 end
 function init(args)
-  ids, tokens, pages, turn = {}, {}, {}, 0
+  ids, tokens, pages, busy, turn = {}, {}, {}, {}, 0
   local n = 0
   for line in io.lines("$work/viewers.txt") do
     if n % 2 == id then
@@ -230,19 +232,31 @@ function init(args)
   end
 end
 function request()
-  turn = turn % #ids + 1
+  for _ = 1, #ids do
+    turn = turn % #ids + 1
+    if not busy[turn] then break end
+  end
+  busy[turn] = true
   local page = pages[turn]; pages[turn] = page + 1
   return wrk.format("GET", "/post/posts?member_id=" .. ids[turn] .. "&page=" .. page .. "&size=10",
-    { ["Authorization"] = "Bearer " .. tokens[turn] })
+    { ["Authorization"] = "Bearer " .. tokens[turn], ["x-request-id"] = "v" .. turn .. "-p" .. page })
+end
+function response(status, headers, body)
+  local rid = headers["x-request-id"]
+  local v = rid and tonumber(rid:match("^v(%d+)-"))
+  if v then busy[v] = nil end
 end
 LUA
 load "core: home feed pages $deep, $((deep + 1)), … scrolled in order (64 viewers)" "$API/post/posts" -s "$work/scroll.lua"
 # MariaDB alone on the page-0 statement: the statement the core ran (from the general log), replayed
 # by mariadb-slap at the same concurrency, text protocol. The core's rate is compared with it.
-mariadb -uroot -h127.0.0.1 -e "SET GLOBAL general_log_file='$work/general.log'; SET GLOBAL general_log=1"
+# (log_output TABLE: the server may not write into this script's private temporary folder.)
+mariadb -uroot -h127.0.0.1 -e "SET GLOBAL log_output='TABLE'; TRUNCATE mysql.general_log; SET GLOBAL general_log=1"
 curl -sf -o /dev/null -H "Authorization: Bearer $token" "$API/post/posts?member_id=1&page=0&size=10"
 mariadb -uroot -h127.0.0.1 -e "SET GLOBAL general_log=0"
-page_sql="$(grep -a 'Execute' "$work/general.log" | grep -a 'page_ids' | tail -1 | sed 's/^.*Execute[[:space:]]*//')"
+page_sql="$(mariadb -uroot -h127.0.0.1 -N --raw -e "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log
+  WHERE command_type='Execute' AND argument LIKE '%page_ids%' ORDER BY event_time DESC LIMIT 1" | tr '\n' ' ')"
+mariadb -uroot -h127.0.0.1 -e "TRUNCATE mysql.general_log; SET GLOBAL log_output='FILE'"
 if [ -n "$page_sql" ]; then
   echo "== mariadb-slap: the page-0 statement, $CONNECTIONS clients"
   echo "$page_sql" | cut -c1-300
