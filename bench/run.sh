@@ -264,7 +264,7 @@ if [ -n "$page_sql" ]; then
   slap="$(mariadb-slap -uroot -h127.0.0.1 --create-schema="$DB" --concurrency="$CONNECTIONS" \
     --iterations=1 --number-of-queries="$queries" --query="$page_sql" 2>&1)"
   echo "$slap" | grep -E "Average|Minimum" || true
-  secs="$(echo "$slap" | awk '/Average number of seconds/ {print $NF}')"
+  secs="$(echo "$slap" | awk '/Average number of seconds/ {print $(NF-1)}')"
   echo "| mariadb-slap: the page-0 statement alone | $CONNECTIONS | $(awk -v q="$queries" -v s="$secs" 'BEGIN {printf "%.2f", q / s}') | | | |" >>"$work/slap.md"
   echo "statements/s: $(awk -v q="$queries" -v s="$secs" 'BEGIN {printf "%.0f", q / s}')"
 else
