@@ -13,7 +13,7 @@ const NEW_PASSWORD: &str = "brand-new-pass-9";
 
 /// The code of the newest reset mail to `email`, waiting for it (the mail is sent in the background).
 async fn reset_code_for(app: &TestApp, email: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let code = app.mails_to(email).iter().rev().find_map(|mail| {
             let marker = "Your password reset code is: ";
@@ -56,7 +56,7 @@ async fn change(app: &TestApp, member: &TestMember, current: &str, new: &str) ->
 
 /// Waits until the background task stored the reset row of `email`.
 async fn wait_for_reset_row(app: &TestApp, email: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM password_resets WHERE email = ?")
             .bind(email)
