@@ -19,7 +19,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SRC = os.path.join(ROOT, "core-api", "src")
-DOMAINS = {"auth", "member", "follow", "post", "moderation"}
+DOMAINS = {"auth", "member", "follow", "post", "moderation", "export"}
 MAX_LINES = 500
 
 

@@ -1,6 +1,6 @@
 //! The Heart to Heart core API.
 //!
-//! Layout: one module per domain (`auth`, `member`, `follow`, `post`, `moderation`), each as
+//! Layout: one module per domain (`auth`, `member`, `follow`, `post`, `moderation`, `export`), each as
 //! routes → service → repo; cross-cutting plumbing (`config`, `error`, `db`, `cache`, `storage`,
 //! `mail`, `images`, `telemetry`) beside them. `state` is what handlers reach, `router` the one
 //! route table, `app` builds both from the configuration, `serve` serves them with their connection limits.
@@ -14,6 +14,7 @@ pub mod config;
 pub mod console;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod follow;
 pub mod health;

@@ -22,7 +22,7 @@ use crate::error::error_response;
 use crate::openapi::{self, ApiDoc};
 use crate::state::AppState;
 use crate::telemetry::{self, RequestSpan, REQUEST_ID};
-use crate::{auth, console, follow, member, moderation, ops, post, storage};
+use crate::{auth, console, export, follow, member, moderation, ops, post, storage};
 
 /// The public API on `state`, with every layer. `into_make_service_with_connect_info::<SocketAddr>`
 /// it: the client address is read from the connection.
@@ -70,6 +70,11 @@ fn route_table(upload_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(auth::routes::verify_access_token))
         .routes(routes!(auth::routes::reissue_token))
         .routes(routes!(auth::routes::logout))
+        // Extensions (2026-12): account recovery and data export.
+        .routes(routes!(auth::routes::send_password_reset_code))
+        .routes(routes!(auth::routes::reset_password))
+        .routes(routes!(auth::routes::change_password))
+        .routes(routes!(export::routes::export))
         .routes(routes!(member::routes::profile))
         .routes(routes!(member::routes::block))
         .routes(routes!(member::routes::unblock))

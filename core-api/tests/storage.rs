@@ -121,7 +121,34 @@ on_both_backends!(
     list_returns_every_key_under_a_prefix,
     invalid_keys_are_refused,
     generated_keys_are_accepted,
+    reading_streams_the_whole_object_in_chunks,
 );
+
+async fn reading_streams_the_whole_object_in_chunks(f: &Fixture) {
+    use futures_util::StreamExt as _;
+    let key = "posts/2026/11/25/big.jpg";
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    f.storage
+        .put(key, Bytes::from(bytes.clone()), "image/jpeg")
+        .await
+        .unwrap();
+    let mut stream = f.storage.read(key).await.unwrap();
+    let (mut read, mut chunks) = (Vec::new(), 0);
+    while let Some(chunk) = stream.next().await {
+        read.extend_from_slice(&chunk.unwrap());
+        chunks += 1;
+    }
+    assert_eq!(read, bytes);
+    if let Backend::Local(_) = f.backend {
+        assert!(chunks > 1, "read in chunks, not whole");
+    }
+    assert!(f
+        .storage
+        .read("posts/2026/11/25/missing.jpg")
+        .await
+        .is_err());
+    assert!(f.storage.read("../escape.png").await.is_err());
+}
 
 async fn a_stored_object_exists_with_its_bytes(f: &Fixture) {
     let key = "posts/2026/11/25/abc.png";

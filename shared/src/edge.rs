@@ -153,6 +153,10 @@ pub const ROUTES: &[Route] = &[
     route("/auth/verifyAccessToken", GET),
     route("/auth/reissueToken", POST),
     route("/auth/logout", POST),
+    route("/auth/passwordResetCode", POST),
+    route("/auth/resetPassword", POST),
+    route("/auth/changePassword", POST),
+    route("/member/export", GET),
     Route {
         template: "/member/uploadAvatar",
         methods: POST,

@@ -154,6 +154,46 @@ pub struct ReissueTokenResponse {
     pub avatar_url: Option<String>,
 }
 
+/// `POST /auth/passwordResetCode` (extension 2026-12).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordResetCodeRequest {
+    /// The member's email; the answer is the same whether or not a member has it.
+    #[serde(default)]
+    pub email: String,
+}
+
+/// `POST /auth/resetPassword` (extension 2026-12).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResetPasswordRequest {
+    /// The email the reset code was sent to.
+    #[serde(default)]
+    pub email: String,
+    /// The 8-character code from the mail (case-sensitive).
+    #[serde(default)]
+    pub verification_code: String,
+    /// 8–64 characters with at least one letter and one digit (join's rule).
+    #[serde(default)]
+    pub new_password: String,
+}
+
+/// `POST /auth/changePassword` (extension 2026-12).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChangePasswordRequest {
+    /// The caller; must be the token's member.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub member_id: Option<MemberId>,
+    /// The password in use now.
+    #[serde(default)]
+    pub current_password: String,
+    /// 8–64 characters with at least one letter and one digit (join's rule).
+    #[serde(default)]
+    pub new_password: String,
+}
+
 /// `POST /member/block`, `/member/unblock`, `/member/follow`, `/member/unfollow`: the caller and a target.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

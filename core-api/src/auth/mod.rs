@@ -1,8 +1,10 @@
-//! Sign-up with email verification, login, token reissue and logout (`/auth/*`), and the
-//! authenticated caller every other domain takes from the access token.
+//! Sign-up with email verification, login, token reissue, logout, password reset and change
+//! (`/auth/*`), and the authenticated caller every other domain takes from the access token.
 
 pub mod extractor;
 pub mod password;
+pub mod recovery;
+pub mod reset_codes;
 pub mod revocations;
 pub mod routes;
 pub mod service;

@@ -4,13 +4,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use heart_shared::wire::{
-    ConfirmVerificationCodeRequest, JoinRequest, JoinResponse, LoginRequest, LoginResponse,
-    MessageResponse, ReissueTokenRequest, ReissueTokenResponse, SendVerificationCodeRequest,
+    ChangePasswordRequest, ConfirmVerificationCodeRequest, JoinRequest, JoinResponse, LoginRequest,
+    LoginResponse, MessageResponse, PasswordResetCodeRequest, ReissueTokenRequest,
+    ReissueTokenResponse, ResetPasswordRequest, SendVerificationCodeRequest,
 };
 use heart_shared::ErrorBody;
 
 use super::extractor::AuthenticatedMember;
-use super::service;
+use super::{recovery, service};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientIp};
 use crate::state::AppState;
@@ -149,4 +150,67 @@ pub async fn logout(
 ) -> Result<Json<MessageResponse>, ApiError> {
     service::logout(&state, &caller).await?;
     Ok(Json(MessageResponse::new("Logged out")))
+}
+
+/// Mails a password reset code, if a member has the email (extension 2026-12).
+#[utoipa::path(post, path = "/auth/passwordResetCode", tag = "auth",
+    request_body = PasswordResetCodeRequest,
+    responses(
+        (status = 200, description = "Answered alike whether or not a member has the email; only members get mail", body = MessageResponse),
+        (status = 400, description = "GLOBAL_002 invalid email", body = ErrorBody),
+        (status = 429, description = "GLOBAL_106 rate limited (the limits of emailVerificationCode)", body = ErrorBody),
+        (status = 503, description = "GLOBAL_503 too many reset mails pending", body = ErrorBody),
+    ))]
+pub async fn send_password_reset_code(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(request): ApiJson<PasswordResetCodeRequest>,
+) -> Result<Json<MessageResponse>, ApiError> {
+    recovery::send_reset_code(&state, &request.email, &ip.subject()).await?;
+    Ok(Json(MessageResponse::new("Email sent.")))
+}
+
+/// Sets a new password with a mailed reset code; every session of the member is revoked.
+#[utoipa::path(post, path = "/auth/resetPassword", tag = "auth",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 200, description = "Password changed; every session's tokens are refused from now on", body = MessageResponse),
+        (status = 400, description = "AUTH_002 no code sent (or already used), GLOBAL_002 invalid input", body = ErrorBody),
+        (status = 401, description = "AUTH_003 wrong code, AUTH_004 expired code", body = ErrorBody),
+        (status = 429, description = "GLOBAL_106 rate limited", body = ErrorBody),
+    ))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(request): ApiJson<ResetPasswordRequest>,
+) -> Result<Json<MessageResponse>, ApiError> {
+    recovery::reset_password(
+        &state,
+        &request.email,
+        &request.verification_code,
+        &request.new_password,
+        &ip.subject(),
+    )
+    .await?;
+    Ok(Json(MessageResponse::new("Password changed.")))
+}
+
+/// Changes the caller's password; every other session of theirs is revoked.
+#[utoipa::path(post, path = "/auth/changePassword", tag = "auth", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Password changed; the member's other sessions are revoked", body = MessageResponse),
+        (status = 400, description = "GLOBAL_002 invalid input", body = ErrorBody),
+        (status = 401, description = "AUTH_006 wrong current password, GLOBAL_103 invalid token, GLOBAL_104 expired", body = ErrorBody),
+        (status = 403, description = "GLOBAL_105 member_id is not the caller", body = ErrorBody),
+        (status = 429, description = "GLOBAL_106 rate limited", body = ErrorBody),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: AuthenticatedMember,
+    ip: ClientIp,
+    ApiJson(request): ApiJson<ChangePasswordRequest>,
+) -> Result<Json<MessageResponse>, ApiError> {
+    recovery::change_password(&state, &caller, &request, &ip.subject()).await?;
+    Ok(Json(MessageResponse::new("Password changed.")))
 }

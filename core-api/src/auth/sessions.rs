@@ -267,6 +267,30 @@ pub async fn revoke(db: &Db, session_id: &str, reason: &str, now: i64) -> Result
     tx.commit().await
 }
 
+/// Revokes every live session of `member_id` except `keep` (password reset and change) inside
+/// `tx`; returns the ids revoked, for publishing to the cache once `tx` committed.
+pub async fn revoke_all_of(
+    tx: &mut Transaction<'_, Any>,
+    member_id: i64,
+    keep: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let live: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM sessions WHERE member_id = ? AND revoked_at IS NULL")
+            .bind(member_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut revoked = Vec::with_capacity(live.len());
+    for (sid,) in live {
+        if keep != Some(sid.as_str()) {
+            revoke_in(tx, &sid, reason, now).await?;
+            revoked.push(sid);
+        }
+    }
+    Ok(revoked)
+}
+
 /// Whether session `session_id` is revoked or gone (the database's answer, when the cache cannot give one).
 pub async fn is_revoked(db: &Db, session_id: &str) -> Result<bool, sqlx::Error> {
     let row: Option<(Option<i64>,)> =

@@ -121,18 +121,25 @@ pub fn check_join(request: &JoinRequest, email: &str) -> Vec<FieldError> {
     for (name, value) in [("name", &request.name), ("nickname", &request.nickname)] {
         errors.extend(check_name(name, &normalize_name(value)));
     }
-    let password = &request.password;
+    errors.extend(check_password("password", &request.password));
+    errors
+}
+
+/// Checks a new password (join, reset, change) in field `name`: 8–64 characters with at least
+/// one letter and one digit.
+pub fn check_password(name: &str, password: &str) -> Option<FieldError> {
     if !PASSWORD_RANGE.contains(&password.chars().count()) {
-        errors.push(field("password", "must be 8 to 64 characters"));
+        Some(field(name, "must be 8 to 64 characters"))
     } else if !password.chars().any(char::is_alphabetic)
         || !password.chars().any(|c| c.is_ascii_digit())
     {
-        errors.push(field(
-            "password",
+        Some(field(
+            name,
             "must contain at least one letter and one digit",
-        ));
+        ))
+    } else {
+        None
     }
-    errors
 }
 
 #[cfg(test)]

@@ -304,6 +304,7 @@ pub async fn delete(
         ("DELETE FROM follows WHERE follower_id = ? OR followee_id = ?", 2),
         ("DELETE FROM blocks WHERE blocker_id = ? OR blocked_id = ?", 2),
         ("DELETE FROM reports WHERE reporter_id = ?", 1),
+        ("DELETE FROM data_exports WHERE member_id = ?", 1),
     ] {
         let mut query = sqlx::query(sql);
         for _ in 0..binds {
@@ -311,16 +312,37 @@ pub async fn delete(
         }
         query.execute(&mut *tx).await?;
     }
-    sqlx::query("DELETE FROM email_verifications WHERE email = ?")
-        .bind(email)
-        .execute(&mut *tx)
-        .await?;
+    for sql in [
+        "DELETE FROM email_verifications WHERE email = ?",
+        "DELETE FROM password_resets WHERE email = ?",
+    ] {
+        sqlx::query(sql).bind(email).execute(&mut *tx).await?;
+    }
     sqlx::query("DELETE FROM members WHERE id = ?")
         .bind(id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(sessions.into_iter().map(|(sid,)| sid).collect())
+}
+
+/// Stores a new password hash for member `id` (reset, change).
+pub async fn set_password_hash<'c, E>(
+    executor: E,
+    id: i64,
+    password_hash: &str,
+    now: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE members SET password_hash = ?, updated_at = ? WHERE id = ?")
+        .bind(password_hash)
+        .bind(now)
+        .bind(id)
+        .execute(executor)
+        .await
+        .map(|_| ())
 }
 
 /// Gives the member with `email` the `role` (`ADMIN` or `MEMBER`); whether such a member exists.

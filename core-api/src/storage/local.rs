@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use rand::RngCore as _;
 
-use super::{is_valid_key, Storage, StorageError};
+use super::{is_valid_key, ObjectStream, Storage, StorageError};
+
+/// How much of a file one chunk of [`Storage::read`] holds.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Objects as files in a folder, for local development and single-machine setups.
 #[derive(Debug, Clone)]
@@ -123,6 +126,29 @@ impl Storage for LocalStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(StorageError(e.into())),
         }
+    }
+
+    async fn read(&self, key: &str) -> Result<ObjectStream, StorageError> {
+        use tokio::io::AsyncReadExt as _;
+        let path = self.path_of(key)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StorageError(e.into()))?;
+        Ok(Box::pin(futures_util::stream::try_unfold(
+            file,
+            |mut file| async move {
+                let mut chunk = bytes::BytesMut::zeroed(READ_CHUNK_BYTES);
+                let n = file
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| StorageError(e.into()))?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                chunk.truncate(n);
+                Ok(Some((chunk.freeze(), file)))
+            },
+        )))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

@@ -46,6 +46,9 @@ impl StorageError {
     }
 }
 
+/// An object's bytes, chunk by chunk.
+pub type ObjectStream = futures_util::stream::BoxStream<'static, Result<Bytes, StorageError>>;
+
 /// Stores objects under keys.
 #[async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug {
@@ -60,6 +63,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// Whether an object is stored under `key`.
     async fn exists(&self, key: &str) -> Result<bool, StorageError>;
+    /// The object under `key` as a stream of chunks, never read whole into memory (data export).
+    async fn read(&self, key: &str) -> Result<ObjectStream, StorageError>;
     /// Every key that starts with `prefix` (`""`: all), sorted. For tests and operations, not requests.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
     /// The backend's name: `local` or `s3`.

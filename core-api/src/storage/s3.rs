@@ -13,7 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use secrecy::ExposeSecret;
 
-use super::{is_valid_key, Storage, StorageError, IMMUTABLE_CACHE_CONTROL};
+use super::{is_valid_key, ObjectStream, Storage, StorageError, IMMUTABLE_CACHE_CONTROL};
 use crate::config::S3Config;
 use crate::error::cause_chain;
 use crate::error::BoxError;
@@ -232,6 +232,36 @@ impl Storage for S3Storage {
             }
             Err(e) => Err(s3_error(&self.health, "HeadObject", key, e)),
         }
+    }
+
+    async fn read(&self, key: &str) -> Result<ObjectStream, StorageError> {
+        S3Storage::check_key(key)?;
+        self.ready()?;
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| s3_error(&self.health, "GetObject", key, e))?;
+        let key = key.to_owned();
+        Ok(Box::pin(futures_util::stream::try_unfold(
+            object.body,
+            move |mut body| {
+                let key = key.clone();
+                async move {
+                    match body.next().await {
+                        Some(Ok(chunk)) => Ok(Some((chunk, body))),
+                        Some(Err(e)) => Err(StorageError::msg(format!(
+                            "S3 GetObject {key:?}: reading the body: {}",
+                            cause_chain(&e)
+                        ))),
+                        None => Ok(None),
+                    }
+                }
+            },
+        )))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

@@ -10,6 +10,7 @@ mod fault_proxy;
 mod helpers;
 use heart_testkit::fixtures;
 
+mod account;
 mod auth_sessions;
 mod auth_signup;
 mod backends;

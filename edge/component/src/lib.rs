@@ -2,7 +2,8 @@
 //!
 //! For every request it
 //! 1. answers `/healthz` itself;
-//! 2. on `/member/*`, `/post/*`, `GET /auth/verifyAccessToken` and `POST /auth/logout` verifies the
+//! 2. on `/member/*`, `/post/*`, `GET /auth/verifyAccessToken`, `POST /auth/logout` and
+//!    `POST /auth/changePassword` verifies the
 //!    access token with the core's public keys (no call to the core): `GLOBAL_103` / `GLOBAL_104`;
 //! 3. makes one Redis round trip ([`gate`]): revocation, rate limits per address and per member,
 //!    and on feed reads the feed version and the cached page;

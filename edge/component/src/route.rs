@@ -10,7 +10,7 @@ use heart_shared::edge::{
 pub type Header = (String, Vec<u8>);
 
 /// Whether `method path` needs a valid access token before it is forwarded (the app's
-/// `AuthInterceptor` routes plus the two auth routes that act on the caller's session).
+/// `AuthInterceptor` routes plus the three auth routes that act on the caller's session).
 pub fn requires_token(method: &str, path: &str) -> bool {
     let under = |prefix: &str| {
         path == prefix
@@ -22,6 +22,7 @@ pub fn requires_token(method: &str, path: &str) -> bool {
         || under("/post")
         || (method == "GET" && path == "/auth/verifyAccessToken")
         || (method == "POST" && path == "/auth/logout")
+        || (method == "POST" && path == "/auth/changePassword")
 }
 
 /// Splits `path?query` into the path and the query (without `?`).
@@ -148,6 +149,9 @@ mod tests {
         assert!(requires_token("GET", "/post"));
         assert!(requires_token("GET", "/auth/verifyAccessToken"));
         assert!(requires_token("POST", "/auth/logout"));
+        assert!(requires_token("POST", "/auth/changePassword"));
+        assert!(!requires_token("POST", "/auth/resetPassword"));
+        assert!(!requires_token("POST", "/auth/passwordResetCode"));
         assert!(!requires_token("POST", "/auth/login"));
         assert!(!requires_token("POST", "/auth/reissueToken"));
         assert!(!requires_token("GET", "/members"));

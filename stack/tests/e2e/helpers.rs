@@ -293,6 +293,11 @@ impl TestStack {
         Mailbox::Outbox(self.outbox.clone()).last_code_for(email)
     }
 
+    /// Every mail delivered to `email` (from the outbox folder), oldest first.
+    pub fn mails_to(&self, email: &str) -> Vec<String> {
+        Mailbox::Outbox(self.outbox.clone()).mails_to(email)
+    }
+
     /// Sends a code, confirms it and joins, through the edge; returns the member id.
     pub async fn sign_up(&self, email: &str, nickname: &str) -> i64 {
         let sent = self

@@ -4,6 +4,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod account;
 mod app_flow;
 mod cli;
 mod console_browser;

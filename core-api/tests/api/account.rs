@@ -1,0 +1,590 @@
+//! Extensions (2026-12): password reset by mailed code, password change, data export.
+
+use std::io::Read as _;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use heart_testkit::fixtures;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const NEW_PASSWORD: &str = "brand-new-pass-9";
+
+/// The code of the newest reset mail to `email`, waiting for it (the mail is sent in the background).
+async fn reset_code_for(app: &TestApp, email: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let code = app.mails_to(email).iter().rev().find_map(|mail| {
+            let marker = "Your password reset code is: ";
+            let start = mail.find(marker)? + marker.len();
+            let code: String = mail[start..]
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            (code.len() == 8).then_some(code)
+        });
+        if let Some(code) = code {
+            return code;
+        }
+        assert!(Instant::now() < deadline, "no reset mail to {email}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn request_reset(app: &TestApp, email: &str) -> TestResponse {
+    app.post_json("/auth/passwordResetCode", json!({ "email": email }))
+        .await
+}
+
+async fn reset(app: &TestApp, email: &str, code: &str, new_password: &str) -> TestResponse {
+    app.post_json(
+        "/auth/resetPassword",
+        json!({ "email": email, "verification_code": code, "new_password": new_password }),
+    )
+    .await
+}
+
+async fn change(app: &TestApp, member: &TestMember, current: &str, new: &str) -> TestResponse {
+    app.post_json_as(
+        member,
+        "/auth/changePassword",
+        json!({ "member_id": member.id, "current_password": current, "new_password": new }),
+    )
+    .await
+}
+
+/// Waits until the background task stored the reset row of `email`.
+async fn wait_for_reset_row(app: &TestApp, email: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM password_resets WHERE email = ?")
+            .bind(email)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+        if n == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no reset row for {email}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn reset_code_requests_answer_alike_for_members_and_strangers() {
+    let app = TestApp::spawn().await;
+    let member = app.member("reset-alike").await;
+    let stranger = unique_email("stranger");
+    let for_member = request_reset(&app, &member.email).await;
+    let for_stranger = request_reset(&app, &stranger).await;
+    assert_eq!(for_member.status, StatusCode::OK);
+    assert_eq!(for_stranger.status, StatusCode::OK);
+    assert_eq!(for_member.json(), json!({ "message": "Email sent." }));
+    assert_eq!(for_member.body, for_stranger.body);
+    assert_eq!(reset_code_for(&app, &member.email).await.len(), 8);
+    wait_for_reset_row(&app, &stranger).await;
+    assert!(app.mails_to(&stranger).is_empty(), "only members get mail");
+}
+
+#[tokio::test]
+async fn a_wrong_code_answers_alike_for_members_and_strangers() {
+    let app = TestApp::spawn().await;
+    let member = app.member("wrong-alike").await;
+    let stranger = unique_email("stranger");
+    // Nothing requested yet: AUTH_002 for both.
+    assert_code(
+        &reset(&app, &member.email, "AAAA1111", NEW_PASSWORD).await,
+        "AUTH_002",
+    );
+    assert_code(
+        &reset(&app, &stranger, "AAAA1111", NEW_PASSWORD).await,
+        "AUTH_002",
+    );
+    request_reset(&app, &member.email).await;
+    request_reset(&app, &stranger).await;
+    reset_code_for(&app, &member.email).await;
+    wait_for_reset_row(&app, &stranger).await;
+    let for_member = reset(&app, &member.email, "AAAA1111", NEW_PASSWORD).await;
+    let for_stranger = reset(&app, &stranger, "AAAA1111", NEW_PASSWORD).await;
+    assert_code(&for_member, "AUTH_003");
+    assert_eq!(for_member.body, for_stranger.body);
+}
+
+#[tokio::test]
+async fn reset_sets_the_new_password_and_revokes_every_session_at_once() {
+    let app = TestApp::spawn().await;
+    let phone = app.member("reset-all").await;
+    let tablet_login = app.login(&phone.email, PASSWORD).await.json();
+    let tablet_access = tablet_login["access_token"].as_str().unwrap().to_owned();
+
+    request_reset(&app, &phone.email).await;
+    let code = reset_code_for(&app, &phone.email).await;
+    let answer = reset(&app, &phone.email, &code, NEW_PASSWORD).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json(), json!({ "message": "Password changed." }));
+
+    for access in [&phone.access_token, &tablet_access] {
+        assert_code(&app.verify_token(access).await, "GLOBAL_103");
+    }
+    assert_code(
+        &app.reissue(json!(phone.id), &phone.refresh_token).await,
+        "AUTH_007",
+    );
+    assert_code(
+        &app.reissue(
+            json!(phone.id),
+            tablet_login["refresh_token"].as_str().unwrap(),
+        )
+        .await,
+        "AUTH_007",
+    );
+    assert_code(&app.login(&phone.email, PASSWORD).await, "AUTH_006");
+    assert_eq!(
+        app.login(&phone.email, NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn reset_codes_are_single_use() {
+    let app = TestApp::spawn().await;
+    let member = app.member("reset-once").await;
+    request_reset(&app, &member.email).await;
+    let code = reset_code_for(&app, &member.email).await;
+    assert_eq!(
+        reset(&app, &member.email, &code, NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
+    assert_code(
+        &reset(&app, &member.email, &code, "another-pass-8").await,
+        "AUTH_002",
+    );
+    assert_eq!(
+        app.login(&member.email, NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn reset_codes_expire_after_ten_minutes() {
+    let app = TestApp::spawn().await;
+    let member = app.member("reset-expiry").await;
+    request_reset(&app, &member.email).await;
+    let code = reset_code_for(&app, &member.email).await;
+    app.clock.advance(10 * 60);
+    assert_code(
+        &reset(&app, &member.email, &code, NEW_PASSWORD).await,
+        "AUTH_004",
+    );
+    assert_eq!(
+        app.login(&member.email, PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn five_wrong_codes_burn_the_reset_code() {
+    let app = TestApp::spawn().await;
+    let member = app.member("reset-burn").await;
+    request_reset(&app, &member.email).await;
+    let code = reset_code_for(&app, &member.email).await;
+    for _ in 0..5 {
+        assert_code(
+            &reset(&app, &member.email, "zzzz9999", NEW_PASSWORD).await,
+            "AUTH_003",
+        );
+    }
+    assert_code(
+        &reset(&app, &member.email, &code, NEW_PASSWORD).await,
+        "AUTH_002",
+    );
+}
+
+#[tokio::test]
+async fn reset_codes_are_stored_only_as_hashes() {
+    let app = TestApp::spawn().await;
+    let member = app.member("reset-hash").await;
+    request_reset(&app, &member.email).await;
+    let code = reset_code_for(&app, &member.email).await;
+    let (stored,): (String,) =
+        sqlx::query_as("SELECT code_hash FROM password_resets WHERE email = ?")
+            .bind(&member.email)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_ne!(stored, code);
+    assert_eq!(stored, heart_core::auth::tokens::sha256_hex(&code));
+}
+
+#[tokio::test]
+async fn the_new_password_follows_joins_rules() {
+    let app = TestApp::spawn().await;
+    let member = app.member("reset-rules").await;
+    request_reset(&app, &member.email).await;
+    let code = reset_code_for(&app, &member.email).await;
+    for weak in ["short1", "onlyletters", "12345678901"] {
+        let answer = reset(&app, &member.email, &code, weak).await;
+        assert_code(&answer, "GLOBAL_002");
+        assert_eq!(answer.json()["errors"][0]["field"], "new_password");
+    }
+    // A refused password did not use the code up.
+    assert_eq!(
+        reset(&app, &member.email, &code, NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn reset_mail_shares_the_verification_mail_limits() {
+    let app =
+        TestApp::spawn_with(&[("HEART_RATE_LIMIT_VERIFICATION_SEND_PER_EMAIL", "2/600")]).await;
+    let email = unique_email("reset-limit");
+    assert_eq!(app.send_code(&email).await.status, StatusCode::ACCEPTED);
+    assert_eq!(request_reset(&app, &email).await.status, StatusCode::OK);
+    let limited = request_reset(&app, &email).await;
+    assert_code(&limited, "GLOBAL_106");
+    assert!(limited.header("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn the_answer_does_not_wait_for_a_hanging_mail_server() {
+    // An SMTP server that accepts connections and never speaks: the member's request answers as
+    // fast as a stranger's, so the answer's timing says nothing about the address.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let _held = std::thread::spawn(move || {
+        let connections: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(30));
+        drop(connections);
+    });
+    let app = TestApp::spawn_with(&[
+        ("HEART_SMTP_HOST", "127.0.0.1"),
+        ("HEART_SMTP_PORT", &port),
+        ("HEART_SMTP_TLS", "none"),
+    ])
+    .await;
+    let email = unique_email("hanging");
+    sqlx::query("INSERT INTO members (email, name, nickname, password_hash, role, created_at, updated_at) VALUES (?, 'n', 'n', 'x', 'USER', 0, 0)")
+        .bind(&email)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = request_reset(&app, &email).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn change_password_keeps_this_session_and_revokes_the_others() {
+    let app = TestApp::spawn().await;
+    let phone = app.member("change").await;
+    let tablet = app.login(&phone.email, PASSWORD).await.json();
+    let answer = change(&app, &phone, PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json(), json!({ "message": "Password changed." }));
+    assert_eq!(
+        app.verify_token(&phone.access_token).await.status,
+        StatusCode::OK
+    );
+    assert_code(
+        &app.verify_token(tablet["access_token"].as_str().unwrap())
+            .await,
+        "GLOBAL_103",
+    );
+    assert_code(
+        &app.reissue(json!(phone.id), tablet["refresh_token"].as_str().unwrap())
+            .await,
+        "AUTH_007",
+    );
+    assert_eq!(
+        app.reissue(json!(phone.id), &phone.refresh_token)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_code(&app.login(&phone.email, PASSWORD).await, "AUTH_006");
+    assert_eq!(
+        app.login(&phone.email, NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn change_password_needs_the_current_password() {
+    let app = TestApp::spawn().await;
+    let member = app.member("change-wrong").await;
+    assert_code(
+        &change(&app, &member, "not-my-pass-1", NEW_PASSWORD).await,
+        "AUTH_006",
+    );
+    assert_eq!(
+        app.login(&member.email, PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn change_password_acts_for_the_caller_only() {
+    let app = TestApp::spawn().await;
+    let member = app.member("change-self").await;
+    let other = app.member("change-other").await;
+    let answer = app
+        .post_json_as(
+            &member,
+            "/auth/changePassword",
+            json!({ "member_id": other.id, "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
+        )
+        .await;
+    assert_code(&answer, "GLOBAL_105");
+    let missing = app
+        .post_json_as(
+            &member,
+            "/auth/changePassword",
+            json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
+        )
+        .await;
+    assert_code(&missing, "GLOBAL_002");
+    let anonymous = app
+        .post_json(
+            "/auth/changePassword",
+            json!({ "member_id": member.id, "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
+        )
+        .await;
+    assert_code(&anonymous, "GLOBAL_103");
+    assert_code(&change(&app, &member, PASSWORD, "weak").await, "GLOBAL_002");
+}
+
+#[tokio::test]
+async fn guesses_of_the_current_password_are_rate_limited() {
+    // The login that made the session counts too: one login and two guesses use up three.
+    let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_LOGIN_PER_EMAIL", "3/300")]).await;
+    let member = app.member("change-limit").await;
+    for _ in 0..2 {
+        assert_code(
+            &change(&app, &member, "guess-pass-1", NEW_PASSWORD).await,
+            "AUTH_006",
+        );
+    }
+    assert_code(
+        &change(&app, &member, PASSWORD, NEW_PASSWORD).await,
+        "GLOBAL_106",
+    );
+}
+
+// --- Data export ------------------------------------------------------------------------------
+
+fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
+    (0..zip.len())
+        .map(|i| {
+            let mut file = zip.by_index(i).unwrap();
+            let mut data = Vec::new();
+            file.read_to_end(&mut data).expect("entry with a good CRC");
+            (file.name().to_owned(), data)
+        })
+        .collect()
+}
+
+fn entry<'a>(entries: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
+    &entries
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name} in the archive"))
+        .1
+}
+
+async fn export(app: &TestApp, member: &TestMember) -> TestResponse {
+    app.get_as(member, &format!("/member/export?member_id={}", member.id))
+        .await
+}
+
+#[tokio::test]
+async fn export_is_a_zip_of_the_members_data_and_stored_images() {
+    let app = TestApp::spawn().await;
+    let member = app.member("export").await;
+    let friend = app.member("friend").await;
+    let pest = app.member("pest").await;
+    let target = |t: &TestMember| json!({ "member_id": member.id, "target_id": t.id });
+    assert_eq!(
+        app.post_json_as(&member, "/member/follow", target(&friend))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post_json_as(&member, "/member/block", target(&pest))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post_json_as(
+            &member,
+            "/member/report",
+            json!({ "member_id": member.id, "target_id": pest.id, "reason": "spam" })
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    app.post_json_as(
+        &friend,
+        "/member/follow",
+        json!({ "member_id": friend.id, "target_id": member.id }),
+    )
+    .await;
+    let avatar = app
+        .multipart_as(
+            &member,
+            "/member/uploadAvatar",
+            &[
+                Part::text("member_id", &member.id.to_string()),
+                Part::file("file", "me.png", fixtures::png(3, 3)),
+            ],
+        )
+        .await;
+    assert_eq!(avatar.status, StatusCode::CREATED, "{}", avatar.text());
+    let with_images = app
+        .register_post(
+            &member,
+            "two pictures",
+            &[fixtures::png(4, 4), fixtures::jpeg(8, 8)],
+        )
+        .await
+        .json();
+    app.register_post(&member, "words only", &[]).await;
+    app.register_post(&friend, "not mine", &[fixtures::png(5, 5)])
+        .await;
+
+    let answer = export(&app, &member).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(
+        answer.header("content-type").as_deref(),
+        Some("application/zip")
+    );
+    assert!(answer
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment; filename=\"heart-to-heart-"));
+    let entries = unzip(&answer.body);
+
+    let profile: Value = serde_json::from_slice(entry(&entries, "member.json")).unwrap();
+    assert_eq!(profile["member"]["member_id"], member.id);
+    assert_eq!(profile["member"]["email"], member.email);
+    assert_eq!(profile["follows"][0]["member_id"], friend.id);
+    assert_eq!(profile["followers"][0]["member_id"], friend.id);
+    assert_eq!(profile["blocks"][0]["member_id"], pest.id);
+    assert_eq!(profile["reports_made"][0]["target_id"], pest.id);
+    assert_eq!(profile["reports_made"][0]["reason"], "spam");
+    assert_eq!(profile["sessions"].as_array().unwrap().len(), 1);
+    let text = String::from_utf8_lossy(entry(&entries, "member.json")).into_owned();
+    assert!(
+        !text.contains("password") && !text.contains("argon2"),
+        "no secrets: {text}"
+    );
+    assert!(!text.contains(&member.refresh_token));
+
+    let posts: Value = serde_json::from_slice(entry(&entries, "posts.json")).unwrap();
+    let posts = posts.as_array().unwrap();
+    assert_eq!(posts.len(), 2, "only the member's posts");
+    assert_eq!(posts[0]["content"], "two pictures");
+    assert_eq!(posts[1]["images"], json!([]));
+    let urls = with_images["image_urls"].as_array().unwrap();
+    let names = posts[0]["images"].as_array().unwrap();
+    assert_eq!(names.len(), 2);
+    for (url, name) in urls.iter().zip(names) {
+        let stored = app.fetch_media(url.as_str().unwrap()).await;
+        assert_eq!(entry(&entries, name.as_str().unwrap()), stored.as_slice());
+    }
+    let avatar_file = profile["member"]["avatar_file"].as_str().unwrap();
+    assert_eq!(
+        entry(&entries, avatar_file),
+        app.fetch_media(avatar.json()["avatar_url"].as_str().unwrap())
+            .await
+            .as_slice()
+    );
+    assert_eq!(
+        entries.len(),
+        2 + 3,
+        "two JSON files, the avatar and two images"
+    );
+}
+
+#[tokio::test]
+async fn export_is_for_its_owner_only() {
+    let app = TestApp::spawn().await;
+    let member = app.member("export-owner").await;
+    let other = app.member("export-other").await;
+    let answer = app
+        .get_as(&member, &format!("/member/export?member_id={}", other.id))
+        .await;
+    assert_code(&answer, "GLOBAL_105");
+    assert_code(&app.get_as(&member, "/member/export").await, "GLOBAL_007");
+    assert_code(
+        &app.get(&format!("/member/export?member_id={}", member.id))
+            .await,
+        "GLOBAL_103",
+    );
+}
+
+#[tokio::test]
+async fn one_export_per_member_per_hour() {
+    let app = TestApp::spawn().await;
+    let member = app.member("export-hourly").await;
+    let other = app.member("export-hourly-other").await;
+    assert_eq!(export(&app, &member).await.status, StatusCode::OK);
+    let again = export(&app, &member).await;
+    assert_code(&again, "GLOBAL_106");
+    let retry: i64 = again.header("retry-after").unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&retry), "{retry}");
+    assert_eq!(
+        export(&app, &other).await.status,
+        StatusCode::OK,
+        "per member"
+    );
+    app.clock.advance(3600);
+    // The access token expired meanwhile: log in again.
+    let login = app.login(&member.email, PASSWORD).await.json();
+    let member = TestMember {
+        access_token: login["access_token"].as_str().unwrap().to_owned(),
+        ..member
+    };
+    assert_eq!(export(&app, &member).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_export_pages_through_more_rows_than_one_page() {
+    let app = TestApp::spawn().await;
+    let member = app.member("export-pages").await;
+    let now = app.clock.now();
+    for i in 0..450 {
+        sqlx::query(
+            "INSERT INTO posts (writer_id, content, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(member.id)
+        .bind(format!("post {i}"))
+        .bind(now)
+        .bind(now)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    }
+    let answer = export(&app, &member).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let posts: Value = serde_json::from_slice(entry(&unzip(&answer.body), "posts.json")).unwrap();
+    let contents: Vec<&str> = posts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents.len(), 450);
+    assert_eq!(contents[0], "post 0");
+    assert_eq!(contents[449], "post 449");
+}
