@@ -7,8 +7,13 @@
     missing_debug_implementations
 )]
 
+// The core's fault proxy, shared rather than copied (not every mode is used here).
+#[allow(dead_code)]
+#[path = "../../../../core-api/tests/api/fault_proxy.rs"]
+mod fault_proxy;
 mod front_door;
 mod helpers;
+mod redis_faults;
 
 use heart_shared::edge::FeedKind;
 use helpers::{Backend, Options, Signer, TestEdge};
