@@ -7,9 +7,8 @@
     missing_debug_implementations
 )]
 
-// The core's fault proxy, shared rather than copied (not every mode is used here).
+// The core's fault proxy (not every mode is used here).
 #[allow(dead_code)]
-#[path = "../../../../core-api/tests/api/fault_proxy.rs"]
 mod fault_proxy;
 mod front_door;
 mod helpers;
