@@ -176,6 +176,8 @@ def main():
         "error_max": round(max(later), 3) if later else None,
         "retry_after": sorted({d[4] for d in errors if d[4]}),
         "successes": len(successes), "success_p99": pct(successes, 99),
+        "success_first_s": round(successes[0], 3) if successes else None,
+        "success_later_p99": pct(successes[1:], 99),
         "recovered_s": recovered,
         "unaffected_p99_before": pct(base_unaffected, 99),
         "unaffected_p99_during": pct([r[2] for r in side], 99),

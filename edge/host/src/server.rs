@@ -32,7 +32,7 @@ use crate::body::{self, BodyLimits};
 use crate::compile;
 use crate::outbound::{self, CorePool, Origin, OutboundPolicy};
 use crate::spin::{self, SpinState, Stores};
-use crate::store::EdgeStore;
+use crate::store::{EdgeStore, RedisTimeouts};
 use crate::telemetry::{self, AccessRecord, AccessSink};
 
 /// How often the epoch advances; the per-request CPU deadline is counted in these ticks.
@@ -69,8 +69,10 @@ pub struct HostConfig {
     pub cache_dir: Option<PathBuf>,
     /// The store behind `redis_url = "memory:"`; `None`: a fresh [`crate::store::InProcessStore`].
     pub in_process_store: Option<Arc<dyn EdgeStore>>,
-    /// How long connecting to Redis may take before the request goes on without it.
-    pub redis_connect_timeout: Duration,
+    /// How long a Redis connect and a whole Redis call may take before the request goes on
+    /// without the cache, and how often Redis is probed while it is down (see
+    /// [`crate::store::RedisStore`]).
+    pub redis_timeouts: RedisTimeouts,
     /// How long a client may take to send a request head (and an idle keep-alive connection may
     /// wait for the next one); past it the connection is closed.
     pub header_read_timeout: Duration,
@@ -98,6 +100,7 @@ impl std::fmt::Debug for HostConfig {
             .field("request_timeout", &self.request_timeout)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("cache_dir", &self.cache_dir)
+            .field("redis_timeouts", &self.redis_timeouts)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("max_connections", &self.max_connections)
@@ -118,7 +121,7 @@ impl HostConfig {
             max_concurrent_requests: 64,
             cache_dir: None,
             in_process_store: None,
-            redis_connect_timeout: Duration::from_millis(500),
+            redis_timeouts: RedisTimeouts::default(),
             header_read_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: 1024,
@@ -295,7 +298,7 @@ impl EdgeHost {
                 stores: Arc::new(Stores::new(
                     allowed_redis,
                     config.in_process_store,
-                    config.redis_connect_timeout,
+                    config.redis_timeouts,
                 )),
                 variables: Arc::new(variables),
                 core,

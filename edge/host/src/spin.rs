@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::store::{EdgeStore, InProcessStore, RedisStore, StoreArg, StoreValue};
+use crate::store::{EdgeStore, InProcessStore, RedisStore, RedisTimeouts, StoreArg, StoreValue};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -26,38 +25,37 @@ use bindings::fermyon::spin::variables::{self, Error as VariableError};
 /// The address scheme that selects the in-process store instead of Redis (`redis_url = "memory:"`).
 pub const IN_PROCESS_ADDRESS: &str = "memory:";
 
-/// How long a Redis address that failed to connect is not retried: during an outage requests
-/// fail over to forwarding at once instead of each waiting for a connect timeout.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
-
-/// The stores every request shares: Redis connections by address and the in-process store.
+/// The stores every request shares: the Redis store of the allowed address and the in-process
+/// store.
 #[derive(Debug)]
 pub struct Stores {
     /// The only address the component may open (the `redis_url` variable), like Spin's
     /// `allowed_outbound_hosts`.
     allowed_address: Option<String>,
     in_process: Arc<dyn EdgeStore>,
-    redis: tokio::sync::Mutex<HashMap<String, Arc<RedisStore>>>,
-    failed: Mutex<HashMap<String, Instant>>,
-    connect_timeout: Duration,
+    /// The Redis store of each address opened so far (only the allowed one, in practice).
+    redis: Mutex<HashMap<String, Arc<RedisStore>>>,
+    timeouts: RedisTimeouts,
 }
 
 impl Stores {
-    /// Stores allowing only `allowed_address`; `memory:` opens `in_process`.
+    /// Stores allowing only `allowed_address`; `memory:` opens `in_process`, a `redis://` address
+    /// a [`RedisStore`] waiting as `timeouts` say.
     pub fn new(
         allowed_address: Option<String>,
         in_process: Option<Arc<dyn EdgeStore>>,
-        connect_timeout: Duration,
+        timeouts: RedisTimeouts,
     ) -> Stores {
         Stores {
             allowed_address,
             in_process: in_process.unwrap_or_else(|| Arc::new(InProcessStore::default())),
-            redis: tokio::sync::Mutex::new(HashMap::new()),
-            failed: Mutex::new(HashMap::new()),
-            connect_timeout,
+            redis: Mutex::new(HashMap::new()),
+            timeouts,
         }
     }
 
+    /// The store behind `address`. While Redis is down (its breaker open) opening fails at once,
+    /// so the component goes on without the cache without even trying.
     async fn open(&self, address: &str) -> Result<Arc<dyn EdgeStore>, RedisError> {
         if self.allowed_address.as_deref() != Some(address) {
             tracing::warn!(
@@ -69,37 +67,28 @@ impl Stores {
         if address.starts_with(IN_PROCESS_ADDRESS) {
             return Ok(self.in_process.clone());
         }
-        {
-            let failed = self
-                .failed
+        let store = {
+            let mut stores = self
+                .redis
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if failed
-                .get(address)
-                .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE)
-            {
-                return Err(RedisError::Other("Redis is unreachable".into()));
+            match stores.get(address) {
+                Some(store) => store.clone(),
+                None => {
+                    let store = RedisStore::new(address, self.timeouts).map_err(|e| {
+                        tracing::warn!(error = %e, "the Redis address is not valid");
+                        RedisError::InvalidAddress
+                    })?;
+                    let store = Arc::new(store);
+                    stores.insert(address.to_owned(), store.clone());
+                    store
+                }
             }
+        };
+        if !store.is_up() {
+            return Err(RedisError::Other("Redis is unreachable".into()));
         }
-        let mut connections = self.redis.lock().await;
-        if let Some(store) = connections.get(address) {
-            return Ok(store.clone());
-        }
-        match RedisStore::connect(address, self.connect_timeout).await {
-            Ok(store) => {
-                let store = Arc::new(store);
-                connections.insert(address.to_owned(), store.clone());
-                Ok(store)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Redis is unreachable");
-                self.failed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(address.to_owned(), Instant::now());
-                Err(RedisError::Other(e.to_string()))
-            }
-        }
+        Ok(store)
     }
 }
 

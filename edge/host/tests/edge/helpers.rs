@@ -249,6 +249,8 @@ pub struct Options {
     pub store: Option<Arc<InProcessStore>>,
     /// Wraps the in-process store the component sees (e.g. to count round trips).
     pub wrap_store: Option<WrapStore>,
+    /// The `redis_url` instead of the backend's (e.g. real Redis through a fault proxy).
+    pub redis_url: Option<String>,
 }
 
 impl Options {
@@ -260,7 +262,13 @@ impl Options {
             host: None,
             store: None,
             wrap_store: None,
+            redis_url: None,
         }
+    }
+
+    pub fn redis_url(mut self, url: &str) -> Options {
+        self.redis_url = Some(url.to_owned());
+        self
     }
 
     pub fn host(mut self, configure: fn(&mut HostConfig)) -> Options {
@@ -311,10 +319,11 @@ impl TestEdge {
         let signer = Signer::generate();
         let prefix = format!("heart-edge-test-{}", random_hex(6));
         let secret = random_hex(16);
-        let redis_url = match options.backend {
-            Backend::Redis => redis_url(),
-            Backend::InProcess => "memory:".to_owned(),
-            Backend::Unreachable => format!("redis://127.0.0.1:{}", closed_port()),
+        let redis_url = match (&options.redis_url, options.backend) {
+            (Some(url), _) => url.clone(),
+            (None, Backend::Redis) => redis_url(),
+            (None, Backend::InProcess) => "memory:".to_owned(),
+            (None, Backend::Unreachable) => format!("redis://127.0.0.1:{}", closed_port()),
         };
         let jwks = serde_json::to_string(&Jwks {
             keys: vec![signer.jwk.clone()],

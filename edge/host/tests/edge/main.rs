@@ -7,8 +7,12 @@
     missing_debug_implementations
 )]
 
+// The core's fault proxy (not every mode is used here).
+#[allow(dead_code)]
+mod fault_proxy;
 mod front_door;
 mod helpers;
+mod redis_faults;
 
 use heart_shared::edge::FeedKind;
 use helpers::{Backend, Options, Signer, TestEdge};
