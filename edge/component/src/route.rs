@@ -237,6 +237,7 @@ mod tests {
         let out = forwarded_request_headers(
             &[h("cookie", "h2h_console=abc")],
             None,
+            false,
             "secret",
             "1.2.3.4",
             "1.2.3.4",
