@@ -158,8 +158,8 @@ mod tests {
         let svg = svg("t", &rows);
         assert!(svg.contains("edge: page &lt;cached&gt; (32 conn.)"));
         // The largest value of each column fills it: 300 px.
-        assert!(svg.contains(r#"width="300.0" height="14" fill="#2f7ed8""#));
-        assert!(svg.contains(r#"width="300.0" height="14" fill="#d8572f""#));
+        assert!(svg.contains(r##"width="300.0" height="14" fill="#2f7ed8""##));
+        assert!(svg.contains(r##"width="300.0" height="14" fill="#d8572f""##));
         assert!(svg.contains(">7600<") && svg.contains(">19.60 ms<"));
     }
 }
