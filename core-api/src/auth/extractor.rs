@@ -81,15 +81,19 @@ impl FromRequestParts<AppState> for AuthenticatedMember {
             }
         };
         // Checked here unless the edge's gate did (one Redis round trip per request): the edge
-        // says so only when it reached Redis.
-        let revoked = !revocation_checked
-            && match state.revocations.is_revoked(&session_id).await {
+        // says so only when it reached Redis. Revocations this process could not publish (made
+        // during a Redis outage) are not in Redis, so those are checked in either case.
+        let revoked = if revocation_checked {
+            state.revocations.is_revoked_unpublished(&session_id).await
+        } else {
+            match state.revocations.is_revoked(&session_id).await {
                 Ok(revoked) => revoked,
                 Err(error) => {
                     tracing::warn!(error = %crate::error::cause_chain(&error), "revocation check falls back to the database");
                     sessions::is_revoked(&state.db, &session_id).await?
                 }
-            };
+            }
+        };
         if revoked {
             return Err(ApiError::with_message(
                 ErrorCode::InvalidAccessToken,

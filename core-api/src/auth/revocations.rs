@@ -65,6 +65,20 @@ impl Revocations {
         Ok(in_cache || unpublished)
     }
 
+    /// Whether `sid` is among the revocations this process could not hand to the cache yet (and
+    /// hands those over if the cache answers now). No cache call when there are none: what a
+    /// request costs when the edge's gate has already checked the cache, which cannot know these.
+    pub async fn is_revoked_unpublished(&self, sid: &str) -> bool {
+        let (unpublished, pending) = {
+            let unpublished = self.lock_unpublished();
+            (unpublished.contains_key(sid), !unpublished.is_empty())
+        };
+        if pending {
+            self.publish_pending().await;
+        }
+        unpublished
+    }
+
     /// Hands the revocations the cache missed to it, now that it answers.
     async fn publish_pending(&self) {
         let now = Instant::now();

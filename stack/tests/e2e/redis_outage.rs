@@ -122,6 +122,23 @@ async fn until_cached(stack: &TestStack, member: &Member) -> Answer {
     panic!("the edge never cached again after Redis came back");
 }
 
+/// Waits until the core's own cache calls succeed again (its breaker closed after the outage).
+async fn until_the_core_reaches_redis(stack: &TestStack) {
+    for _ in 0..100 {
+        if stack
+            .state
+            .cache
+            .exists("heart-test:reachable")
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the core never reached Redis again after the outage");
+}
+
 /// A stack whose Redis connections (edge and core) go through a proxy; `None` without Redis.
 async fn stack_behind_proxy() -> Option<(Proxy, TestStack)> {
     let Some(redis) = redis_url() else {
@@ -211,8 +228,12 @@ async fn the_stack_keeps_working_while_redis_is_away() {
     proxy.restore();
 
     // Caching resumes once a write moves the feed version (the first reads after the outage are
-    // the subject of `no_page_cached_before_an_outage_is_served_after_it`).
+    // the subject of `no_page_cached_before_an_outage_is_served_after_it`). The edge's breaker and
+    // the core's close independently: until the core reaches Redis again its version bump waits
+    // (retried every 100 ms), so the write is made once both do. That window is a known gap
+    // (README, docs/faults.md).
     until_cached(&stack, &ann_tablet).await;
+    until_the_core_reaches_redis(&stack).await;
     let posted = stack.register_post(&bob, "after", &[]).await;
     assert_eq!(posted.status, 201, "{}", posted.text());
     let after = posted.json()["post_id"].as_i64().expect("post_id");
