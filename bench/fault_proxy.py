@@ -13,7 +13,7 @@ The mode is the first line of F, reread every 50 ms (write it atomically: echo â
     reset <f>       reset the connection (RST) on fraction <f> of the chunks
     cut             reset every open connection and every new one (as when the server dies)
 
-The same modes as core-api/tests/api/fault_proxy.rs, which the quick CI scenarios use.
+The same modes as testkit/src/fault_proxy.rs, which the quick CI scenarios use.
 """
 import argparse
 import asyncio

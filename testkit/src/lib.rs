@@ -8,11 +8,14 @@
 //! - [`fixtures`]: PNG/JPEG images (with GPS EXIF) and multipart bodies as the Android app sends them;
 //! - [`s3`]: a real S3-compatible server (s3s-fs) with fault injection, and the service `heart-s3` runs;
 //! - [`mail`]: the verification mails from an outbox folder or an SMTP sink's Maildir;
-//! - [`mysql`]: a database per test on `HEART_TEST_DATABASE_URL`.
+//! - [`mysql`]: a database per test on `HEART_TEST_DATABASE_URL`;
+//! - [`fault_proxy`]: a TCP proxy in front of a real backend that a test cuts, slows, stalls or makes
+//!   lose or reset packets (the core's and the edge host's fault tests).
 
 // Fixtures fail the test that uses them: panicking with a message is their error handling.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod mail;
 pub mod mysql;

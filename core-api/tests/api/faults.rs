@@ -1,4 +1,4 @@
-//! Real faults of the backends, quick enough for CI: a TCP proxy (`fault_proxy.rs`) in front of
+//! Real faults of the backends, quick enough for CI: a TCP proxy (`heart_testkit::fault_proxy`) in front of
 //! the real database, Redis, S3 server or SMTP server that the test cuts, slows, stalls or makes
 //! lose or reset packets; a SQLite file locked by another process; mail pointed at a closed port.
 //! No mocks: the app talks to the real servers through the proxy.

@@ -6,7 +6,7 @@
     dead_code
 )]
 
-mod fault_proxy;
+use heart_testkit::fault_proxy;
 mod helpers;
 use heart_testkit::fixtures;
 

@@ -9,7 +9,7 @@
 
 // The core's fault proxy (not every mode is used here).
 #[allow(dead_code)]
-mod fault_proxy;
+use heart_testkit::fault_proxy;
 mod front_door;
 mod helpers;
 mod redis_faults;

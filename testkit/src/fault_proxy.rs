@@ -1,6 +1,3 @@
-//! A copy of the core's fault proxy (`core-api/tests/api/fault_proxy.rs`; test crates do not share
-//! files across crates). Keep the two the same.
-//!
 //! A TCP proxy in front of a real backend (MySQL, Redis, S3, SMTP) that a test turns bad:
 //! cut (connections dropped, new ones refused, as when the server dies), slow (every chunk
 //! delayed), stalled (connections accepted, nothing answered, as a hung server or a black-holed
@@ -33,7 +30,10 @@ pub enum Mode {
     Reset(f64),
 }
 
+/// The proxy: listens on [`Proxy::addr`] and forwards to its upstream in the current [`Mode`].
+#[derive(Debug)]
 pub struct Proxy {
+    /// Where clients connect instead of the backend.
     pub addr: SocketAddr,
     upstream: String,
     mode: Arc<watch::Sender<Mode>>,
