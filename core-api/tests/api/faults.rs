@@ -450,7 +450,7 @@ async fn a_slow_database_is_slow_not_down() {
     let app = TestApp::spawn_with(&[(DATABASE_VIA, via.as_str())]).await;
     let kim = app.member("kim").await;
     // The probe keeps one connection open; opened here, before the database turns slow (a new
-    // MySQL connection is several round trips, and a probe has 1 s).
+    // MySQL connection is several round trips, and a probe has 500 ms).
     assert_eq!(app.admin_get("/readyz").await.status, StatusCode::OK);
     proxy.set(Mode::Latency(Duration::from_millis(150)));
     let started = Instant::now();
