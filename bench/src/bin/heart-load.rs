@@ -88,10 +88,11 @@ enum Action {
     PostPhoto,
     Login,
     Reissue,
+    Follow,
 }
 
 impl Action {
-    const ALL: [Action; 7] = [
+    const ALL: [Action; 8] = [
         Action::Feed,
         Action::OwnPosts,
         Action::MemberPosts,
@@ -99,6 +100,7 @@ impl Action {
         Action::PostPhoto,
         Action::Login,
         Action::Reissue,
+        Action::Follow,
     ];
 
     fn name(self) -> &'static str {
@@ -110,6 +112,7 @@ impl Action {
             Action::PostPhoto => "post_photo",
             Action::Login => "login",
             Action::Reissue => "reissue",
+            Action::Follow => "follow",
         }
     }
 
@@ -122,6 +125,7 @@ impl Action {
             Action::PostPhoto => "POST /post/registerPost (1 JPEG)",
             Action::Login => "POST /auth/login",
             Action::Reissue => "POST /auth/reissueToken",
+            Action::Follow => "POST /member/follow|unfollow",
         }
     }
 
@@ -154,7 +158,7 @@ const HELP: &str = "heart-load: the app's traffic mix at fixed concurrency again
 usage: heart-load [--url URL] [-c N] [-d 30s] [--members N] [--first-member ID] [--mix feed=60,...]
                   [--size 10] [--timeout 30s] [--allow-5xx] [--json FILE] [--acked-posts FILE] [--progress]
 
-mix names: feed own_posts member_posts profile post_photo login reissue
+mix names: feed own_posts member_posts profile post_photo login reissue follow
 default mix: feed=60,own_posts=8,member_posts=12,profile=10,post_photo=3,login=1,reissue=6
 The URL defaults to $HEART_LOAD_URL, else http://127.0.0.1:8080. Exit 1 if a 5xx happened (unless --allow-5xx).";
 
@@ -337,6 +341,8 @@ struct User {
     rng: StdRng,
     stats: Vec<Stats>,
     posts: u64,
+    /// The member this user follows now (the `follow` action unfollows them next).
+    followed: Option<i64>,
 }
 
 async fn send(
@@ -604,6 +610,33 @@ impl User {
             }
             Action::Login => self.login(shared).await,
             Action::Reissue => self.reissue(shared).await,
+            Action::Follow => {
+                // Follow a member, then unfollow them on the next turn: every call writes.
+                let (path, target) = match self.followed.take() {
+                    Some(target) => ("/member/unfollow", target),
+                    None => {
+                        let mut target = self.other_member(shared);
+                        if target == self.member_id {
+                            // Following yourself is GLOBAL_002: take the next member.
+                            target = shared.options.first_member
+                                + (target - shared.options.first_member + 1)
+                                    % shared.options.members;
+                        }
+                        self.followed = Some(target);
+                        ("/member/follow", target)
+                    }
+                };
+                let body = serde_json::json!({"member_id": self.member_id, "target_id": target});
+                self.authed(
+                    shared,
+                    action,
+                    Method::POST,
+                    path,
+                    Some("application/json"),
+                    Bytes::from(body.to_string()),
+                )
+                .await;
+            }
         }
     }
 }
@@ -832,6 +865,7 @@ async fn run(options: Options) -> Result<ExitCode, String> {
                     rng: StdRng::seed_from_u64(id as u64),
                     stats: vec![Stats::default(); Action::ALL.len()],
                     posts: 0,
+                    followed: None,
                 }),
                 None => Err(format!(
                     "login as {email} failed: {} {} {}",

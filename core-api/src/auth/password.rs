@@ -4,13 +4,14 @@
 //! hash with the same parameters), so the answer takes the same time whether or not the email is
 //! a member: login cannot be used to find out who has an account.
 //!
-//! Bounded in CPU: hashes run on `cores − 1` dedicated threads (at least one), never on every
-//! core, so a login storm leaves a core to the feeds. Bounded in waiting: at most
-//! [`QUEUE_PER_THREAD`] hashes per thread wait; past that a login is answered `GLOBAL_503` with
-//! `Retry-After` at once instead of piling up. Bounded in memory: each thread hashes into its own
-//! Argon2 memory (19 MiB at the recommended cost), allocated once and reused, so a storm costs
-//! `threads × memory_kib` and no more. (On tokio's blocking pool every new thread got its own
-//! malloc arena and kept its 19 MiB after the hash: 350–598 MB after a storm, BENCHMARKS.md.)
+//! Bounded in CPU: hashes run on `cores − 1` dedicated threads (at least one), never on every core,
+//! and at a lower priority (nice +10), so a login storm leaves the CPU to the feeds first. Bounded
+//! in waiting: at most [`QUEUE_PER_THREAD`] hashes per thread wait; past that a login is answered
+//! `GLOBAL_503` with `Retry-After` at once instead of piling up. Bounded in memory: each thread
+//! hashes into its own Argon2 memory (19 MiB at the recommended cost), allocated once and reused,
+//! so a storm costs `threads × memory_kib` and no more, and a thread idle for a second frees it.
+//! (On tokio's blocking pool every new thread got its own malloc arena and kept its 19 MiB after
+//! the hash: 350–598 MB after a storm, BENCHMARKS.md.)
 
 use std::cell::RefCell;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -202,25 +203,46 @@ impl PasswordHasher {
 /// Work for a hashing thread.
 type Job = Box<dyn FnOnce() + Send>;
 
+/// How long a hashing thread waits for work before it gives its Argon2 memory back.
+pub const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How much nicer than the process the hashing threads are: they get the CPU the requests leave,
+/// so a login storm slows logins (bounded by the queue) rather than every other request.
+pub const HASHING_NICE: i32 = 10;
+
 /// `threads` hashing threads sharing a queue of `queue` waiting jobs; they end when every sender
-/// is dropped.
+/// is dropped. Each runs at [`HASHING_NICE`] and frees its Argon2 memory after [`IDLE_RELEASE`]
+/// without work, so an idle server does not keep `threads × memory_kib` resident after a storm
+/// (the memory is one allocation above malloc's mmap threshold: freeing it returns it to the
+/// system at once).
 fn spawn_hashing_threads(threads: usize, queue: usize) -> SyncSender<Job> {
+    use std::sync::mpsc::RecvTimeoutError;
     let (jobs, waiting) = std::sync::mpsc::sync_channel::<Job>(queue);
     let waiting = std::sync::Arc::new(std::sync::Mutex::new(waiting));
     for n in 0..threads {
         let waiting = waiting.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("argon2-{n}"))
-            .spawn(move || loop {
-                let job = {
-                    let waiting = waiting
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    waiting.recv()
-                };
-                match job {
-                    Ok(job) => job(),
-                    Err(_) => return,
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let job = {
+                        let waiting = waiting
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        waiting.recv_timeout(IDLE_RELEASE)
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(RecvTimeoutError::Timeout) => {
+                            if !release_memory() {
+                                // Already released: let the other idle threads have the queue's
+                                // lock, so each of them times out and releases too.
+                                std::thread::sleep(IDLE_RELEASE / 20);
+                            }
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
                 }
             });
         if let Err(error) = spawned {
@@ -228,6 +250,43 @@ fn spawn_hashing_threads(threads: usize, queue: usize) -> SyncSender<Job> {
         }
     }
     jobs
+}
+
+/// Frees this thread's Argon2 memory; false when it held none.
+fn release_memory() -> bool {
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        let held = memory.capacity() > 0;
+        *memory = Vec::new();
+        held
+    })
+}
+
+/// Lowers the calling thread's priority by [`HASHING_NICE`] (on Linux the nice value is per
+/// thread, and a new thread starts with its creator's); a failure is logged and hashing goes on
+/// at the process's priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let lowered =
+            getpriority_process(None).and_then(|nice| setpriority_process(None, nicer(nice)));
+        if let Err(error) = lowered {
+            tracing::warn!(%error, "could not lower the password hashing thread's priority");
+        }
+    }
+}
+
+/// `nice` lowered by [`HASHING_NICE`], within the range the kernel accepts.
+#[cfg(target_os = "linux")]
+fn nicer(nice: i32) -> i32 {
+    (nice + HASHING_NICE).min(19)
+}
+
+/// This thread's nice value (for the tests).
+#[cfg(all(test, target_os = "linux"))]
+fn current_nice() -> i32 {
+    rustix::process::getpriority_process(None).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -286,6 +345,43 @@ mod tests {
             .verify("other-pass2".into(), Some(theirs))
             .await
             .unwrap());
+    }
+
+    /// Hashing threads run at a lower priority than the request workers, and give their Argon2
+    /// memory back once idle.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_are_nice_and_release_memory_when_idle() {
+        let hasher = PasswordHasher::with_pool(CHEAP, 1, 4).unwrap();
+        let nice = hasher.run(current_nice).await.unwrap();
+        assert_eq!(nice, nicer(current_nice()));
+        assert!(
+            nice > current_nice() || nice == 19,
+            "hashing at nice {nice}"
+        );
+        hasher.hash("s3cret-pass".into()).await.unwrap();
+        let held = hasher
+            .run(|| MEMORY.with(|m| m.borrow().capacity()))
+            .await
+            .unwrap();
+        assert!(held >= 1024, "{held} blocks held right after a hash");
+        let deadline = std::time::Instant::now() + IDLE_RELEASE * 10;
+        loop {
+            tokio::time::sleep(IDLE_RELEASE + IDLE_RELEASE / 2).await;
+            // Asking costs no memory: the job only reads the capacity.
+            let held = hasher
+                .run(|| MEMORY.with(|m| m.borrow().capacity()))
+                .await
+                .unwrap();
+            if held == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{held} blocks still held after {:?} idle",
+                IDLE_RELEASE * 10
+            );
+        }
     }
 
     /// With one thread and a queue of two, a burst of logins gets at most three hashes going and
