@@ -38,6 +38,39 @@ pub const PROBE_POLICY: ProbePolicy = ProbePolicy {
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
 
+/// The name of the lock that serialises the migrations of cores starting at once on one MySQL
+/// database (an SQL expression: a lock per database, within the server's 64-character limit).
+pub const MIGRATION_LOCK: &str = "LEFT(CONCAT('heart-migrations:', DATABASE()), 64)";
+/// How long a starting core waits for another core's migrations before it gives up (and its
+/// orchestrator restarts it).
+pub const MIGRATION_LOCK_WAIT_SECS: i64 = 600;
+
+/// Applies `migrator` holding [`MIGRATION_LOCK`] on the migrating connection. sqlx's MySQL
+/// migrator locks with `GET_LOCK(…, -1)` and ignores the answer; MariaDB answers a negative
+/// timeout with `NULL` at once instead of waiting, so on MariaDB two replicas starting together
+/// would both apply the same migration. This lock waits (finitely) and is checked.
+async fn migrate_under_lock(pool: &AnyPool, migrator: &Migrator) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let locked: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT CAST(GET_LOCK({MIGRATION_LOCK}, ?) AS SIGNED)"
+    ))
+    .bind(MIGRATION_LOCK_WAIT_SECS)
+    .fetch_one(&mut *conn)
+    .await?;
+    if locked != Some(1) {
+        return Err(sqlx::Error::Configuration(
+            format!("another core held the migrations' lock for {MIGRATION_LOCK_WAIT_SECS} s")
+                .into(),
+        ));
+    }
+    let applied = migrator.run_direct(&mut *conn).await;
+    // Also released when the connection closes, should this fail.
+    sqlx::query(&format!("SELECT RELEASE_LOCK({MIGRATION_LOCK})"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(applied?)
+}
+
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
@@ -114,7 +147,16 @@ impl Db {
             DbKind::Sqlite => &SQLITE_MIGRATIONS,
             DbKind::MySql => &MYSQL_MIGRATIONS,
         };
-        migrator.run(&self.pool).await?;
+        match self.kind {
+            // `run_direct` on a connection: `run(&pool)` makes the future not `Send` for every
+            // lifetime, so a core could not be started on a spawned task.
+            DbKind::Sqlite => {
+                migrator
+                    .run_direct(&mut *self.pool.acquire().await?)
+                    .await?
+            }
+            DbKind::MySql => migrate_under_lock(&self.pool, migrator).await?,
+        }
         Ok(())
     }
 

@@ -10,7 +10,8 @@
 //! - [`mail`]: the verification mails from an outbox folder or an SMTP sink's Maildir;
 //! - [`mysql`]: a database per test on `HEART_TEST_DATABASE_URL`;
 //! - [`fault_proxy`]: a TCP proxy in front of a real backend that a test cuts, slows, stalls or makes
-//!   lose or reset packets (the core's and the edge host's fault tests).
+//!   lose or reset packets (the core's and the edge host's fault tests);
+//! - [`round_robin`]: a round-robin TCP proxy, the load balancer in front of replicas (the replica tests).
 
 // Fixtures fail the test that uses them: panicking with a message is their error handling.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -19,4 +20,5 @@ pub mod fault_proxy;
 pub mod fixtures;
 pub mod mail;
 pub mod mysql;
+pub mod round_robin;
 pub mod s3;

@@ -12,6 +12,13 @@ use super::Storage;
 use crate::clock::Clock;
 use crate::db::{Db, DbKind};
 
+/// Queued deletions one sweep takes on.
+pub const SWEEP_BATCH: i64 = 1000;
+
+/// How long a sweep's claim on its queued rows lasts: long enough for a batch of slow deletions,
+/// short enough that the rows of a replica that died mid-sweep are soon retried by another.
+pub const CLAIM_SECS: i64 = 300;
+
 /// Deletes objects, queueing the ones storage refuses for a later sweep.
 #[derive(Debug, Clone)]
 pub struct Cleanup {
@@ -59,27 +66,65 @@ impl Cleanup {
             .map(|_| ())
     }
 
-    /// Retries every queued deletion once; returns how many objects are still queued.
+    /// Retries the queued deletions once, at most [`SWEEP_BATCH`] of them, oldest first; returns
+    /// how many of those are still queued (their deletion failed again).
+    ///
+    /// Every core replica runs this sweeper; none is elected. A sweep claims its batch first (one
+    /// atomic `UPDATE` sets `claimed_by` to a token of this sweep and `claimed_until` to a lease)
+    /// and then works only on the rows it claimed, so two replicas, or two sweeps of one, never
+    /// delete the same object or count the same failure at once. A replica that dies mid-sweep
+    /// leaves its claims behind; they are claimable again when the lease ([`CLAIM_SECS`]) ends,
+    /// and deleting an object twice is harmless (storage deletion is idempotent).
     pub async fn sweep(&self) -> Result<usize, sqlx::Error> {
-        let queued: Vec<(String,)> =
-            sqlx::query_as("SELECT object_key FROM storage_garbage ORDER BY queued_at LIMIT 1000")
+        let claimant = format!("{:032x}", rand::random::<u128>());
+        let now = self.clock.now();
+        let claim = match self.db.kind {
+            // MySQL/MariaDB update in index order with ORDER BY/LIMIT; concurrent claims wait on
+            // each other's row locks and then see the rows taken.
+            DbKind::MySql => {
+                "UPDATE storage_garbage SET claimed_by = ?, claimed_until = ? \
+                 WHERE claimed_until IS NULL OR claimed_until < ? ORDER BY queued_at LIMIT ?"
+            }
+            // SQLite has one writer at a time: the statement is atomic as it stands.
+            DbKind::Sqlite => {
+                "UPDATE storage_garbage SET claimed_by = ?, claimed_until = ? WHERE object_key IN \
+                 (SELECT object_key FROM storage_garbage \
+                  WHERE claimed_until IS NULL OR claimed_until < ? ORDER BY queued_at LIMIT ?)"
+            }
+        };
+        sqlx::query(claim)
+            .bind(&claimant)
+            .bind(now + CLAIM_SECS)
+            .bind(now)
+            .bind(SWEEP_BATCH)
+            .execute(&self.db.pool)
+            .await?;
+        let claimed: Vec<(String,)> =
+            sqlx::query_as("SELECT object_key FROM storage_garbage WHERE claimed_by = ?")
+                .bind(&claimant)
                 .fetch_all(&self.db.pool)
                 .await?;
         let mut remaining = 0;
-        for (key,) in queued {
+        for (key,) in claimed {
             match self.storage.delete(&key).await {
                 Ok(()) => {
-                    sqlx::query("DELETE FROM storage_garbage WHERE object_key = ?")
-                        .bind(&key)
-                        .execute(&self.db.pool)
-                        .await?;
+                    sqlx::query(
+                        "DELETE FROM storage_garbage WHERE object_key = ? AND claimed_by = ?",
+                    )
+                    .bind(&key)
+                    .bind(&claimant)
+                    .execute(&self.db.pool)
+                    .await?;
                 }
                 Err(_) => {
                     remaining += 1;
+                    // Released at once: the next sweep, of any replica, tries it again.
                     sqlx::query(
-                        "UPDATE storage_garbage SET attempts = attempts + 1 WHERE object_key = ?",
+                        "UPDATE storage_garbage SET attempts = attempts + 1, claimed_by = NULL, \
+                         claimed_until = NULL WHERE object_key = ? AND claimed_by = ?",
                     )
                     .bind(&key)
+                    .bind(&claimant)
                     .execute(&self.db.pool)
                     .await?;
                 }

@@ -35,3 +35,4 @@ mod posts;
 mod query_plans;
 mod rate_limits;
 mod storage_faults;
+mod sweeper;

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,6 +51,9 @@ pub struct Setup {
     pub core: Vec<(String, String)>,
     /// The edge's Spin variables on top of the stack's.
     pub edge: Vec<(String, String)>,
+    /// Run as one replica of a service on these backends (database, Redis, media folder, secrets)
+    /// instead of on backends of its own.
+    pub shared: Option<Arc<SharedBackends>>,
 }
 
 impl Setup {
@@ -61,6 +65,69 @@ impl Setup {
     pub fn edge(mut self, name: &str, value: &str) -> Setup {
         self.edge.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    /// A replica on `shared`'s backends.
+    pub fn replica_of(mut self, shared: &Arc<SharedBackends>) -> Setup {
+        self.shared = Some(shared.clone());
+        self
+    }
+}
+
+/// What the replicas of one service share: one MySQL database, one Redis key prefix, one data
+/// folder (media and the mail outbox: what S3 and SMTP would be), the token signing key (the
+/// development key of every test stack) and the edge secret. The database is dropped with it.
+#[derive(Debug)]
+pub struct SharedBackends {
+    pub database_url: String,
+    pub redis_url: String,
+    pub cache_prefix: String,
+    pub edge_secret: String,
+    pub data_dir: tempfile::TempDir,
+    mysql_database: (String, String),
+}
+
+impl SharedBackends {
+    /// A fresh database and key prefix; `None` (with a note) unless both `HEART_TEST_DATABASE_URL`
+    /// and `HEART_TEST_REDIS_URL` are set: replicas share state only through MySQL and Redis (the
+    /// embedded SQLite file and in-process store belong to one process).
+    pub async fn create(what: &str) -> Option<Arc<SharedBackends>> {
+        let server = std::env::var("HEART_TEST_DATABASE_URL")
+            .ok()
+            .filter(|v| !v.is_empty());
+        let (Some(server), Some(redis_url)) = (server, redis_url()) else {
+            eprintln!(
+                "note: {what} needs HEART_TEST_DATABASE_URL and HEART_TEST_REDIS_URL (replicas share \
+                 MySQL and Redis); skipped"
+            );
+            return None;
+        };
+        let server = server.trim_end_matches('/').to_owned();
+        let name = format!("heart_stack_test_{}", random_suffix());
+        heart_testkit::mysql::create_database(&server, &name).await;
+        Some(Arc::new(SharedBackends {
+            database_url: format!("{server}/{name}"),
+            redis_url,
+            cache_prefix: format!("stack-test-{}", random_suffix()),
+            edge_secret: format!("replicas-{}{}", random_suffix(), random_suffix()),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            mysql_database: (server, name),
+        }))
+    }
+
+    /// A connection pool of the test's own on the shared database.
+    pub async fn database(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.database_url)
+            .await
+            .expect("connect to the shared database")
+    }
+}
+
+impl Drop for SharedBackends {
+    fn drop(&mut self) {
+        let (server, name) = self.mysql_database.clone();
+        heart_testkit::mysql::drop_database(server, name);
     }
 }
 
@@ -75,13 +142,17 @@ pub fn redis_url() -> Option<String> {
 pub struct TestStack {
     /// The edge: the app's entry point.
     pub addr: SocketAddr,
+    /// The core behind the edge (loopback; it takes `Authorization: Bearer` itself too).
+    pub core_addr: SocketAddr,
+    /// The edge's client: every request helper of [`Client`] is callable on the stack.
+    pub client: Client,
     /// The admin port (`/metrics`: the core's and the edge's).
     pub admin_addr: SocketAddr,
     /// The core's state (its configuration, token keys, database).
     pub state: AppState,
-    outbox: PathBuf,
     mysql_database: Option<(String, String)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _shared: Option<Arc<SharedBackends>>,
     _dir: tempfile::TempDir,
 }
 
@@ -99,7 +170,11 @@ impl TestStack {
         let mut set = |k: &str, v: &str| {
             vars.insert(k.to_owned(), v.to_owned());
         };
-        set("HEART_DATA_DIR", &dir.path().display().to_string());
+        let data_dir = setup.shared.as_ref().map_or_else(
+            || dir.path().to_owned(),
+            |shared| shared.data_dir.path().to_owned(),
+        );
+        set("HEART_DATA_DIR", &data_dir.display().to_string());
         set("HEART_LISTEN_ADDR", "127.0.0.1:0");
         set("HEART_ADMIN_LISTEN_ADDR", "127.0.0.1:0");
         // Cheap hashing keeps the suite fast (as in the core's tests).
@@ -117,14 +192,19 @@ impl TestStack {
             set(&format!("HEART_RATE_LIMIT_{rule}"), "1000/60s");
         }
         let mut mysql_database = None;
-        if let Ok(server) = std::env::var("HEART_TEST_DATABASE_URL") {
+        if let Some(shared) = &setup.shared {
+            set("HEART_DATABASE_URL", &shared.database_url);
+            set("HEART_REDIS_URL", &shared.redis_url);
+            set("HEART_CACHE_PREFIX", &shared.cache_prefix);
+            set("HEART_EDGE_SECRET", &shared.edge_secret);
+        } else if let Ok(server) = std::env::var("HEART_TEST_DATABASE_URL") {
             let server = server.trim_end_matches('/').to_owned();
             let name = format!("heart_stack_test_{}", random_suffix());
             heart_testkit::mysql::create_database(&server, &name).await;
             set("HEART_DATABASE_URL", &format!("{server}/{name}"));
             mysql_database = Some((server, name));
         }
-        if let Some(redis) = redis_url() {
+        if let (None, Some(redis)) = (&setup.shared, redis_url()) {
             set("HEART_REDIS_URL", &redis);
             set(
                 "HEART_CACHE_PREFIX",
@@ -156,6 +236,7 @@ impl TestStack {
         .expect("the stack starts");
         let state = stack.core.state.clone();
         let addr = stack.public_addr;
+        let core_addr = stack.core_addr;
         let admin_addr = stack.admin_addr;
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -168,16 +249,47 @@ impl TestStack {
         });
         TestStack {
             addr,
+            core_addr,
+            client: Client::new(addr, data_dir.join("outbox")),
             admin_addr,
             state,
-            outbox: dir.path().join("outbox"),
             mysql_database,
             shutdown: Some(shutdown),
+            _shared: setup.shared,
             _dir: dir,
         }
     }
 
-    /// Sends one request to the edge on a new connection and reads the whole answer.
+    /// A client of this stack's core, bypassing its edge.
+    pub fn core(&self) -> Client {
+        Client::new(self.core_addr, self.client.outbox.clone())
+    }
+}
+
+impl std::ops::Deref for TestStack {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// The app's requests to one address: an edge, a core, or a balancer in front of several.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    /// Where the verification mails are delivered (the outbox folder).
+    outbox: PathBuf,
+}
+
+impl Client {
+    /// A client of `addr`, reading mails from `outbox`.
+    pub fn new(addr: SocketAddr, outbox: PathBuf) -> Client {
+        Client { addr, outbox }
+    }
+
+    /// Sends one request on a new connection and reads the whole answer. (A new connection each
+    /// time: behind a balancer of connections, consecutive requests go to different replicas.)
     pub async fn send(
         &self,
         method: &str,

@@ -15,4 +15,5 @@ mod limits;
 mod moderation;
 mod rate_limits;
 mod redis_outage;
+mod replicas;
 mod tokens;
