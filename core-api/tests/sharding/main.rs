@@ -1,7 +1,11 @@
 //! The sharding path (docs/scale.md): the VSchema in `deploy/vitess` covers the schema of the
 //! migrations, and every SQL statement of the core carries its sharding key — except the ones
 //! listed, each with its reason, in `deploy/vitess/scatter-queries.txt`.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
 mod routing;
 mod schema;
@@ -36,7 +40,13 @@ fn feed_statements() -> Vec<Statement> {
             Blocked::Listed(&[]),
             Blocked::Listed(&blocked_ids),
         ] {
-            for after in [None, Some(Cursor { created_at: 1, id: 1 })] {
+            for after in [
+                None,
+                Some(Cursor {
+                    created_at: 1,
+                    id: 1,
+                }),
+            ] {
                 let query = FeedQuery {
                     feed,
                     after,
@@ -76,7 +86,10 @@ pub fn parse_allow_list(text: &str) -> Result<Vec<Listed>, String> {
                 .split_once(']')
                 .ok_or_else(|| format!("{ALLOW_LIST}:{}: `[kind] reason` expected", n + 1))?;
             if !["scatter", "fix"].contains(&kind) {
-                return Err(format!("{ALLOW_LIST}:{}: kind is `scatter` or `fix`, not {kind:?}", n + 1));
+                return Err(format!(
+                    "{ALLOW_LIST}:{}: kind is `scatter` or `fix`, not {kind:?}",
+                    n + 1
+                ));
             }
             if reason.trim().is_empty() {
                 return Err(format!("{ALLOW_LIST}:{}: a group needs its reason", n + 1));
@@ -87,9 +100,12 @@ pub fn parse_allow_list(text: &str) -> Result<Vec<Listed>, String> {
                 statements: Vec::new(),
             });
         } else {
-            let group = groups
-                .last_mut()
-                .ok_or_else(|| format!("{ALLOW_LIST}:{}: statement before any `[kind] reason`", n + 1))?;
+            let group = groups.last_mut().ok_or_else(|| {
+                format!(
+                    "{ALLOW_LIST}:{}: statement before any `[kind] reason`",
+                    n + 1
+                )
+            })?;
             group.statements.push(normalize(line));
         }
     }
@@ -166,7 +182,6 @@ pub fn keys() -> BTreeMap<String, TableKeys> {
 #[test]
 fn every_statement_of_the_core_carries_its_sharding_key_or_is_listed_with_its_reason() {
     let scan = source::scan(&repo_root().join("core-api/src"));
-    assert!(scan.problems.is_empty(), "\n{}\n", scan.problems.join("\n\n"));
     for (file, function) in source::GENERATED {
         assert!(
             scan.generated_seen
@@ -176,11 +191,16 @@ fn every_statement_of_the_core_carries_its_sharding_key_or_is_listed_with_its_re
         );
     }
     // Today's core has some fifty statements; a scan that finds few has stopped seeing them.
-    assert!(scan.statements.len() > 40, "only {} statements found", scan.statements.len());
+    assert!(
+        scan.statements.len() > 40,
+        "only {} statements found",
+        scan.statements.len()
+    );
     let mut statements = scan.statements;
     statements.extend(feed_statements());
     let allowed = parse_allow_list(&schema::read(&repo_root().join(ALLOW_LIST))).unwrap();
-    let problems = audit(&statements, &allowed, &keys());
+    let mut problems = scan.problems;
+    problems.extend(audit(&statements, &allowed, &keys()));
     assert!(
         problems.is_empty(),
         "\n{} problem(s):\n\n{}\n",
@@ -254,8 +274,14 @@ mod checker {
 
     #[test]
     fn statements_it_cannot_read_are_not_waved_through() {
-        assert!(matches!(verdict("SELECT id FROM no_such_table WHERE id = ?"), Verdict::Unchecked(_)));
-        assert!(matches!(verdict("SELEC id FROM members"), Verdict::Unchecked(_)));
+        assert!(matches!(
+            verdict("SELECT id FROM no_such_table WHERE id = ?"),
+            Verdict::Unchecked(_)
+        ));
+        assert!(matches!(
+            verdict("SELEC id FROM members"),
+            Verdict::Unchecked(_)
+        ));
     }
 
     #[test]
@@ -268,13 +294,20 @@ mod checker {
         let problems = audit(std::slice::from_ref(&bad), &[], &keys);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("fn new_query") && problems[0].contains(&bad.sql));
-        assert!(problems[0].contains(ALLOW_LIST), "says what to do: {}", problems[0]);
+        assert!(
+            problems[0].contains(ALLOW_LIST),
+            "says what to do: {}",
+            problems[0]
+        );
 
         // Listed with a reason: accepted; listed but gone or keyed: reported.
         let listed = parse_allow_list(&format!("[scatter] search\n{}\n", bad.sql)).unwrap();
         assert!(audit(std::slice::from_ref(&bad), &listed, &keys).is_empty());
         let stale = audit(&[], &listed, &keys);
-        assert!(stale.len() == 1 && stale[0].contains("no longer sends"), "{stale:?}");
+        assert!(
+            stale.len() == 1 && stale[0].contains("no longer sends"),
+            "{stale:?}"
+        );
         let keyed = Statement {
             site: "x".into(),
             sql: "SELECT id FROM posts WHERE content LIKE ? AND writer_id = ?".into(),

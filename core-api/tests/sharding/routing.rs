@@ -39,7 +39,10 @@ struct Scope<'a> {
 
 impl Scope<'_> {
     fn table_keys(&self, index: usize) -> Option<&TableKeys> {
-        self.entries[index].1.as_ref().and_then(|t| self.keys.get(t))
+        self.entries[index]
+            .1
+            .as_ref()
+            .and_then(|t| self.keys.get(t))
     }
 
     /// The entry a column reference belongs to: `Some(Some(i))` in this scope, `Some(None)` an
@@ -56,7 +59,9 @@ impl Scope<'_> {
                 let owners: Vec<usize> = (0..self.entries.len())
                     .filter(|&i| {
                         self.entries.len() == 1
-                            || self.table_keys(i).is_some_and(|k| k.columns.contains(column))
+                            || self
+                                .table_keys(i)
+                                .is_some_and(|k| k.columns.contains(column))
                     })
                     .collect();
                 match owners.as_slice() {
@@ -123,10 +128,7 @@ impl Scope<'_> {
                     InTarget::Subquery(_) => true, // run first; its own tables checked on their own
                     _ => false,
                 };
-                column_of(expr)
-                    .filter(|_| values)
-                    .into_iter()
-                    .collect()
+                column_of(expr).filter(|_| values).into_iter().collect()
             }
             Expr::BinaryOp {
                 op: BinaryOperator::Or,
@@ -157,11 +159,7 @@ impl Scope<'_> {
 /// `a OP b OP c` (through parentheses) as its operands.
 fn split<'e>(expr: &'e Expr, op: &BinaryOperator, out: &mut Vec<&'e Expr>) {
     match expr {
-        Expr::BinaryOp {
-            left,
-            op: o,
-            right,
-        } if o == op => {
+        Expr::BinaryOp { left, op: o, right } if o == op => {
             split(left, op, out);
             split(right, op, out);
         }
@@ -222,11 +220,16 @@ fn check_scope(
                     ));
                 }
                 let alias = alias.as_ref().map(|a| a.name.value.clone());
-                scope.entries.push((alias.unwrap_or_else(|| table.clone()), Some(table)));
+                scope
+                    .entries
+                    .push((alias.unwrap_or_else(|| table.clone()), Some(table)));
                 *seen += 1;
             }
             TableFactor::Derived { alias, .. } => {
-                let alias = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_default();
+                let alias = alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or_default();
                 scope.entries.push((alias, None));
             }
             other => return Err(format!("FROM item not handled by the checker: {other}")),
@@ -251,7 +254,11 @@ fn check_scope(
     loop {
         let newly: Vec<usize> = (0..scope.entries.len())
             .filter(|i| !pinned.contains(i))
-            .filter(|&i| conjuncts.iter().any(|c| !scope.pins(c, i, &pinned).is_empty()))
+            .filter(|&i| {
+                conjuncts
+                    .iter()
+                    .any(|c| !scope.pins(c, i, &pinned).is_empty())
+            })
             .collect();
         if newly.is_empty() {
             break;
@@ -289,7 +296,9 @@ impl Visitor for Selects {
 pub fn check(sql: &str, keys: &BTreeMap<String, TableKeys>) -> Verdict {
     let statements = match Parser::parse_sql(&MySqlDialect {}, sql) {
         Ok(s) => s,
-        Err(e) => return Verdict::Unchecked(format!("sqlparser (MySQL dialect) cannot parse it: {e}")),
+        Err(e) => {
+            return Verdict::Unchecked(format!("sqlparser (MySQL dialect) cannot parse it: {e}"))
+        }
     };
     let [statement] = statements.as_slice() else {
         return Verdict::Unchecked(format!("{} statements in one string", statements.len()));
@@ -310,7 +319,10 @@ fn check_statement(
     match statement {
         Statement::Query(q) => {
             if !matches!(*q.body, SetExpr::Select(_) | SetExpr::SetOperation { .. }) {
-                return Err(format!("query shape not handled by the checker: {}", q.body));
+                return Err(format!(
+                    "query shape not handled by the checker: {}",
+                    q.body
+                ));
             }
         }
         Statement::Insert(insert) => {
@@ -331,7 +343,11 @@ fn check_statement(
                     k.primary
                 ));
             }
-            if insert.source.as_ref().is_some_and(|q| !matches!(*q.body, SetExpr::Values(_))) {
+            if insert
+                .source
+                .as_ref()
+                .is_some_and(|q| !matches!(*q.body, SetExpr::Values(_)))
+            {
                 return Err("INSERT … SELECT is not handled by the checker".into());
             }
         }
@@ -349,14 +365,30 @@ fn check_statement(
             if !delete.tables.is_empty() || delete.using.is_some() {
                 return Err("multi-table DELETE is not handled by the checker".into());
             }
-            check_scope(from, delete.selection.as_ref(), keys, &mut problems, &mut seen)?;
+            check_scope(
+                from,
+                delete.selection.as_ref(),
+                keys,
+                &mut problems,
+                &mut seen,
+            )?;
         }
-        other => return Err(format!("statement kind not handled by the checker: {other}")),
+        other => {
+            return Err(format!(
+                "statement kind not handled by the checker: {other}"
+            ))
+        }
     }
     let mut selects = Selects::default();
     let _ = statement.visit(&mut selects);
     for select in &selects.0 {
-        check_scope(&select.from, select.selection.as_ref(), keys, &mut problems, &mut seen)?;
+        check_scope(
+            &select.from,
+            select.selection.as_ref(),
+            keys,
+            &mut problems,
+            &mut seen,
+        )?;
     }
     // Every table the statement names went through a scope above (none hides in a shape the
     // checker skips).

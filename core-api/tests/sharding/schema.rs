@@ -126,7 +126,9 @@ impl Schema {
                             }
                         }
                         _ => {
-                            let Some(column) = words.first() else { continue };
+                            let Some(column) = words.first() else {
+                                continue;
+                            };
                             if item.to_uppercase().contains("AUTO_INCREMENT") {
                                 table.auto_increment = Some(column.clone());
                             }
@@ -137,12 +139,13 @@ impl Schema {
                 self.tables.insert(name, table);
             } else if upper.starts_with("ALTER TABLE") {
                 let words = word_list(statement);
-                let Some(name) = words.get(2).cloned() else { continue };
+                let Some(name) = words.get(2).cloned() else {
+                    continue;
+                };
                 let rest = statement
-                    .splitn(2, name.as_str())
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_owned();
+                    .split_once(name.as_str())
+                    .map(|(_, rest)| rest.to_owned())
+                    .unwrap_or_default();
                 let table = self.tables.entry(name).or_default();
                 for item in split_top_level(&rest) {
                     let words = word_list(&item);
@@ -252,7 +255,10 @@ impl VSchema {
     /// The `auto_increment` column of `table` and its sequence.
     pub fn auto_increment(&self, table: &str) -> Option<(String, String)> {
         let ai = &self.json["tables"][table]["auto_increment"];
-        Some((ai["column"].as_str()?.to_owned(), ai["sequence"].as_str()?.to_owned()))
+        Some((
+            ai["column"].as_str()?.to_owned(),
+            ai["sequence"].as_str()?.to_owned(),
+        ))
     }
 }
 

@@ -368,7 +368,11 @@ pub fn literals(file: &str, src: &str) -> Vec<Literal> {
                     && punct(i - 2, '!')
                     && punct(i - 1, '(');
                 // DbKind::Sqlite => "…" or DbKind::Sqlite => { "…" }
-                let arm = if punct(i.wrapping_sub(1), '{') { i - 1 } else { i };
+                let arm = if punct(i.wrapping_sub(1), '{') {
+                    i - 1
+                } else {
+                    i
+                };
                 let sqlite_arm = arm >= 6
                     && ident(arm - 6) == Some("DbKind")
                     && punct(arm - 5, ':')
@@ -421,7 +425,8 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 /// Whether the literal starts like a statement (an upper-case statement word and more).
 pub fn is_statement(text: &str) -> bool {
     let mut parts = text.split_whitespace();
-    matches!(parts.next(), Some(first) if STATEMENT_WORDS.contains(&first)) && parts.next().is_some()
+    matches!(parts.next(), Some(first) if STATEMENT_WORDS.contains(&first))
+        && parts.next().is_some()
 }
 
 /// Whether the literal reads like a piece of SQL: an upper-case SQL word among two words or
@@ -490,7 +495,8 @@ pub fn scan(src: &Path) -> Scan {
             .map(|p| p.to_string_lossy().replace('\\', "/"))
             .unwrap_or_default();
         let Ok(text) = std::fs::read_to_string(&path) else {
-            scan.problems.push(format!("cannot read {}", path.display()));
+            scan.problems
+                .push(format!("cannot read {}", path.display()));
             continue;
         };
         let lits = literals(&rel, &text);
@@ -669,10 +675,22 @@ mod tests {
     fn literals_are_found_with_their_function_and_form() {
         let lits = literals("member/repo.rs", SAMPLE);
         let texts: Vec<&str> = lits.iter().map(|l| l.text.as_str()).collect();
-        assert!(texts.contains(&"UPDATE members SET name = ? WHERE id = ?"), "{texts:?}");
-        assert!(texts.contains(&r#"DELETE FROM "members" WHERE id = ?"#), "{texts:?}");
-        assert!(!texts.iter().any(|t| t.contains("secret")), "cfg(test) module skipped");
-        assert!(!texts.iter().any(|t| t.contains("SELECT *")), "comments skipped");
+        assert!(
+            texts.contains(&"UPDATE members SET name = ? WHERE id = ?"),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&r#"DELETE FROM "members" WHERE id = ?"#),
+            "{texts:?}"
+        );
+        assert!(
+            !texts.iter().any(|t| t.contains("secret")),
+            "cfg(test) module skipped"
+        );
+        assert!(
+            !texts.iter().any(|t| t.contains("SELECT *")),
+            "comments skipped"
+        );
         let format = lits.iter().find(|l| l.format).unwrap();
         assert_eq!(format.function, "find");
         assert_eq!(format.line, 7);
@@ -681,8 +699,14 @@ mod tests {
             .filter(|l| l.sqlite_arm)
             .map(|l| l.text.as_str())
             .collect();
-        assert_eq!(sqlite, ["INSERT OR IGNORE INTO follows (follower_id) VALUES (?)"]);
-        let consts: Vec<_> = lits.iter().filter_map(|l| l.const_name.as_deref()).collect();
+        assert_eq!(
+            sqlite,
+            ["INSERT OR IGNORE INTO follows (follower_id) VALUES (?)"]
+        );
+        let consts: Vec<_> = lits
+            .iter()
+            .filter_map(|l| l.const_name.as_deref())
+            .collect();
         assert_eq!(consts, ["COLUMNS"]);
     }
 
@@ -696,7 +720,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(all.len(), 3);
-        assert!(all.contains(&"SELECT id, email FROM reports WHERE resolved_at IS NULL LIMIT ?".to_owned()));
+        assert!(all.contains(
+            &"SELECT id, email FROM reports WHERE resolved_at IS NULL LIMIT ?".to_owned()
+        ));
         assert_eq!(
             expand("member/repo.rs", "SELECT x FROM t WHERE {unknown}", &consts),
             Err("unknown".to_owned())

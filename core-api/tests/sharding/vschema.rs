@@ -17,7 +17,13 @@ fn heart_schema() -> Schema {
 fn is_unique(vindex_type: &str) -> bool {
     matches!(
         vindex_type,
-        "xxhash" | "hash" | "binary" | "binary_md5" | "numeric" | "unicode_loose_xxhash" | "unicode_loose_md5"
+        "xxhash"
+            | "hash"
+            | "binary"
+            | "binary_md5"
+            | "numeric"
+            | "unicode_loose_xxhash"
+            | "unicode_loose_md5"
     ) || vindex_type.ends_with("_unique")
 }
 
@@ -33,11 +39,20 @@ fn the_keyspace_is_sharded_and_has_every_table_of_the_migrations() {
     assert_eq!(vschema.json["foreign_key_mode"], "unmanaged");
     let tables = vschema.tables();
     let migrated: BTreeSet<String> = migrations().tables.keys().cloned().collect();
-    assert!(migrated.len() >= 14, "the migrations' tables were not read: {migrated:?}");
+    assert!(
+        migrated.len() >= 14,
+        "the migrations' tables were not read: {migrated:?}"
+    );
     let missing: Vec<_> = migrated.difference(&tables).collect();
-    assert!(missing.is_empty(), "tables of core-api/migrations/mysql missing from deploy/vitess/vschema.json: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "tables of core-api/migrations/mysql missing from deploy/vitess/vschema.json: {missing:?}"
+    );
     let heart = heart_schema();
-    let unknown: Vec<_> = tables.iter().filter(|t| !heart.tables.contains_key(*t)).collect();
+    let unknown: Vec<_> = tables
+        .iter()
+        .filter(|t| !heart.tables.contains_key(*t))
+        .collect();
     assert!(unknown.is_empty(), "vschema.json tables created by neither the migrations nor deploy/vitess/heart.sql: {unknown:?}");
 }
 
@@ -51,7 +66,11 @@ fn every_table_is_routed_by_a_unique_primary_vindex_on_its_own_columns() {
             .first()
             .unwrap_or_else(|| panic!("{table}: no column_vindexes"));
         let primary_type = vschema.vindex_type(&primary.vindex).unwrap_or_default();
-        assert!(is_unique(primary_type), "{table}: primary vindex {} ({primary_type}) is not unique", primary.vindex);
+        assert!(
+            is_unique(primary_type),
+            "{table}: primary vindex {} ({primary_type}) is not unique",
+            primary.vindex
+        );
         let columns = &heart.tables[&table].columns;
         for cv in &vindexes {
             assert!(
@@ -59,9 +78,16 @@ fn every_table_is_routed_by_a_unique_primary_vindex_on_its_own_columns() {
                 "{table}: vindex {} is not defined under \"vindexes\"",
                 cv.vindex
             );
-            assert!(!cv.columns.is_empty(), "{table}: a column vindex without columns");
+            assert!(
+                !cv.columns.is_empty(),
+                "{table}: a column vindex without columns"
+            );
             for column in &cv.columns {
-                assert!(columns.contains(column), "{table}: vindex {} on unknown column {column}", cv.vindex);
+                assert!(
+                    columns.contains(column),
+                    "{table}: vindex {} on unknown column {column}",
+                    cv.vindex
+                );
             }
         }
     }
@@ -77,21 +103,35 @@ fn every_vindex_is_used_and_every_lookup_has_its_table_and_owner() {
     for (name, vindex) in vindexes {
         let users: Vec<String> = tables
             .iter()
-            .filter(|t| vschema.column_vindexes(t).iter().any(|cv| &cv.vindex == name))
+            .filter(|t| {
+                vschema
+                    .column_vindexes(t)
+                    .iter()
+                    .any(|cv| &cv.vindex == name)
+            })
             .cloned()
             .collect();
-        assert!(!users.is_empty(), "vindex {name} is defined but no table uses it");
+        assert!(
+            !users.is_empty(),
+            "vindex {name} is defined but no table uses it"
+        );
         let vindex_type = vindex["type"].as_str().unwrap_or_default();
         if !is_lookup(vindex_type) {
             continue;
         }
         let params = &vindex["params"];
         let qualified = params["table"].as_str().unwrap_or_default();
-        let lookup = qualified
-            .strip_prefix("heart.")
-            .unwrap_or_else(|| panic!("{name}: lookup table {qualified:?} is not in keyspace heart"));
-        assert!(lookup_sql.contains(lookup), "{name}: lookup table {lookup} is not created in deploy/vitess/heart.sql");
-        assert!(tables.contains(lookup), "{name}: lookup table {lookup} has no entry in vschema.json");
+        let lookup = qualified.strip_prefix("heart.").unwrap_or_else(|| {
+            panic!("{name}: lookup table {qualified:?} is not in keyspace heart")
+        });
+        assert!(
+            lookup_sql.contains(lookup),
+            "{name}: lookup table {lookup} is not created in deploy/vitess/heart.sql"
+        );
+        assert!(
+            tables.contains(lookup),
+            "{name}: lookup table {lookup} has no entry in vschema.json"
+        );
         let from: Vec<String> = params["from"]
             .as_str()
             .unwrap_or_default()
@@ -101,11 +141,21 @@ fn every_vindex_is_used_and_every_lookup_has_its_table_and_owner() {
         let to = params["to"].as_str().unwrap_or_default();
         let lookup_columns = &heart.tables[lookup].columns;
         for column in from.iter().map(String::as_str).chain([to]) {
-            assert!(lookup_columns.contains(column), "{name}: {lookup} has no column {column}");
+            assert!(
+                lookup_columns.contains(column),
+                "{name}: {lookup} has no column {column}"
+            );
         }
         // The lookup table is found by its first from-column.
-        assert_eq!(vschema.column_vindexes(lookup)[0].columns[0], from[0], "{name}: {lookup} must be sharded by {}", from[0]);
-        let owner = vindex["owner"].as_str().unwrap_or_else(|| panic!("{name}: no owner"));
+        assert_eq!(
+            vschema.column_vindexes(lookup)[0].columns[0],
+            from[0],
+            "{name}: {lookup} must be sharded by {}",
+            from[0]
+        );
+        let owner = vindex["owner"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no owner"));
         assert!(
             vschema
                 .column_vindexes(owner)
@@ -132,7 +182,9 @@ fn auto_increment_ids_come_from_sequences_of_the_unsharded_keyspace() {
     seq_sql.apply(&read(&repo_root().join("deploy/vitess/heart_seq.sql")));
     let mut used = BTreeSet::new();
     for (table, t) in &migrations().tables {
-        let Some(column) = &t.auto_increment else { continue };
+        let Some(column) = &t.auto_increment else {
+            continue;
+        };
         let (ai_column, sequence) = vschema
             .auto_increment(table)
             .unwrap_or_else(|| panic!("{table}.{column} is AUTO_INCREMENT: give it an auto_increment sequence in vschema.json"));
@@ -140,14 +192,21 @@ fn auto_increment_ids_come_from_sequences_of_the_unsharded_keyspace() {
         let name = sequence
             .strip_prefix("heart_seq.")
             .unwrap_or_else(|| panic!("{table}: sequence {sequence} is not in keyspace heart_seq"));
-        assert_eq!(seq.json["tables"][name]["type"], "sequence", "{name} in vschema-seq.json");
+        assert_eq!(
+            seq.json["tables"][name]["type"], "sequence",
+            "{name} in vschema-seq.json"
+        );
         assert!(
             seq_sql.tables.get(name).is_some_and(|t| t.sequence),
             "{name}: not created with COMMENT 'vitess_sequence' in deploy/vitess/heart_seq.sql"
         );
         used.insert(name.to_owned());
     }
-    assert_eq!(used, seq.tables(), "every sequence of vschema-seq.json serves a table");
+    assert_eq!(
+        used,
+        seq.tables(),
+        "every sequence of vschema-seq.json serves a table"
+    );
 }
 
 #[test]
@@ -157,11 +216,15 @@ fn foreign_keys_left_join_rows_of_one_shard() {
     // A child row lives with its parent when both are placed by the same vindex on the key's
     // columns: one hash of equal values, or one lookup owned by the parent.
     let shard_local = |child: &str, fk: &crate::schema::ForeignKey| {
-        let Some(child_primary) = primary(child) else { return false };
+        let Some(child_primary) = primary(child) else {
+            return false;
+        };
         if child_primary.columns != [fk.column.clone()] {
             return false;
         }
-        let vindex_type = vschema.vindex_type(&child_primary.vindex).unwrap_or_default();
+        let vindex_type = vschema
+            .vindex_type(&child_primary.vindex)
+            .unwrap_or_default();
         if is_lookup(vindex_type) {
             vschema.json["vindexes"][&child_primary.vindex]["owner"] == fk.parent.as_str()
         } else {
@@ -190,7 +253,10 @@ fn foreign_keys_left_join_rows_of_one_shard() {
     for (table, t) in &before.tables {
         for (name, fk) in &t.foreign_keys {
             if !after.tables[table].foreign_keys.contains_key(name) {
-                assert!(!shard_local(table, fk), "{table}.{name} is shard-local: heart.sql need not drop it");
+                assert!(
+                    !shard_local(table, fk),
+                    "{table}.{name} is shard-local: heart.sql need not drop it"
+                );
             }
         }
     }
