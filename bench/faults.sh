@@ -6,6 +6,7 @@
 #   bash bench/faults.sh                 # all scenarios (a few minutes after the build)
 #   SCENARIOS="smtp s3" bash bench/faults.sh
 #   SCENARIOS="mariadb-stall redis-drop" bash bench/faults.sh
+#   SKIP_BUILD=1 bash bench/faults.sh     # binaries already built in $CARGO_TARGET_DIR/$PROFILE
 #
 # Stopped dependencies: smtp s3 redis mariadb. Slow and half-broken ones (bench/fault_proxy.py in
 # front of each dependency; bench/fault_probe.py measures): <dep>-slow (every chunk +250 ms, so
@@ -163,10 +164,15 @@ for tool in mariadbd mariadb-install-db mariadb redis-server redis-cli curl pyth
 done
 python3 -c 'import aiosmtpd' 2>/dev/null || { echo "aiosmtpd is missing: python3 -m pip install aiosmtpd" >&2; exit 2; }
 
-log "building ($PROFILE)"
-if [ "$PROFILE" = release ]; then
+# SKIP_BUILD=1: the binaries in $CARGO_TARGET_DIR/$PROFILE are already built from this checkout
+# (as bench/run.sh; a build of other packages there would otherwise rebuild for its features).
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+  log "using the $PROFILE binaries in $bin (SKIP_BUILD=1)"
+elif [ "$PROFILE" = release ]; then
+  log "building ($PROFILE)"
   cargo build --release -q -p heart-stack -p heart-bench || exit 2
 else
+  log "building ($PROFILE)"
   cargo build -q -p heart-stack -p heart-bench || exit 2
 fi
 
