@@ -128,6 +128,7 @@ impl App {
         cleanup
             .clone()
             .spawn_sweeper(Duration::from_secs(config.storage_sweep_secs.max(1)));
+        spawn_token_sweeper(db.clone(), clock.clone());
         let state = AppState {
             decodes: images::Decodes::new(config.image_decodes),
             config: Arc::new(config),
@@ -212,4 +213,20 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Deletes long-expired refresh tokens every ten minutes (and once at start), on every replica:
+/// the deletes are idempotent, so nothing is elected.
+fn spawn_token_sweeper(db: Db, clock: Clock) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            ticker.tick().await;
+            match auth::sessions::delete_expired_tokens(&db, clock.now()).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "expired refresh tokens deleted"),
+                Err(error) => tracing::warn!(%error, "expired refresh token sweep failed"),
+            }
+        }
+    });
 }

@@ -525,3 +525,91 @@ async fn the_bearer_scheme_is_case_insensitive() {
         "GLOBAL_103",
     );
 }
+
+/// Long-expired refresh tokens are deleted by the sweep, in batches, and nothing else is: a
+/// token expired within the retention still answers `AUTH_008`, a live one still reissues.
+#[tokio::test]
+async fn the_sweep_deletes_long_expired_refresh_tokens_only() {
+    use heart_core::auth::sessions::{delete_expired_tokens, EXPIRED_TOKEN_RETENTION_SECS};
+    let app = TestApp::spawn().await;
+    let (old, recent, live) = (
+        app.member("swept-old").await,
+        app.member("swept-recent").await,
+        app.member("swept-live").await,
+    );
+    let now = app.clock.now();
+    let session_of = |member_id: i64| {
+        let pool = app.state.db.pool.clone();
+        async move {
+            let (sid,): (String,) = sqlx::query_as("SELECT id FROM sessions WHERE member_id = ?")
+                .bind(member_id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            sid
+        }
+    };
+    let old_sid = session_of(old.id).await;
+    let recent_sid = session_of(recent.id).await;
+    for (sid, expires_at) in [
+        (&old_sid, now - EXPIRED_TOKEN_RETENTION_SECS - 1),
+        (&recent_sid, now - 60),
+    ] {
+        sqlx::query("UPDATE refresh_tokens SET expires_at = ? WHERE session_id = ?")
+            .bind(expires_at)
+            .bind(sid)
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap();
+    }
+    // More than one batch of long-expired rows in the old session's chain.
+    let values = (0..1500)
+        .map(|n| {
+            format!(
+                "('{n:064x}', '{old_sid}', {}, {})",
+                now - 30 * 86_400,
+                now - 20 * 86_400
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    sqlx::query(&format!(
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES {values}"
+    ))
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    let count = |sid: String| {
+        let pool = app.state.db.pool.clone();
+        async move {
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM refresh_tokens WHERE session_id = ?")
+                    .bind(sid)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            n
+        }
+    };
+    assert_eq!(count(old_sid.clone()).await, 1501);
+
+    let deleted = delete_expired_tokens(&app.state.db, now).await.unwrap();
+    assert_eq!(deleted, 1501);
+    assert_eq!(count(old_sid).await, 0);
+    assert_eq!(count(recent_sid).await, 1);
+    assert_code(
+        &app.reissue(json!(old.id), &old.refresh_token).await,
+        "AUTH_007",
+    );
+    assert_code(
+        &app.reissue(json!(recent.id), &recent.refresh_token).await,
+        "AUTH_008",
+    );
+    assert_eq!(
+        app.reissue(json!(live.id), &live.refresh_token)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(delete_expired_tokens(&app.state.db, now).await.unwrap(), 0);
+}
