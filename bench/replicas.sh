@@ -15,6 +15,8 @@
 #   PROFILE=debug DURATION=10s bash bench/replicas.sh
 #   HOLD=1 bash bench/replicas.sh                  # keep everything running until Ctrl-C
 #   LOAD=0 bash bench/replicas.sh                  # the checks only
+#   MIX=feed=100 EXTRA_MIXES="post_photo=100 follow=100" bash bench/replicas.sh   # other mixes too
+#   HEART_DATABASE_READ_URL=mysql://… bash bench/replicas.sh   # cores read from a replica
 #
 # It first checks that the replicas behave as one service (a logout on one edge is refused on every
 # edge and core; a post written through one edge is on the feed page every edge serves), then runs
@@ -222,13 +224,20 @@ done
 if [ "$LOAD" = 1 ]; then
   echo "== the app's mix through the front balancer (heart-load, $CONNECTIONS virtual users, $DURATION)"
   "$bin/heart-load" --url "$FRONT" --connections "$CONNECTIONS" --duration "$DURATION" \
-    --members "$MEMBERS" --allow-5xx | tee "$work/load.txt"
+    --members "$MEMBERS" ${MIX:+--mix "$MIX"} --allow-5xx | tee "$work/load.txt"
+  for mix in ${EXTRA_MIXES:-}; do
+    echo "== heart-load --mix $mix through the front balancer ($CONNECTIONS virtual users, $DURATION)"
+    "$bin/heart-load" --url "$FRONT" --connections "$CONNECTIONS" --duration "$DURATION" \
+      --members "$MEMBERS" --mix "$mix" --allow-5xx
+  done
   if command -v wrk >/dev/null; then
     token="$(login 5 | json_of access_token)"
     echo "== wrk: a forwarded request (profile) through the front balancer, $CONNECTIONS connections, $DURATION"
     wrk -t2 -c "$CONNECTIONS" -d "$DURATION" -H "Authorization: Bearer $token" "$FRONT/member/profile?member_id=2"
     echo "== wrk: home feed page 0 (cached at the edges) through the front balancer"
     wrk -t2 -c "$CONNECTIONS" -d "$DURATION" -H "Authorization: Bearer $token" "$FRONT/post/posts?member_id=5&page=0&size=10"
+    echo "== wrk: home feed page 0 from the cores directly (their balancer, no edge cache)"
+    wrk -t2 -c "$CONNECTIONS" -d "$DURATION" -H "Authorization: Bearer $token" "http://127.0.0.1:$CORE_LB_PORT/post/posts?member_id=5&page=0&size=10"
   else
     echo "(wrk is not installed: apt-get install wrk for the wrk runs)"
   fi
