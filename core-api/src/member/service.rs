@@ -17,11 +17,21 @@ pub async fn profile(
     viewer: i64,
     member_id: i64,
 ) -> Result<ProfileResponse, ApiError> {
-    let member = repo::find_by_id(&state.db, member_id)
-        .await?
+    // From the read replica when it may serve `viewer` (`Db::read`): the row and its counts.
+    let (member, (post_size, follower_size, following_size)) = state
+        .db
+        .read(Some(viewer), |db| async move {
+            let member = repo::find_by_id(&db, member_id).await?;
+            let counts = match &member {
+                Some(_) => repo::counts(&db, member_id).await?,
+                None => (0, 0, 0),
+            };
+            Ok((member, counts))
+        })
+        .await?;
+    let member = member
         .filter(|m| m.suspended_at.is_none() || m.id == viewer)
         .ok_or_else(|| ApiError::no_such_member("member_id", member_id))?;
-    let (post_size, follower_size, following_size) = repo::counts(&state.db, member_id).await?;
     Ok(ProfileResponse {
         member_id: member.id,
         email: member.email,
@@ -82,7 +92,11 @@ pub async fn blocking_members(
     state: &AppState,
     member_id: i64,
 ) -> Result<MemberListResponse, ApiError> {
-    let members: Vec<MemberSummary> = repo::blocked_by(&state.db, member_id)
+    let members: Vec<MemberSummary> = state
+        .db
+        .read(Some(member_id), |db| async move {
+            repo::blocked_by(&db, member_id).await
+        })
         .await?
         .into_iter()
         .map(|r| r.into_summary(&state.config.storage.public_base_url))

@@ -34,4 +34,5 @@ mod operations;
 mod posts;
 mod query_plans;
 mod rate_limits;
+mod read_replica;
 mod storage_faults;
