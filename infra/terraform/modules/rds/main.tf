@@ -139,6 +139,8 @@ resource "aws_db_instance" "this" {
 # (it asks `SHOW REPLICA STATUS`), and the primary otherwise (docs/operations.md, "Read replicas").
 # Credentials, database and subnets come from the primary; backups stay on the primary.
 resource "aws_db_instance" "replica" {
+  # checkov:skip=CKV_AWS_133:backups are the primary's (point-in-time restore); a replica is rebuilt from it, not restored
+  # checkov:skip=CKV_AWS_157:a replica is a read cache the core can lose at any time (reads fall back to the Multi-AZ primary)
   count               = var.read_replicas
   identifier          = "${var.name}-replica-${count.index + 1}"
   replicate_source_db = aws_db_instance.this.identifier
