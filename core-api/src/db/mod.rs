@@ -161,6 +161,24 @@ impl Db {
         self.route(viewer, Settled::NotAsked, query).await
     }
 
+    /// [`Db::read`] for something that may not exist: a replica that lags may not have it yet,
+    /// so an absence is only believed from the primary (a profile answering `MEMBER_005` logs the
+    /// app out). Misses cost one more query, on the primary; hits none.
+    pub async fn read_found<T, F, Fut>(
+        &self,
+        viewer: Option<i64>,
+        query: F,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        F: Fn(Db) -> Fut,
+        Fut: Future<Output = Result<Option<T>, sqlx::Error>>,
+    {
+        match self.read(viewer, &query).await? {
+            None if self.reader.is_some() => query(self.clone()).await,
+            found => Ok(found),
+        }
+    }
+
     /// Runs `query` on the replica when one is configured and usable (answering, replicating, lag
     /// within the bound), `viewer` did not write within the read-your-writes window, and — when
     /// `unchanged_for` is given — what the read shows last changed longer ago than the replica may

@@ -50,10 +50,10 @@ pub async fn list(
     page: Page,
     direction: Direction,
 ) -> Result<MemberListResponse, ApiError> {
-    // From the read replica when it may serve `viewer` (`Db::read`).
+    // From the read replica when it may serve `viewer` (`Db::read_found`).
     let rows = state
         .db
-        .read(Some(viewer), |db| async move {
+        .read_found(Some(viewer), |db| async move {
             if !members::exists(&db, member_id).await? {
                 return Ok(None);
             }

@@ -17,21 +17,20 @@ pub async fn profile(
     viewer: i64,
     member_id: i64,
 ) -> Result<ProfileResponse, ApiError> {
-    // From the read replica when it may serve `viewer` (`Db::read`): the row and its counts.
+    // From the read replica when it may serve `viewer` (`Db::read_found`): the row and its counts.
     let (member, (post_size, follower_size, following_size)) = state
         .db
-        .read(Some(viewer), |db| async move {
-            let member = repo::find_by_id(&db, member_id).await?;
-            let counts = match &member {
-                Some(_) => repo::counts(&db, member_id).await?,
-                None => (0, 0, 0),
+        .read_found(Some(viewer), |db| async move {
+            let Some(member) = repo::find_by_id(&db, member_id).await? else {
+                return Ok(None);
             };
-            Ok((member, counts))
+            Ok(Some((member, repo::counts(&db, member_id).await?)))
         })
-        .await?;
-    let member = member
-        .filter(|m| m.suspended_at.is_none() || m.id == viewer)
+        .await?
         .ok_or_else(|| ApiError::no_such_member("member_id", member_id))?;
+    if member.suspended_at.is_some() && member.id != viewer {
+        return Err(ApiError::no_such_member("member_id", member_id));
+    }
     Ok(ProfileResponse {
         member_id: member.id,
         email: member.email,
