@@ -14,7 +14,7 @@ use crate::auth::tokens::TokenIssuer;
 use crate::cache::{Cache, InProcessCache, RedisCache};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
-use crate::db::Db;
+use crate::db::{Db, RecentWrites};
 use crate::error::BoxError;
 use crate::mail::{self, Mailer};
 use crate::post::feed_version::FeedVersion;
@@ -83,6 +83,11 @@ impl App {
             ),
             None => embedded_cache.unwrap_or_else(|| Arc::new(InProcessCache::default())),
         };
+        db.track_recent_writes(RecentWrites::new(
+            cache.clone(),
+            &config.cache_prefix,
+            config.database_read.read_your_writes,
+        ));
         let mailer: Arc<dyn Mailer> =
             Arc::from(mail::from_config(&config.mail).map_err(|e| backend("mail")(e.into()))?);
         let storage = storage::from_config(&config.storage)

@@ -152,3 +152,27 @@ pub async fn database_gate(
     }
     response
 }
+
+/// Read-your-writes: after a request that may have written (any method but `GET`, `HEAD`,
+/// `OPTIONS`) by an authenticated member, that member's reads go to the primary for the window
+/// (see [`crate::db::RecentWrites`]). One place for every write route; marked before the answer
+/// leaves, so the member's next read sees the mark. Nothing happens without a read replica.
+pub async fn mark_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.db.reader().is_none()
+        || matches!(
+            *request.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+        )
+    {
+        return next.run(request).await;
+    }
+    let caller = request
+        .extensions()
+        .get::<crate::telemetry::CallerSlot>()
+        .cloned();
+    let response = next.run(request).await;
+    if let Some(member_id) = caller.and_then(|slot| slot.get()) {
+        state.db.mark_write(member_id).await;
+    }
+    response
+}

@@ -114,6 +114,11 @@ fn with_layers(api: Router<AppState>, state: &AppState) -> Router<AppState> {
             error_response(ErrorCode::MethodNotAllowed, "Method not allowed")
         })
         .layer(DefaultBodyLimit::max(state.config.max_json_body_bytes))
+        // Inside `telemetry::observe`, whose caller slot names the member who wrote.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ops::mark_writes,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             ops::database_gate,

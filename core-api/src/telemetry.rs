@@ -87,6 +87,11 @@ impl CallerSlot {
     pub fn set(&self, member_id: i64) {
         let _ = self.0.set(member_id);
     }
+
+    /// The authenticated member of this request, once the handler's extractor ran.
+    pub fn get(&self) -> Option<i64> {
+        self.0.get().copied()
+    }
 }
 
 /// Middleware: counts requests and records their latency by method, route template and status,

@@ -21,6 +21,7 @@ mod storage;
 pub mod vars;
 
 pub use self::auth::{PasswordHashing, TokenConfig, DEV_SIGNING_KEY_PEM};
+pub use self::data::ReadReplicaConfig;
 pub use self::mail::{MailConfig, MailTransport, SmtpConfig, SmtpTls};
 pub use self::server::{ConnectionLimits, LogFormat, Profile};
 pub use self::storage::{S3Config, StorageBackend, StorageConfig, UploadLimits};
@@ -39,8 +40,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` (embedded) or `mysql://…`.
     pub database_url: SecretString,
-    /// Connection pool size.
+    /// Connection pool size (of the replica's pool too).
     pub database_max_connections: u32,
+    /// The optional read replica and its routing.
+    pub database_read: ReadReplicaConfig,
     /// Redis URL; `None` keeps cache, revocations and rate limits in process.
     pub redis_url: Option<SecretString>,
     /// Prefix of every cache key.
@@ -98,6 +101,7 @@ impl Config {
             admin_listen_addr: server.admin_listen_addr,
             database_url: database.url,
             database_max_connections: database.max_connections,
+            database_read: database.read,
             redis_url: cache.redis_url,
             cache_prefix: cache.prefix,
             mail: MailConfig::from_vars(&env, &server.data_dir)?,
@@ -154,6 +158,7 @@ impl Config {
             ("admin listen", self.admin_listen_addr.to_string()),
             ("data dir", self.data_dir.display().to_string()),
             ("database", database),
+            ("database read replica", self.database_read.describe()),
             (
                 "database max connections",
                 self.database_max_connections.to_string(),

@@ -80,6 +80,21 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "pool size (8 on 2 cores: as fast as 32 there, with a lower p99)",
     },
     Setting {
+        names: &["HEART_DATABASE_READ_URL"],
+        default: "*(none: all reads on the primary)*",
+        meaning: "`mysql://…` of a read replica of `HEART_DATABASE_URL` (a secret, like it): feeds, profiles and follow lists read from it while it answers and lags within the bound; a member's own reads stay on the primary for a while after their writes",
+    },
+    Setting {
+        names: &["HEART_DATABASE_READ_MAX_LAG_SECS"],
+        default: "`2`",
+        meaning: "the replica serves while its `Seconds_Behind_Master` is at most this (polled every 500 ms); beyond it, or with replication stopped, reads go to the primary",
+    },
+    Setting {
+        names: &["HEART_READ_YOUR_WRITES_SECS"],
+        default: "`5`",
+        meaning: "after a member's write, their reads go to the primary for this long (the mark is kept in the shared cache, so every core replica honours it)",
+    },
+    Setting {
         names: &["HEART_REDIS_URL"],
         default: "*(none: in-process)*",
         meaning: "`redis://` or `rediss://` (TLS); revocations and rate limits shared by all replicas",

@@ -64,12 +64,13 @@ pub async fn unfollow(
     ))]
 pub async fn followers(
     State(state): State<AppState>,
-    _caller: AuthenticatedMember,
+    caller: AuthenticatedMember,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<MemberListResponse>, ApiError> {
     Ok(Json(
         service::list(
             &state,
+            caller.member_id,
             query.member_id()?,
             query.page()?,
             Direction::Followers,
@@ -87,12 +88,13 @@ pub async fn followers(
     ))]
 pub async fn followings(
     State(state): State<AppState>,
-    _caller: AuthenticatedMember,
+    caller: AuthenticatedMember,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<MemberListResponse>, ApiError> {
     Ok(Json(
         service::list(
             &state,
+            caller.member_id,
             query.member_id()?,
             query.page()?,
             Direction::Followings,

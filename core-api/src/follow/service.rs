@@ -41,19 +41,28 @@ pub async fn remove(state: &AppState, follower: i64, followee: i64) -> Result<()
     Ok(())
 }
 
-/// One page of the members on the `direction` side of `member_id`, newest follow first.
+/// One page of the members on the `direction` side of `member_id`, newest follow first, as
+/// `viewer` asked for it.
 pub async fn list(
     state: &AppState,
+    viewer: i64,
     member_id: i64,
     page: Page,
     direction: Direction,
 ) -> Result<MemberListResponse, ApiError> {
-    if !members::exists(&state.db, member_id).await? {
-        return Err(ApiError::no_such_member("member_id", member_id));
-    }
-    let base_url = &state.config.storage.public_base_url;
-    let members: Vec<_> = repo::page(&state.db, member_id, direction, page)
+    // From the read replica when it may serve `viewer` (`Db::read_found`).
+    let rows = state
+        .db
+        .read_found(Some(viewer), |db| async move {
+            if !members::exists(&db, member_id).await? {
+                return Ok(None);
+            }
+            repo::page(&db, member_id, direction, page).await.map(Some)
+        })
         .await?
+        .ok_or_else(|| ApiError::no_such_member("member_id", member_id))?;
+    let base_url = &state.config.storage.public_base_url;
+    let members: Vec<_> = rows
         .into_iter()
         .map(|row| row.into_summary(base_url))
         .collect();

@@ -17,11 +17,20 @@ pub async fn profile(
     viewer: i64,
     member_id: i64,
 ) -> Result<ProfileResponse, ApiError> {
-    let member = repo::find_by_id(&state.db, member_id)
+    // From the read replica when it may serve `viewer` (`Db::read_found`): the row and its counts.
+    let (member, (post_size, follower_size, following_size)) = state
+        .db
+        .read_found(Some(viewer), |db| async move {
+            let Some(member) = repo::find_by_id(&db, member_id).await? else {
+                return Ok(None);
+            };
+            Ok(Some((member, repo::counts(&db, member_id).await?)))
+        })
         .await?
-        .filter(|m| m.suspended_at.is_none() || m.id == viewer)
         .ok_or_else(|| ApiError::no_such_member("member_id", member_id))?;
-    let (post_size, follower_size, following_size) = repo::counts(&state.db, member_id).await?;
+    if member.suspended_at.is_some() && member.id != viewer {
+        return Err(ApiError::no_such_member("member_id", member_id));
+    }
     Ok(ProfileResponse {
         member_id: member.id,
         email: member.email,
@@ -82,7 +91,11 @@ pub async fn blocking_members(
     state: &AppState,
     member_id: i64,
 ) -> Result<MemberListResponse, ApiError> {
-    let members: Vec<MemberSummary> = repo::blocked_by(&state.db, member_id)
+    let members: Vec<MemberSummary> = state
+        .db
+        .read(Some(member_id), |db| async move {
+            repo::blocked_by(&db, member_id).await
+        })
         .await?
         .into_iter()
         .map(|r| r.into_summary(&state.config.storage.public_base_url))

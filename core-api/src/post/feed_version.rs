@@ -1,7 +1,7 @@
 //! The feed version the edge keys its cached feed pages by.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use heart_shared::cache_keys::KeySpace;
 
@@ -18,6 +18,8 @@ pub struct FeedVersion {
     retrying: Arc<std::sync::atomic::AtomicBool>,
     /// Where viewers' last pages ended, per version (the next page is a keyset seek).
     pub scroll: Arc<ScrollMemory>,
+    /// The newest version this process has read, and when it first read it.
+    seen: Arc<std::sync::Mutex<Option<(i64, Instant)>>>,
 }
 
 impl FeedVersion {
@@ -31,6 +33,7 @@ impl FeedVersion {
             key: keys.feed_version(),
             retrying: Arc::default(),
             scroll: Arc::new(ScrollMemory::new(ScrollMemory::DEFAULT_CAPACITY)),
+            seen: Arc::default(),
         }
     }
 
@@ -71,5 +74,25 @@ impl FeedVersion {
     /// The current version.
     pub async fn current(&self) -> Result<i64, CacheError> {
         self.cache.counter(&self.key).await
+    }
+
+    /// The current version, and for how long this process has known it: at least that long ago
+    /// the write that made it was committed (the bump follows the commit). A feed page read from
+    /// a replica that lags less than that has that write, and every write before it.
+    pub async fn current_with_age(&self) -> Result<(i64, Duration), CacheError> {
+        let version = self.current().await?;
+        let now = Instant::now();
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first_seen = match *seen {
+            Some((known, at)) if known == version => at,
+            _ => {
+                *seen = Some((version, now));
+                now
+            }
+        };
+        Ok((version, now - first_seen))
     }
 }

@@ -147,22 +147,31 @@ pub async fn feed_read(
         size: page.size,
     };
     let (rows, version, read) = if page.after.is_some() || page.number == 0 {
-        // The version is only needed to remember where this page ends: read it beside the page.
-        let (rows, version) = tokio::join!(
-            repo::feed_page(&state.db, feed, page.after, page.size, 0),
-            state.feed_version.current()
-        );
-        (rows?, version.ok(), PageRead::Top)
+        if state.db.reader().is_some() {
+            // With a replica the version is read first: its age decides whether the replica may
+            // serve the page (see `page_rows`).
+            let version = state.feed_version.current_with_age().await.ok();
+            let rows = page_rows(state, viewer, version, feed, page.after, page.size, 0).await?;
+            (rows, version.map(|(v, _)| v), PageRead::Top)
+        } else {
+            // The version is only needed to remember where this page ends: read it beside the page.
+            let (rows, version) = tokio::join!(
+                page_rows(state, viewer, None, feed, page.after, page.size, 0),
+                state.feed_version.current()
+            );
+            (rows?, version.ok(), PageRead::Top)
+        }
     } else {
-        let version = state.feed_version.current().await.ok();
+        let seen = state.feed_version.current_with_age().await.ok();
+        let version = seen.map(|(v, _)| v);
         match version.and_then(|v| scroll.start_of(&key, v, page.number)) {
             Some(after) => (
-                repo::feed_page(&state.db, feed, Some(after), page.size, 0).await?,
+                page_rows(state, viewer, seen, feed, Some(after), page.size, 0).await?,
                 version,
                 PageRead::Seek,
             ),
             None => (
-                repo::feed_page(&state.db, feed, None, page.size, page.offset()).await?,
+                page_rows(state, viewer, seen, feed, None, page.size, page.offset()).await?,
                 version,
                 PageRead::Offset,
             ),
@@ -197,6 +206,31 @@ pub async fn feed_read(
         },
         read,
     ))
+}
+
+/// A feed page for `viewer`, from the read replica when it may serve it. The edge stores the
+/// page under the feed version it read before forwarding (this `version` or an older one), so a
+/// page from a lagging replica that misses the write behind that version would be served as
+/// current until the next write. Hence the replica serves a feed page only when the version
+/// (read here first) has been known longer than the replica may lag, which puts the write that
+/// made it on the replica; for a few seconds after every feed-changing write, feed pages come
+/// from the primary (as do the writer's own reads, for the read-your-writes window).
+async fn page_rows(
+    state: &AppState,
+    viewer: i64,
+    version: Option<(i64, std::time::Duration)>,
+    feed: Feed,
+    after: Option<Cursor>,
+    size: i64,
+    offset: i64,
+) -> Result<Vec<repo::PagePost>, sqlx::Error> {
+    let unchanged_for = version.map(|(_, age)| age);
+    state
+        .db
+        .read_settled(Some(viewer), unchanged_for, |db| async move {
+            repo::feed_page(&db, feed, after, size, offset).await
+        })
+        .await
 }
 
 /// Deletes a post of the caller's, then its images.

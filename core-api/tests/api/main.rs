@@ -34,5 +34,6 @@ mod operations;
 mod posts;
 mod query_plans;
 mod rate_limits;
+mod read_replica;
 mod storage_faults;
 mod sweeper;

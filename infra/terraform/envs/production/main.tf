@@ -20,6 +20,7 @@ module "platform" {
 
   db_instance_class        = var.db_instance_class
   db_backup_retention_days = var.db_backup_retention_days
+  db_read_replicas         = var.db_read_replicas
   redis_node_type          = var.redis_node_type
   redis_replicas           = var.redis_replicas
 

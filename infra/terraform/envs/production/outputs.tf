@@ -23,6 +23,11 @@ output "db_address" {
   value       = module.platform.db_address
 }
 
+output "db_replica_address" {
+  description = "Host of HEART_DATABASE_READ_URL (helm/heart-core externalSecret.databaseReadHost), or null."
+  value       = module.platform.db_replica_address
+}
+
 output "db_master_user_secret_arn" {
   description = "RDS admin credentials (Secrets Manager), to create the application user."
   value       = module.platform.db_master_user_secret_arn

@@ -23,6 +23,7 @@ node_groups = {
 
 db_instance_class        = "db.r6g.large"
 db_backup_retention_days = 35
+db_read_replicas         = 1
 redis_node_type          = "cache.r7g.large"
 redis_replicas           = 2
 

@@ -57,6 +57,12 @@ variable "db_backup_retention_days" {
   type        = number
 }
 
+variable "db_read_replicas" {
+  description = "RDS read replicas (0 or more); the core reads feeds, profiles and lists from the first."
+  type        = number
+  default     = 0
+}
+
 variable "redis_node_type" {
   description = "ElastiCache node type."
   type        = string

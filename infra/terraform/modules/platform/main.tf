@@ -47,6 +47,7 @@ module "rds" {
   engine_version             = "8.4"
   instance_class             = var.db_instance_class
   backup_retention_days      = var.db_backup_retention_days
+  read_replicas              = var.db_read_replicas
   tags                       = local.tags
 }
 

@@ -38,6 +38,11 @@ output "db_master_user_secret_arn" {
   value       = module.rds.master_user_secret_arn
 }
 
+output "db_replica_address" {
+  description = "Host of HEART_DATABASE_READ_URL (the first read replica), or null without one."
+  value       = try(module.rds.replica_addresses[0], null)
+}
+
 output "db_instance_identifier" {
   description = "RDS instance, for point-in-time restore."
   value       = module.rds.instance_identifier

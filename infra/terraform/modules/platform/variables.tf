@@ -68,6 +68,12 @@ variable "db_backup_retention_days" {
   default     = 14
 }
 
+variable "db_read_replicas" {
+  description = "RDS read replicas; the core reads from the first (HEART_DATABASE_READ_URL)."
+  type        = number
+  default     = 0
+}
+
 variable "redis_node_type" {
   description = "ElastiCache node type."
   type        = string

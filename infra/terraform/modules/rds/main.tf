@@ -132,3 +132,45 @@ resource "aws_db_instance" "this" {
 
   tags = var.tags
 }
+
+# Read replicas (HEART_DATABASE_READ_URL): asynchronous copies of the primary in the same region,
+# with its parameter group (TLS only), encryption key and security group. The core reads feeds,
+# profiles and lists from one while it answers and lags within HEART_DATABASE_READ_MAX_LAG_SECS
+# (it asks `SHOW REPLICA STATUS`), and the primary otherwise (docs/operations.md, "Read replicas").
+# Credentials, database and subnets come from the primary; backups stay on the primary.
+resource "aws_db_instance" "replica" {
+  # checkov:skip=CKV_AWS_133:backups are the primary's (point-in-time restore); a replica is rebuilt from it, not restored
+  # checkov:skip=CKV_AWS_157:a replica is a read cache the core can lose at any time (reads fall back to the Multi-AZ primary)
+  count               = var.read_replicas
+  identifier          = "${var.name}-replica-${count.index + 1}"
+  replicate_source_db = aws_db_instance.this.identifier
+  instance_class      = coalesce(var.replica_instance_class, var.instance_class)
+
+  storage_type          = "gp3"
+  storage_encrypted     = true
+  kms_key_id            = module.db_key.arn
+  max_allocated_storage = var.max_allocated_storage_gb
+
+  multi_az               = false
+  vpc_security_group_ids = [aws_security_group.db.id]
+  publicly_accessible    = false
+  parameter_group_name   = aws_db_parameter_group.this.name
+
+  backup_retention_period = 0
+  maintenance_window      = "sun:04:30-sun:05:30"
+  copy_tags_to_snapshot   = true
+  deletion_protection     = var.deletion_protection
+  skip_final_snapshot     = true
+
+  auto_minor_version_upgrade          = true
+  iam_database_authentication_enabled = true
+  enabled_cloudwatch_logs_exports     = ["error", "slowquery"]
+
+  monitoring_interval                   = 60
+  monitoring_role_arn                   = aws_iam_role.monitoring.arn
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = module.db_key.arn
+  performance_insights_retention_period = 7
+
+  tags = merge(var.tags, { Role = "read-replica" })
+}

@@ -32,3 +32,8 @@ output "master_user_secret_kms_key_arn" {
   description = "Key of the master user secret (External Secrets Operator decrypts with it)."
   value       = module.db_key.arn
 }
+
+output "replica_addresses" {
+  description = "Host names of the read replicas (HEART_DATABASE_READ_URL's host: the first one)."
+  value       = aws_db_instance.replica[*].address
+}

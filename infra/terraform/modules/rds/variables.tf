@@ -76,3 +76,20 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "read_replicas" {
+  description = "Read replicas of the primary (0: none; the core then reads from the primary only)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.read_replicas >= 0 && var.read_replicas <= 5
+    error_message = "read_replicas must be between 0 and 5 (RDS MySQL allows 15; the core uses one URL)."
+  }
+}
+
+variable "replica_instance_class" {
+  description = "Instance class of the read replicas (null: the primary's)."
+  type        = string
+  default     = null
+}

@@ -3,8 +3,18 @@
 //! Queries are written once in the SQL both dialects share (`?` placeholders, no `RETURNING`,
 //! integer timestamps); the few statements that differ branch on [`DbKind`]. Each dialect has its
 //! own migrations folder, applied at startup. Never edit an applied migration: add a new one.
+//!
+//! With `HEART_DATABASE_READ_URL` the [`Db`] also has a [`Reader`] (a MySQL/MariaDB replica):
+//! services run the reads it may serve (feeds, profiles, lists) through [`Db::read`], which
+//! picks the replica or the primary per read; everything else uses `pool`, the primary.
 
+mod recent_writes;
+mod replica;
+
+use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -14,6 +24,8 @@ use sqlx::AnyPool;
 
 use crate::config::Config;
 use crate::health::{Breaker, ProbePolicy};
+pub use recent_writes::RecentWrites;
+pub use replica::{Bypass, Reader};
 
 /// How long a request waits for a pooled connection (or a new one) before `GLOBAL_503`.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -93,11 +105,14 @@ impl DbKind {
 /// The connection pool and what it talks to.
 #[derive(Debug, Clone)]
 pub struct Db {
+    /// The primary: every write, and every read not routed by [`Db::read`].
     pub pool: AnyPool,
     /// The dialect.
     pub kind: DbKind,
     /// Up or down; requests short-circuit while down (see [`crate::ops::database_gate`]).
     pub health: Breaker,
+    /// The read replica, when one is configured.
+    reader: Option<Arc<Reader>>,
 }
 
 impl Db {
@@ -131,9 +146,169 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        let db = Db { pool, kind, health };
+        let reader = match (&config.database_read.url, kind) {
+            (Some(url), DbKind::MySql) => Some(Arc::new(Reader::connect(
+                url.expose_secret(),
+                config.database_max_connections,
+                config.database_read.max_lag,
+            )?)),
+            _ => None,
+        };
+        let db = Db {
+            pool,
+            kind,
+            health,
+            reader,
+        };
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// The replica, when one is configured.
+    pub fn reader(&self) -> Option<&Reader> {
+        self.reader.as_deref()
+    }
+
+    /// Keeps the read-your-writes marks in `recent` (set once, at startup, when the cache exists).
+    pub fn track_recent_writes(&self, recent: RecentWrites) {
+        if let Some(reader) = &self.reader {
+            let _ = reader.recent.set(recent);
+        }
+    }
+
+    /// `member_id` wrote: their reads go to the primary for the read-your-writes window. Nothing
+    /// to do without a replica.
+    pub async fn mark_write(&self, member_id: i64) {
+        if let Some(recent) = self.reader.as_ref().and_then(|r| r.recent.get()) {
+            recent.mark(member_id).await;
+        }
+    }
+
+    /// Runs the read `query` for `viewer` on the replica when it may serve it, else on the primary
+    /// (see [`Db::read_settled`]).
+    pub async fn read<T, F, Fut>(&self, viewer: Option<i64>, query: F) -> Result<T, sqlx::Error>
+    where
+        F: Fn(Db) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.route(viewer, Settled::NotAsked, query).await
+    }
+
+    /// [`Db::read`] for something that may not exist: a replica that lags may not have it yet,
+    /// so an absence is only believed from the primary (a profile answering `MEMBER_005` logs the
+    /// app out). Misses cost one more query, on the primary; hits none.
+    pub async fn read_found<T, F, Fut>(
+        &self,
+        viewer: Option<i64>,
+        query: F,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        F: Fn(Db) -> Fut,
+        Fut: Future<Output = Result<Option<T>, sqlx::Error>>,
+    {
+        match self.read(viewer, &query).await? {
+            None if self.reader.is_some() => query(self.clone()).await,
+            found => Ok(found),
+        }
+    }
+
+    /// Runs `query` on the replica when one is configured and usable (answering, replicating, lag
+    /// within the bound), `viewer` did not write within the read-your-writes window, and — when
+    /// `unchanged_for` is given — what the read shows last changed longer ago than the replica may
+    /// lag (feed pages the edge caches: see `post::service::page_rows`); `None`: unknown. Else on
+    /// the primary. A query that fails on the replica, or is in flight when the replica's breaker
+    /// opens, runs once more on the primary: a replica's death fails no request.
+    pub async fn read_settled<T, F, Fut>(
+        &self,
+        viewer: Option<i64>,
+        unchanged_for: Option<Duration>,
+        query: F,
+    ) -> Result<T, sqlx::Error>
+    where
+        F: Fn(Db) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.route(viewer, Settled::For(unchanged_for), query).await
+    }
+
+    async fn route<T, F, Fut>(
+        &self,
+        viewer: Option<i64>,
+        settled: Settled,
+        query: F,
+    ) -> Result<T, sqlx::Error>
+    where
+        F: Fn(Db) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let Some(reader) = &self.reader else {
+            return query(self.clone()).await;
+        };
+        let bypass = match reader.unusable() {
+            Some(bypass) => Some(bypass),
+            None => match (settled, reader.lag_bound()) {
+                (Settled::NotAsked, _) => None,
+                (Settled::For(Some(age)), Some(bound)) if age > bound => None,
+                (Settled::For(_), _) => Some(Bypass::RecentChange),
+            },
+        };
+        let bypass = match (bypass, viewer, reader.recent.get()) {
+            (None, Some(member), Some(recent)) if recent.wrote_recently(member).await => {
+                Some(Bypass::RecentWrite)
+            }
+            (bypass, _, _) => bypass,
+        };
+        if let Some(bypass) = bypass {
+            return self.read_on_primary(reader, bypass, query).await;
+        }
+        let opened = reader.health().opened();
+        let outcome = tokio::select! {
+            biased;
+            outcome = query(reader.db.clone()) => outcome,
+            () = opened => Err(sqlx::Error::PoolClosed),
+        };
+        match outcome {
+            // A read is idempotent: whatever failed it on the replica (gone, or a table its
+            // replication has not created yet), the primary answers it.
+            Err(error) => {
+                if replica::unreachable(&error) {
+                    reader.health().trip(&error.to_string());
+                }
+                tracing::warn!(error = %error, "read failed on the replica; retried on the primary");
+                self.read_on_primary(reader, Bypass::Retried, query).await
+            }
+            outcome => {
+                reader.replica_reads.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("heart_database_reads_total", "target" => "replica").increment(1);
+                outcome
+            }
+        }
+    }
+
+    async fn read_on_primary<T, F, Fut>(
+        &self,
+        reader: &Reader,
+        bypass: Bypass,
+        query: F,
+    ) -> Result<T, sqlx::Error>
+    where
+        F: Fn(Db) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        reader.primary_reads.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("heart_database_reads_total", "target" => "primary", "reason" => bypass.label())
+            .increment(1);
+        query(self.clone()).await
+    }
+
+    /// Reads served by the replica and reads routed to the primary since start (0, 0 without one).
+    pub fn read_counts(&self) -> (u64, u64) {
+        self.reader.as_ref().map_or((0, 0), |r| {
+            (
+                r.replica_reads.load(Ordering::Relaxed),
+                r.primary_reads.load(Ordering::Relaxed),
+            )
+        })
     }
 
     async fn migrate(&self) -> Result<(), sqlx::Error> {
@@ -181,6 +356,13 @@ impl Db {
     pub fn is_unique_violation(error: &sqlx::Error) -> bool {
         matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
     }
+}
+
+/// Whether a read needs what it shows to have been unchanged for longer than the replica may lag.
+#[derive(Debug, Clone, Copy)]
+enum Settled {
+    NotAsked,
+    For(Option<Duration>),
 }
 
 /// SQLite is a file: only MySQL is watched while up.
