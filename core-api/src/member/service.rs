@@ -8,6 +8,7 @@ use super::repo;
 use crate::auth::AuthenticatedMember;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::storage::uncommitted::Uncommitted;
 use crate::{images, storage};
 
 /// Any member's profile with their counts, seen by `viewer`. A suspended member's profile is
@@ -56,23 +57,30 @@ pub async fn upload_avatar(
     let image = images::clean(&state.decodes, file, ErrorCode::AvatarNotAnImage).await?;
     let now = state.clock.now();
     let key = storage::object_key("avatars", now, image.kind.extension());
-    state
+    let pending = Uncommitted::new(state.cleanup.clone(), vec![key.clone()]);
+    if let Err(e) = state
         .storage
         .put(&key, image.bytes, image.kind.mime())
         .await
-        .map_err(|e| ApiError::Unavailable {
+    {
+        pending.discard_only(Vec::new()).await;
+        return Err(ApiError::Unavailable {
             dependency: "storage",
             code: ErrorCode::AvatarUploadFailed,
             source: e.into(),
-        })?;
+        });
+    }
     let previous = match repo::replace_avatar(&state.db, caller.member_id, &key, now).await {
-        Ok(Some(previous)) => previous,
+        Ok(Some(previous)) => {
+            pending.committed();
+            previous
+        }
         Ok(None) => {
-            state.cleanup.delete_or_queue(vec![key]).await;
+            pending.discard().await;
             return Err(ApiError::code(ErrorCode::MemberNotFound));
         }
         Err(e) => {
-            state.cleanup.delete_or_queue(vec![key]).await;
+            pending.discard().await;
             return Err(e.into());
         }
     };

@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::member::repo as members;
 use crate::paging::{Cursor, Page};
 use crate::state::AppState;
+use crate::storage::uncommitted::Uncommitted;
 use crate::upload::UploadedFile;
 use crate::{images, storage};
 
@@ -66,6 +67,9 @@ pub async fn register(
         .iter()
         .map(|image| storage::object_key("posts", now, image.kind.extension()))
         .collect();
+    // Until the rows are committed: a request dropped half-way (client gone, breaker opened, time
+    // limit) would otherwise leave the stored objects behind.
+    let pending = Uncommitted::new(state.cleanup.clone(), keys.clone());
     let uploads = images
         .into_iter()
         .zip(&keys)
@@ -82,14 +86,17 @@ pub async fn register(
         .filter_map(|r| r.as_ref().ok().cloned())
         .collect();
     if let Some(error) = results.into_iter().find_map(Result::err) {
-        state.cleanup.delete_or_queue(stored).await;
+        pending.discard_only(stored).await;
         return Err(storage_failed(error));
     }
 
     let post_id = match repo::insert(&state.db, caller.member_id, content, &keys, now).await {
-        Ok(id) => id,
+        Ok(id) => {
+            pending.committed();
+            id
+        }
         Err(error) => {
-            state.cleanup.delete_or_queue(keys).await;
+            pending.discard().await;
             return Err(error.into());
         }
     };

@@ -49,6 +49,26 @@ impl Cleanup {
         }
     }
 
+    /// Those of `keys` that no post image and no avatar refers to (for the objects of an abandoned
+    /// write, `super::uncommitted`; rare, so a scan of the image keys is acceptable).
+    pub async fn unreferenced(&self, keys: &[String]) -> Result<Vec<String>, sqlx::Error> {
+        let mut orphans = Vec::with_capacity(keys.len());
+        for key in keys {
+            let referenced: Option<(i64,)> = sqlx::query_as(
+                "SELECT 1 FROM post_images WHERE object_key = ? \
+                 UNION ALL SELECT 1 FROM members WHERE avatar_key = ? LIMIT 1",
+            )
+            .bind(key)
+            .bind(key)
+            .fetch_optional(&self.db.pool)
+            .await?;
+            if referenced.is_none() {
+                orphans.push(key.clone());
+            }
+        }
+        Ok(orphans)
+    }
+
     async fn queue(&self, key: &str) -> Result<(), sqlx::Error> {
         let sql = match self.db.kind {
             DbKind::Sqlite => {

@@ -21,6 +21,7 @@ use crate::error::{error_response, BoxError};
 pub mod cleanup;
 mod local;
 mod s3;
+pub mod uncommitted;
 
 pub use self::local::LocalStorage;
 pub use self::s3::S3Storage;

@@ -160,3 +160,59 @@ async fn s3_checks_signatures() {
     );
     assert!(s3.keys().is_empty());
 }
+
+/// A post whose request is dropped after its image was stored and before its rows were committed
+/// (a client gone, the database's breaker releasing requests in flight, a time limit) leaves no
+/// object behind: the objects are deleted once the database answers, unless a row refers to them.
+#[tokio::test]
+async fn a_post_abandoned_between_upload_and_commit_leaves_no_object() {
+    use crate::fault_proxy::{proxy_to, Mode};
+    use std::time::{Duration, Instant};
+    let Ok(server) = std::env::var("HEART_TEST_DATABASE_URL") else {
+        eprintln!("skipped: needs HEART_TEST_DATABASE_URL (MySQL, behind the fault proxy)");
+        return;
+    };
+    let (proxy, via) = proxy_to(&server).await;
+    let app = TestApp::spawn_with(&[(DATABASE_VIA, via.as_str())]).await;
+    let kim = app.member("kim").await;
+    let before = app.stored_objects().await;
+    // Every round trip to the database 400 ms late: the post's transaction takes seconds, so the
+    // request can be dropped between its upload and its commit.
+    proxy.set(Mode::Latency(Duration::from_millis(200)));
+    let images = [fixtures::png(4, 4)];
+    let request = app.register_post(&kim, "abandoned", &images);
+    let uploaded = async {
+        loop {
+            if app.stored_objects().await.len() > before.len() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        answer = request => panic!("the post was answered before it was dropped: {}", answer.text()),
+        () = uploaded => {} // the request future is dropped here, mid-transaction
+    }
+    proxy.set(Mode::Pass);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let objects = app.stored_objects().await;
+        let rows = app.count("post_images").await;
+        if objects.len() == before.len() + rows as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} objects, {rows} image rows, {} before: the abandoned post's image stayed",
+            objects.len(),
+            before.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.register_post(&kim, "after", &[fixtures::png(4, 4)])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}
