@@ -434,7 +434,9 @@ PY
 scenario_degraded() { # scenario_degraded <dep> <slow|stall|drop>
   local dep="$1" kind="$2" mode secs=8 name="$1-$2"
   case "$kind" in
-    slow) mode="latency 250" ;;
+    # The database's probe counts an answer over 500 ms as a failure (two in a row: down, by
+    # design, docs/faults.md), so its slow mode is +200 ms a round trip: slow, not down.
+    slow) if [ "$dep" = mariadb ]; then mode="latency 100"; else mode="latency 250"; fi ;;
     stall) mode="stall" ;;
     drop) mode="drop 0.3" ;;
   esac
@@ -467,7 +469,10 @@ first_limit = {"mariadb": 2.5, "s3": 16.0, "smtp": 6.0}.get(dep)
 down = kind in ("stall", "drop")
 if dep == "redis" or not down:
     need(r["errors"] == 0, "no error answers")
-if dep == "redis" and down:
+if not down:
+    # Slow, not down: served (slowly), within the request's limits.
+    need(r["successes"] > 0, "answers served")
+elif dep == "redis":
     # Bypassed within milliseconds once found down: only the first read waits (the edge's 500 ms
     # call timeout, then the core's 1 s response timeout).
     need(r["success_first_s"] is not None and r["success_first_s"] <= 2.0, "first read within 2 s")

@@ -34,6 +34,9 @@ pub struct ProbePolicy {
     pub timeout: Duration,
     /// How many failed probes in a row open the breaker while up.
     pub failures_to_open: u32,
+    /// How many successful probes in a row close it while down (more than one for a dependency
+    /// whose lossy path lets a single probe through: each closing costs the requests a timeout).
+    pub successes_to_close: u32,
 }
 
 /// The health of one dependency. Cheap to clone.
@@ -148,6 +151,13 @@ impl Breaker {
     }
 
     fn close(&self) {
+        if self.inner.up.load(Ordering::Acquire) {
+            // A probe that succeeds while up changes nothing: `since` is when the dependency came
+            // back, and the database pool drops every connection opened before it. (Until
+            // December each watch probe moved it, so pooled MySQL connections were thrown away
+            // and reopened every 500 ms under load.)
+            return;
+        }
         *self
             .inner
             .since
@@ -181,7 +191,7 @@ impl Breaker {
 /// Probes while the breaker lives: every `watch` while up (opening it after
 /// `failures_to_open` failures in a row), every `retry` while down (closing it on success).
 async fn prober(inner: Weak<Inner>, wake: Arc<Notify>, policy: ProbePolicy, probe: Probe) {
-    let mut failures = 0;
+    let (mut failures, mut successes) = (0, 0);
     loop {
         let up = match inner.upgrade() {
             Some(inner) => inner.up.load(Ordering::Acquire),
@@ -213,9 +223,14 @@ async fn prober(inner: Weak<Inner>, wake: Arc<Notify>, policy: ProbePolicy, prob
         match outcome {
             Ok(()) => {
                 failures = 0;
-                breaker.close();
+                successes += 1;
+                if breaker.is_up() || successes >= policy.successes_to_close {
+                    successes = 0;
+                    breaker.close();
+                }
             }
             Err(e) if breaker.is_up() => {
+                successes = 0;
                 failures += 1;
                 tracing::warn!(dependency = breaker.dependency(), failures, error = %crate::error::cause_chain(e.as_ref()), "probe failed");
                 if failures >= policy.failures_to_open {
@@ -224,6 +239,7 @@ async fn prober(inner: Weak<Inner>, wake: Arc<Notify>, policy: ProbePolicy, prob
                 }
             }
             Err(e) => {
+                successes = 0;
                 tracing::debug!(dependency = breaker.dependency(), error = %crate::error::cause_chain(e.as_ref()), "still down");
             }
         }
@@ -241,6 +257,7 @@ mod tests {
             watch: Some(Duration::from_millis(20)),
             timeout: Duration::from_millis(50),
             failures_to_open: 2,
+            successes_to_close: 1,
         }
     }
 
@@ -276,6 +293,62 @@ mod tests {
         }
         assert!(breaker.is_up(), "a successful probe closes it");
         assert!(breaker.up_since() > before);
+    }
+
+    /// `up_since` is when the dependency came back, not the last successful probe: the database
+    /// pool drops connections opened before it.
+    #[tokio::test]
+    async fn probes_that_succeed_while_up_do_not_move_up_since() {
+        let probes = Arc::new(AtomicU32::new(0));
+        let p = probes.clone();
+        let breaker = Breaker::new("database", policy(), move || -> ProbeFuture {
+            p.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok::<(), BoxError>(()) })
+        });
+        let since = breaker.up_since();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while probes.load(Ordering::SeqCst) < 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(probes.load(Ordering::SeqCst) >= 3, "the watch probes ran");
+        assert_eq!(breaker.up_since(), since);
+    }
+
+    /// With `successes_to_close: 3`, one probe let through by a lossy path does not close it.
+    #[tokio::test]
+    async fn a_breaker_needing_three_successes_stays_open_on_one() {
+        let answers = Arc::new(std::sync::Mutex::new(vec![true, true, true, false, true]));
+        let a = answers.clone();
+        let policy = ProbePolicy {
+            successes_to_close: 3,
+            ..policy()
+        };
+        let breaker = Breaker::new("cache", policy, move || -> ProbeFuture {
+            let ok = a.lock().unwrap().pop().unwrap_or(true);
+            Box::pin(async move {
+                if ok {
+                    Ok::<(), BoxError>(())
+                } else {
+                    Err("lost".into())
+                }
+            })
+        });
+        // Popped from the end: the probes answer ok, fail, ok, ok, ok.
+        breaker.trip("test");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut seen_open_after_one = false;
+        while !breaker.is_up() && Instant::now() < deadline {
+            if answers.lock().unwrap().len() <= 3 {
+                seen_open_after_one = true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(seen_open_after_one, "still open after the first success");
+        assert!(breaker.is_up(), "three successes in a row close it");
+        assert!(
+            answers.lock().unwrap().is_empty(),
+            "it took all five probes"
+        );
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ pub const SMTP_PROBE_POLICY: ProbePolicy = ProbePolicy {
     watch: None,
     timeout: SMTP_TIMEOUT,
     failures_to_open: 1,
+    successes_to_close: 1,
 };
 
 /// One plain-text message.

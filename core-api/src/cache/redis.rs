@@ -40,6 +40,9 @@ impl RedisCache {
         watch: None,
         timeout: Duration::from_secs(1),
         failures_to_open: 1,
+        // A lossy path lets single PINGs through; closing on one made every request wait a
+        // response timeout again (bench/faults.sh redis-drop). Three in a row: 1.5 s of health.
+        successes_to_close: 3,
     };
 
     /// Connects to `url` (`redis://` or `rediss://`).

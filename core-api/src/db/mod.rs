@@ -45,6 +45,7 @@ pub const PROBE_POLICY: ProbePolicy = ProbePolicy {
     watch: Some(Duration::from_millis(500)),
     timeout: Duration::from_millis(500),
     failures_to_open: 2,
+    successes_to_close: 1,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -32,6 +32,7 @@ pub const S3_PROBE_POLICY: ProbePolicy = ProbePolicy {
     watch: None,
     timeout: S3_ATTEMPT_TIMEOUT,
     failures_to_open: 1,
+    successes_to_close: 1,
 };
 
 /// Objects in an S3 bucket (AWS or an S3-compatible server).
