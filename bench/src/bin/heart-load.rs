@@ -144,7 +144,7 @@ struct Options {
     duration: Duration,
     members: i64,
     first_member: i64,
-    weights: [u32; 7],
+    weights: [u32; 8],
     size: u32,
     timeout: Duration,
     allow_5xx: bool,
@@ -180,8 +180,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_mix(text: &str) -> Result<[u32; 7], String> {
-    let mut weights = [0; 7];
+fn parse_mix(text: &str) -> Result<[u32; 8], String> {
+    let mut weights = [0; 8];
     for item in text.split(',').filter(|s| !s.trim().is_empty()) {
         let (name, weight) = item
             .split_once('=')
