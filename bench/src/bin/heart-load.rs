@@ -991,7 +991,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
         assert!(parse_duration("soon").is_err());
-        assert_eq!(parse_mix("feed=3,login=1"), Ok([3, 0, 0, 0, 0, 1, 0]));
+        assert_eq!(parse_mix("feed=3,login=1"), Ok([3, 0, 0, 0, 0, 1, 0, 0]));
+        assert_eq!(parse_mix("follow=2"), Ok([0, 0, 0, 0, 0, 0, 0, 2]));
         assert!(parse_mix("feed=0").is_err());
         assert!(parse_mix("fed=1").is_err());
     }

@@ -84,6 +84,27 @@ async fn migrate_under_lock(pool: &AnyPool, migrator: &Migrator) -> Result<(), s
     Ok(applied?)
 }
 
+/// The pool's settings, for the primary and the replica alike. No ping per acquire: a dead
+/// connection fails its query, which opens `health`'s breaker; connections opened before the
+/// database last came back (`Breaker::up_since`) are dropped instead of used.
+fn pool_options(
+    max_connections: u32,
+    acquire_timeout: Duration,
+    health: &Breaker,
+) -> AnyPoolOptions {
+    let since = health.clone();
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .idle_timeout(IDLE_TIMEOUT)
+        .max_lifetime(MAX_LIFETIME)
+        .test_before_acquire(false)
+        .before_acquire(move |_, meta| {
+            let fresh = meta.age < since.up_since().elapsed();
+            Box::pin(async move { Ok::<bool, sqlx::Error>(fresh) })
+        })
+}
+
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
@@ -132,19 +153,7 @@ impl Db {
         let url = url.replacen("mariadb://", "mysql://", 1);
         let options = AnyConnectOptions::from_str(&url)?;
         let health = Breaker::new("database", probe_policy(kind), probe(options.clone()));
-        let since = health.clone();
-        let pool = AnyPoolOptions::new()
-            .max_connections(config.database_max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .idle_timeout(IDLE_TIMEOUT)
-            .max_lifetime(MAX_LIFETIME)
-            // No ping per acquire: a dead connection fails its query, which opens the breaker;
-            // connections opened before the database last came back are dropped instead.
-            .test_before_acquire(false)
-            .before_acquire(move |_, meta| {
-                let fresh = meta.age < since.up_since().elapsed();
-                Box::pin(async move { Ok::<bool, sqlx::Error>(fresh) })
-            })
+        let pool = pool_options(config.database_max_connections, ACQUIRE_TIMEOUT, &health)
             .connect_with(options)
             .await?;
         let reader = match (&config.database_read.url, kind) {

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::AnyConnectOptions;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::{Executor, Row};
 
 use super::recent_writes::RecentWrites;
-use super::{Db, DbKind, ACQUIRE_TIMEOUT, IDLE_TIMEOUT, MAX_LIFETIME, PROBE_POLICY};
+use super::{Db, DbKind, ACQUIRE_TIMEOUT, PROBE_POLICY};
 use crate::error::BoxError;
 use crate::health::{Breaker, ProbeFuture};
 
@@ -92,18 +92,9 @@ impl Reader {
             PROBE_POLICY,
             lag_probe(status_options, lag.clone()),
         );
-        let since = health.clone();
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            // Shorter than the primary's: a replica that gives no connection is skipped, not waited for.
-            .acquire_timeout(ACQUIRE_TIMEOUT / 3)
-            .idle_timeout(IDLE_TIMEOUT)
-            .max_lifetime(MAX_LIFETIME)
-            .test_before_acquire(false)
-            .before_acquire(move |_, meta| {
-                let fresh = meta.age < since.up_since().elapsed();
-                Box::pin(async move { Ok::<bool, sqlx::Error>(fresh) })
-            })
+        // A shorter acquire timeout than the primary's: a replica that gives no connection is
+        // skipped, not waited for.
+        let pool = super::pool_options(max_connections, ACQUIRE_TIMEOUT / 3, &health)
             .connect_lazy_with(options);
         Ok(Reader {
             db: Db {
