@@ -220,11 +220,13 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Deletes long-expired refresh tokens every ten minutes (and once at start), on every replica:
-/// the deletes are idempotent, so nothing is elected.
+/// Deletes long-expired refresh tokens every ten minutes, on every replica: the deletes are
+/// idempotent, so nothing is elected. Not at start: on SQLite a write racing the first requests'
+/// transactions made them fail busy (`GLOBAL_503`), and a long-expired token can wait ten minutes.
 fn spawn_token_sweeper(db: Db, clock: Clock) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(600));
+        ticker.tick().await;
         loop {
             ticker.tick().await;
             match auth::sessions::delete_expired_tokens(&db, clock.now()).await {
