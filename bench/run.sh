@@ -53,6 +53,9 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 # SKIP_BUILD=1: the release binaries in $CARGO_TARGET_DIR are already built from this checkout.
 [ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p heart-core -p heart-stack -p heart-bench -p heart-edge-host
 bin="$CARGO_TARGET_DIR/release"
+# As the core's image sets it (docker/core-api.Dockerfile): large allocations always mmapped, so
+# freed Argon2 memory leaves the process.
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-4194304}"
 
 export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
 # A private Redis, so INFO commandstats counts this run's commands only.

@@ -212,9 +212,10 @@ pub const HASHING_NICE: i32 = 10;
 
 /// `threads` hashing threads sharing a queue of `queue` waiting jobs; they end when every sender
 /// is dropped. Each runs at [`HASHING_NICE`] and frees its Argon2 memory after [`IDLE_RELEASE`]
-/// without work, so an idle server does not keep `threads × memory_kib` resident after a storm
-/// (the memory is one allocation above malloc's mmap threshold: freeing it returns it to the
-/// system at once).
+/// without work. That memory (19 MiB) goes back to the system only while glibc maps such
+/// allocations on their own: always with `MALLOC_MMAP_THRESHOLD_` set (the image sets 4 MiB),
+/// otherwise only the first time (glibc's dynamic threshold then rises above it and later ones
+/// come from, and stay in, the heap).
 fn spawn_hashing_threads(threads: usize, queue: usize) -> SyncSender<Job> {
     use std::sync::mpsc::RecvTimeoutError;
     let (jobs, waiting) = std::sync::mpsc::sync_channel::<Job>(queue);
