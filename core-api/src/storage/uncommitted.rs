@@ -42,21 +42,20 @@ impl Uncommitted {
     }
 
     /// The write failed and nothing refers to the objects: deletes them now (queued on failure).
-    pub async fn discard(mut self) {
-        if let Some(cleanup) = self.cleanup.take() {
-            cleanup
-                .delete_or_queue(std::mem::take(&mut self.keys))
-                .await;
-        }
+    pub async fn discard(self) {
+        let keys = self.keys.clone();
+        self.discard_only(keys).await;
     }
-}
 
-impl Uncommitted {
-    /// The write failed and only `stored` of the keys were stored: deletes those now.
+    /// The write failed and only `stored` of the keys were stored: deletes those now. The guard
+    /// stays armed until the deletions are done: the failed write that led here is often the one
+    /// that opened the database's breaker, which then drops this very request mid-deletion, and
+    /// the guard's own clean-up has to finish the job.
     pub async fn discard_only(mut self, stored: Vec<String>) {
-        if let Some(cleanup) = self.cleanup.take() {
+        if let Some(cleanup) = self.cleanup.clone() {
             cleanup.delete_or_queue(stored).await;
         }
+        self.cleanup = None;
     }
 }
 
