@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | `<prefix>:revoked:<sid>` | `1` | core (logout, account deletion) | ≥ access-token life |
 //! | `<prefix>:rl:<rule>:<digest(subject)>:<window>` | counter | core and edge ([`RateLimitRule`]) | the window |
+//! | `<prefix>:tok:<sha256(token)>` | `1`: these exact access-token bytes passed the signature check | edge | the token's remaining life |
 //! | `<prefix>:feed:version` | integer | core: `INCR` after every write that changes a feed | none |
 //! | `<prefix>:feed:v<version>:home:<viewer>:<digest(query)>` | home-feed page | edge | `feed_page_ttl_secs` |
 //! | `<prefix>:feed:v<version>:member:<member_id>:<digest(query)>` | member's page | edge | `feed_page_ttl_secs` |
@@ -86,6 +87,18 @@ impl KeySpace {
         format!("{}:revoked:{sid}", self.prefix)
     }
 
+    /// Present once an edge has checked the signature of `token` (the whole `Authorization`
+    /// bearer value) and found it valid, until the token expires: later requests with the same
+    /// bytes skip the Ed25519 check (the expiry, key id, revocation and limits are still checked
+    /// on every request). The full SHA-256, so no other bytes can share the mark. Value: `1`.
+    pub fn verified_token(&self, token: &str) -> String {
+        let hex: String = Sha256::digest(token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{}:tok:{hex}", self.prefix)
+    }
+
     /// The counter of `rule` (the core's or the edge's) for `subject` in fixed window
     /// `window_index`. Value: an integer, expiring with its window.
     pub fn rate_limit(&self, rule: RateLimitRule, subject: &str, window_index: i64) -> String {
@@ -141,6 +154,9 @@ mod tests {
         assert!(k.ends_with(":7"));
         assert!(!k.contains("a@b.c"));
         assert_ne!(k, keys.rate_limit(RateLimitRule::LoginPerEmail, "a@b.d", 7));
+        let mark = keys.verified_token("eyJ.a.b");
+        assert!(mark.starts_with("t1:tok:") && mark.len() == "t1:tok:".len() + 64);
+        assert_ne!(mark, keys.verified_token("eyJ.a.c"));
     }
 
     #[test]

@@ -70,37 +70,65 @@ pub const DEFAULT_MAX_UPLOAD_REQUEST_BYTES: u64 = 64 * 1024 * 1024;
 /// The edge's one Redis round trip per request, as a Lua script (run with `EVALSHA`/`EVAL`).
 ///
 /// KEYS: 1 the per-IP counter; then, on authenticated routes, 2 the session's revocation flag
-/// ([`KeySpace::revoked_session`](crate::cache_keys::KeySpace::revoked_session)) and 3 the
-/// per-member counter; then, on cacheable feed reads, 4 the feed version.
+/// ([`KeySpace::revoked_session`](crate::cache_keys::KeySpace::revoked_session)), 3 the
+/// per-member counter and 4 the token's verified mark
+/// ([`KeySpace::verified_token`](crate::cache_keys::KeySpace::verified_token)); then, on
+/// cacheable feed reads, 5 the feed version.
 /// ARGV: 1 the per-IP window (seconds), 2 the per-member window, 3 and 4 the [`FeedPageKey`] head
 /// and tail, 5 the per-IP limit, 6 the per-member limit.
-/// Answer: `{ip count, revoked 0/1, member count, feed version, page body or nil}`.
+/// Answer: `{ip count, revoked 0/1, member count, feed version, page body or nil, marked 0/1}`.
 ///
 /// It stops as soon as the answer is known, in the edge's decision order: a revoked session or an
 /// address over its limit does not count against the member; a member over the limit reads no
 /// page. Counters get their expiry on the first hit of a window.
 ///
+/// The member is counted only when the token is marked as verified: the claims of an unmarked
+/// token are not yet checked (the edge checks its signature after this answer), and a forged
+/// token naming someone else must not spend that member's limit. A token seen for the first time
+/// is counted by [`VERIFIED_SCRIPT`] once its signature checks out.
+///
 /// The page key is built inside the script from the version it reads, so the script runs on one
 /// Redis node (not across a cluster's slots); Spin's Redis interface connects to one node anyway.
 pub const GATE_SCRIPT: &str = r"
-local out = {0, 0, 0, 0, false}
+local out = {0, 0, 0, 0, false, 0}
 out[1] = redis.call('INCR', KEYS[1])
 if out[1] == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-if #KEYS >= 3 then
+if #KEYS >= 4 then
   out[2] = redis.call('EXISTS', KEYS[2])
   if out[2] == 1 or out[1] > tonumber(ARGV[5]) then return out end
-  out[3] = redis.call('INCR', KEYS[3])
-  if out[3] == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
-  if out[3] > tonumber(ARGV[6]) then return out end
+  out[6] = redis.call('EXISTS', KEYS[4])
+  if out[6] == 1 then
+    out[3] = redis.call('INCR', KEYS[3])
+    if out[3] == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+    if out[3] > tonumber(ARGV[6]) then return out end
+  end
 elseif out[1] > tonumber(ARGV[5]) then
   return out
 end
-if #KEYS >= 4 then
-  local version = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
+if #KEYS >= 5 then
+  local version = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
   out[4] = version
   out[5] = redis.call('GET', ARGV[3] .. version .. ARGV[4])
 end
 return out
+";
+
+/// The SHA-1 of [`GATE_SCRIPT`], as `EVALSHA` names it (written out, so a wasm instance, which
+/// lives for one request, does not hash the script on every request; a test checks it).
+pub const GATE_SCRIPT_SHA1: &str = "cb19f24cc8d57c0ff5c20f506db61a027dc50c0f";
+
+/// The SHA-1 of [`VERIFIED_SCRIPT`] (see [`GATE_SCRIPT_SHA1`]).
+pub const VERIFIED_SCRIPT_SHA1: &str = "0991a448cec066c7faf75cebb7d4f27c431ba8af";
+
+/// The second round trip of a request whose token the gate did not know as verified and whose
+/// signature the edge has just checked: marks the token (KEYS 1, for ARGV 1 seconds: the token's
+/// remaining life) and counts the member (KEYS 2, a window of ARGV 2 seconds), answering the
+/// member's count. Once per token: later requests with it take the gate's single round trip.
+pub const VERIFIED_SCRIPT: &str = r"
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return n
 ";
 
 /// What a route's body may weigh.

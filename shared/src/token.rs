@@ -213,6 +213,33 @@ impl TokenVerifier {
     }
 }
 
+/// What a token says of itself, read **without** checking its signature: only to be trusted for a
+/// token whose exact bytes a verifier checked before (the edge's verified-token mark, see
+/// `heart_shared::cache_keys::KeySpace::verified_token`). `None` for anything [`TokenVerifier::verify`]
+/// would not accept apart from the signature: not three parts, not EdDSA, no key id of `verifier`,
+/// claims missing or malformed, expired at `now`. Such tokens go to the full check, which gives
+/// the refusal its exact reason.
+pub fn read_unverified(verifier: &TokenVerifier, token: &str, now: i64) -> Option<AccessClaims> {
+    let mut parts = token.split('.');
+    let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || signature.is_empty() {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Head {
+        alg: String,
+        kid: Option<String>,
+    }
+    let head: Head = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    let kid = head.kid?;
+    if head.alg != "EdDSA" || !verifier.keys.iter().any(|(k, _)| *k == kid) {
+        return None;
+    }
+    let claims: AccessClaims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    (claims.member_id().is_some() && !claims.sid.is_empty() && claims.exp > now).then_some(claims)
+}
+
 /// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive).
 pub fn bearer_token(authorization: &str) -> Option<&str> {
     let (scheme, token) = authorization.trim().split_once(' ')?;
@@ -390,6 +417,50 @@ mod tests {
         let v = TokenVerifier::from_jwks_json(&json).unwrap();
         assert_eq!(v.kids().collect::<Vec<_>>(), vec![key_id(&s.jwk)]);
         assert!(TokenVerifier::from_jwks_json(r#"{"keys":[]}"#).is_err());
+    }
+
+    #[test]
+    fn unverified_reading_agrees_with_verify_on_everything_but_the_signature() {
+        let (ours, theirs) = (signer(), signer());
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![ours.jwk.clone()],
+        })
+        .unwrap();
+        let kid = key_id(&ours.jwk);
+        let good = sign(&ours, Some(kid), &claims(2_000));
+        assert_eq!(
+            read_unverified(&v, &good, 1_500),
+            Some(v.verify(&good, 1_500).unwrap())
+        );
+        // A forged signature reads fine: the caller must know these bytes were verified before.
+        let forged = sign(&theirs, Some(kid), &claims(2_000));
+        assert_eq!(read_unverified(&v, &forged, 1_500).unwrap().sub, "42");
+        assert!(v.verify(&forged, 1_500).is_err());
+        // Everything verify refuses for other reasons is refused here too.
+        assert_eq!(read_unverified(&v, &good, 2_000), None, "expired");
+        assert_eq!(
+            read_unverified(&v, &sign(&ours, Some("nope"), &claims(2_000)), 1_500),
+            None
+        );
+        assert_eq!(
+            read_unverified(&v, &sign(&ours, None, &claims(2_000)), 1_500),
+            None
+        );
+        assert_eq!(read_unverified(&v, "not.a.jwt", 1), None);
+        assert_eq!(read_unverified(&v, &format!("{good}.x"), 1_500), None);
+        let unsigned = good.rsplit_once('.').unwrap().0.to_owned() + ".";
+        assert_eq!(read_unverified(&v, &unsigned, 1_500), None);
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid.to_owned());
+        let hmac =
+            jsonwebtoken::encode(&header, &claims(2_000), &EncodingKey::from_secret(b"k")).unwrap();
+        assert_eq!(read_unverified(&v, &hmac, 1_500), None);
+        let mut no_sid = claims(2_000);
+        no_sid.sid.clear();
+        assert_eq!(
+            read_unverified(&v, &sign(&ours, Some(kid), &no_sid), 1_500),
+            None
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use heart_shared::edge::{
     self, RouteMatch, CACHE_STATUS_HEADER, EDGE_MEMBER_HEADER, EDGE_OUTCOME_HEADER,
 };
-use heart_shared::token::{bearer_token, TokenVerifier};
+use heart_shared::token::{bearer_token, read_unverified, TokenVerifier};
 use heart_shared::ErrorCode;
 use spin_sdk::http::{
     Fields, IncomingRequest, IncomingResponse, OutgoingRequest, OutgoingResponse, ResponseOutparam,
@@ -182,22 +182,23 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
     let client_ip = edge::client_ip(forwarded_for, &peer, config.trusted_proxy_hops).to_owned();
     let now = now();
 
-    let token = if route::requires_token(&method, &path) {
-        match verify(&config, &headers, now) {
-            Ok(identity) => TokenCheck::Valid(identity),
-            Err(TokenRefusal::Reply(reply)) => TokenCheck::Refused(reply),
+    // The token: either refused outright (the full check's exact reason), or its claims, read
+    // without the signature check, which the gate's verified mark or the check below confirms.
+    let presented = if route::requires_token(&method, &path) {
+        match read_token(&config, &headers, now) {
+            Ok(presented) => presented,
             Err(TokenRefusal::Misconfigured(reply)) => return Err(reply),
+            Err(TokenRefusal::Reply(reply)) => Presented::Refused(reply),
         }
     } else {
-        TokenCheck::NotNeeded
+        Presented::NotNeeded
     };
-    let identity = match &token {
-        TokenCheck::Valid(identity) => Some(identity.clone()),
+    let claimed = match &presented {
+        Presented::Claims { identity, .. } => Some(identity.clone()),
         _ => None,
     };
-    done.member = identity.as_ref().map(|id| id.member_id);
 
-    let feed = identity
+    let feed = claimed
         .as_ref()
         .and_then(|id| edge::feed_kind(&method, &path, id.member_id));
     let feed_query = feed.and_then(|feed| {
@@ -220,12 +221,20 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
                 None
             }
         });
-    let answer: Option<GateAnswer> = redis.as_ref().and_then(|connection| {
+    let caller = match &presented {
+        Presented::Claims {
+            identity, token, ..
+        } => Some(gate::Caller {
+            session_id: identity.session_id.clone(),
+            member_id: identity.member_id,
+            mark: config.keys.verified_token(token),
+        }),
+        _ => None,
+    };
+    let mut answer: Option<GateAnswer> = redis.as_ref().and_then(|connection| {
         let query = GateQuery {
             client_ip: client_ip.clone(),
-            caller: identity
-                .as_ref()
-                .map(|id| (id.session_id.clone(), id.member_id)),
+            caller: caller.clone(),
             page: feed_query.as_ref().map(|(key, _)| key.clone()),
         };
         match gate::run(connection, &config, &query, now) {
@@ -236,6 +245,18 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
             }
         }
     });
+    let token = settle_token(
+        &config,
+        presented,
+        redis.as_ref().zip(caller.as_ref()),
+        answer.as_mut(),
+        now,
+    );
+    let identity = match &token {
+        TokenCheck::Valid(identity) => Some(identity.clone()),
+        _ => None,
+    };
+    done.member = identity.as_ref().map(|id| id.member_id);
 
     let gzip = page::accepts_gzip(route::header_value(&headers, "accept-encoding"));
     let cached = feed_query
@@ -374,8 +395,28 @@ enum TokenRefusal {
     Misconfigured(Reply),
 }
 
-/// The verified identity, or the contract's 401.
-fn verify(config: &EdgeConfig, headers: &[Header], now: i64) -> Result<Identity, TokenRefusal> {
+/// A token as read from the request, before its signature is settled.
+enum Presented {
+    /// The route needs no token.
+    NotNeeded,
+    /// Refused by the full check: its `401`.
+    Refused(Reply),
+    /// Well formed, of a known key, unexpired: who it says it is. Its signature is checked unless
+    /// the gate finds the exact bytes marked as verified.
+    Claims {
+        identity: Identity,
+        token: String,
+        exp: i64,
+    },
+}
+
+/// Reads the bearer token: a token that is not well formed, of a known key and unexpired gets the
+/// full check at once (and its exact refusal).
+fn read_token(
+    config: &EdgeConfig,
+    headers: &[Header],
+    now: i64,
+) -> Result<Presented, TokenRefusal> {
     let token = route::header_value(headers, "authorization")
         .and_then(bearer_token)
         .ok_or_else(|| {
@@ -384,13 +425,107 @@ fn verify(config: &EdgeConfig, headers: &[Header], now: i64) -> Result<Identity,
                 "Missing access token",
             ))
         })?;
-    let verifier = TokenVerifier::from_jwks_json(&config.jwks).map_err(|e| {
+    let verifier = verifier(config)?;
+    match read_unverified(&verifier, token, now) {
+        Some(claims) => match claims.member_id() {
+            Some(member_id) => Ok(Presented::Claims {
+                identity: Identity {
+                    member_id,
+                    session_id: claims.sid,
+                },
+                token: token.to_owned(),
+                exp: claims.exp,
+            }),
+            None => Err(invalid()),
+        },
+        None => verify(&verifier, token, now).map(|identity| {
+            // Not expected (what verifies also reads), but never refuse a valid token.
+            Presented::Claims {
+                identity,
+                token: token.to_owned(),
+                exp: now + 1,
+            }
+        }),
+    }
+}
+
+/// Settles the token after the gate: marked as verified → valid; else its signature is checked
+/// here and, when it holds and Redis answered, marked (the second round trip, once per token,
+/// which also counts the member). Not checked when the address is over its limit: that answer
+/// (`429`) comes before the token's in the decision, so a flood of bad tokens costs no signature
+/// checks once limited.
+fn settle_token(
+    config: &EdgeConfig,
+    presented: Presented,
+    redis: Option<(&Connection, &gate::Caller)>,
+    answer: Option<&mut GateAnswer>,
+    now: i64,
+) -> TokenCheck {
+    let (identity, token, exp) = match presented {
+        Presented::NotNeeded => return TokenCheck::NotNeeded,
+        Presented::Refused(reply) => return TokenCheck::Refused(reply),
+        Presented::Claims {
+            identity,
+            token,
+            exp,
+        } => (identity, token, exp),
+    };
+    if let Some(answer) = &answer {
+        if answer.marked {
+            return TokenCheck::Valid(identity);
+        }
+        if !config
+            .per_ip
+            .allows(u64::try_from(answer.ip_count).unwrap_or(0))
+        {
+            return TokenCheck::Refused(Reply::error(
+                ErrorCode::InvalidAccessToken,
+                "Invalid access token",
+            ));
+        }
+    }
+    let checked = verifier(config)
+        .map_err(|e| match e {
+            TokenRefusal::Reply(reply) | TokenRefusal::Misconfigured(reply) => reply,
+        })
+        .and_then(|verifier| {
+            verify(&verifier, &token, now).map_err(|e| match e {
+                TokenRefusal::Reply(reply) | TokenRefusal::Misconfigured(reply) => reply,
+            })
+        });
+    match checked {
+        Err(reply) => TokenCheck::Refused(reply),
+        Ok(_) => {
+            if let (Some((connection, caller)), Some(answer)) = (redis, answer) {
+                match gate::mark_verified(connection, config, caller, exp - now, now) {
+                    Ok(member_count) => answer.member_count = member_count,
+                    Err(e) => eprintln!("heart-edge: could not mark a verified token: {e}"),
+                }
+            }
+            TokenCheck::Valid(identity)
+        }
+    }
+}
+
+fn invalid() -> TokenRefusal {
+    TokenRefusal::Reply(Reply::error(
+        ErrorCode::InvalidAccessToken,
+        "Invalid access token",
+    ))
+}
+
+fn verifier(config: &EdgeConfig) -> Result<TokenVerifier, TokenRefusal> {
+    TokenVerifier::from_jwks_json(&config.jwks).map_err(|e| {
         eprintln!("heart-edge: variable jwks: {e}");
         TokenRefusal::Misconfigured(Reply::error(
             ErrorCode::DependencyUnavailable,
             "The edge is not configured",
         ))
-    })?;
+    })
+}
+
+/// The full check (signature included): the verified identity, or the contract's 401.
+fn verify(verifier: &TokenVerifier, token: &str, now: i64) -> Result<Identity, TokenRefusal> {
     let claims = verifier.verify(token, now).map_err(|e| {
         let code = e.error_code();
         let message = if code == ErrorCode::ExpiredAccessToken {
@@ -400,12 +535,7 @@ fn verify(config: &EdgeConfig, headers: &[Header], now: i64) -> Result<Identity,
         };
         TokenRefusal::Reply(Reply::error(code, &message))
     })?;
-    let member_id = claims.member_id().ok_or_else(|| {
-        TokenRefusal::Reply(Reply::error(
-            ErrorCode::InvalidAccessToken,
-            "Invalid access token",
-        ))
-    })?;
+    let member_id = claims.member_id().ok_or_else(invalid)?;
     Ok(Identity {
         member_id,
         session_id: claims.sid,

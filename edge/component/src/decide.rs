@@ -128,6 +128,7 @@ mod tests {
             member_count: member,
             feed_version: 1,
             page: page.map(<[u8]>::to_vec),
+            marked: true,
         }
     }
 

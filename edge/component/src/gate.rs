@@ -1,11 +1,12 @@
 //! The one Redis round trip before a request is answered or forwarded: rate-limit counters,
-//! the revocation flag, the feed version and the cached page, in one Lua script.
+//! the revocation flag, the token's verified mark, the feed version and the cached page, in one
+//! Lua script; and the second one, once per token, that marks a token just verified.
 //!
 //! Spin's Redis interface sends one command per call, so batching happens server-side in a script
 //! ([`GATE_SCRIPT`], defined in heart-shared) run with `EVALSHA`, falling back to `EVAL` once when
 //! Redis has not seen the script yet.
 
-use heart_shared::edge::FeedPageKey;
+use heart_shared::edge::{FeedPageKey, GATE_SCRIPT_SHA1, VERIFIED_SCRIPT, VERIFIED_SCRIPT_SHA1};
 use heart_shared::rate_limit::RateLimitRule;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
@@ -18,10 +19,21 @@ pub use heart_shared::edge::GATE_SCRIPT;
 pub struct GateQuery {
     /// The client address (rate-limit subject).
     pub client_ip: String,
-    /// The verified session and member, on authenticated routes.
-    pub caller: Option<(String, i64)>,
+    /// The caller, on authenticated routes: as its token claims (checked or not).
+    pub caller: Option<Caller>,
     /// The page key, on cacheable feed reads.
     pub page: Option<FeedPageKey>,
+}
+
+/// Who a token says it is, and the key of its verified mark.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The session (`sid`).
+    pub session_id: String,
+    /// The member (`sub`).
+    pub member_id: i64,
+    /// [`heart_shared::cache_keys::KeySpace::verified_token`] of the token.
+    pub mark: String,
 }
 
 /// What the gate found.
@@ -31,12 +43,15 @@ pub struct GateAnswer {
     pub ip_count: i64,
     /// Whether the session is revoked.
     pub revoked: bool,
-    /// This request's number in its member window (0 when unauthenticated).
+    /// This request's number in its member window (0 when unauthenticated or not counted: the
+    /// token was not marked as verified).
     pub member_count: i64,
     /// The feed version read (0 when not a feed read).
     pub feed_version: i64,
     /// The cached page body, on a hit.
     pub page: Option<Vec<u8>>,
+    /// Whether the token's exact bytes were verified before (its mark exists).
+    pub marked: bool,
 }
 
 /// Redis could not be used; the request is forwarded without the gate.
@@ -53,9 +68,18 @@ fn unavailable(e: impl std::fmt::Debug) -> CacheUnavailable {
     CacheUnavailable(format!("{e:?}"))
 }
 
-/// The script's SHA-1, as `EVALSHA` wants it.
-pub fn script_sha() -> String {
-    sha1_smol::Sha1::from(GATE_SCRIPT).digest().to_string()
+/// The gate script's SHA-1, as `EVALSHA` wants it.
+pub fn script_sha() -> &'static str {
+    GATE_SCRIPT_SHA1
+}
+
+/// The SHA-1 of one of the edge's scripts, written out in heart-shared.
+fn sha_of(script: &str) -> &'static str {
+    if script == VERIFIED_SCRIPT {
+        VERIFIED_SCRIPT_SHA1
+    } else {
+        GATE_SCRIPT_SHA1
+    }
 }
 
 /// The `EVALSHA`/`EVAL` arguments after the script (or its SHA) for `query` at `now`.
@@ -68,13 +92,10 @@ pub fn script_arguments(config: &EdgeConfig, query: &GateQuery, now: i64) -> Vec
         &query.client_ip,
         ip.window_index(now),
     )];
-    if let Some((sid, member_id)) = &query.caller {
-        key_args.push(keys.revoked_session(sid));
-        key_args.push(keys.rate_limit(
-            RateLimitRule::EdgeRequestsPerMember,
-            &member_id.to_string(),
-            member.window_index(now),
-        ));
+    if let Some(caller) = &query.caller {
+        key_args.push(keys.revoked_session(&caller.session_id));
+        key_args.push(member_counter(config, caller.member_id, now));
+        key_args.push(caller.mark.clone());
         if query.page.is_some() {
             key_args.push(keys.feed_version());
         }
@@ -100,6 +121,14 @@ pub fn script_arguments(config: &EdgeConfig, query: &GateQuery, now: i64) -> Vec
     args
 }
 
+fn member_counter(config: &EdgeConfig, member_id: i64, now: i64) -> String {
+    config.keys.rate_limit(
+        RateLimitRule::EdgeRequestsPerMember,
+        &member_id.to_string(),
+        config.per_member.window_index(now),
+    )
+}
+
 /// Runs the gate: one round trip (two the first time Redis sees the script). Every request but
 /// `/healthz` runs it, refused tokens included (counted against their address).
 pub fn run(
@@ -108,22 +137,58 @@ pub fn run(
     query: &GateQuery,
     now: i64,
 ) -> Result<GateAnswer, CacheUnavailable> {
-    let arguments = script_arguments(config, query, now);
-    let mut with_sha = vec![RedisParameter::Binary(script_sha().into_bytes())];
+    let results = eval(
+        connection,
+        GATE_SCRIPT,
+        script_arguments(config, query, now),
+    )?;
+    parse_answer(results)
+}
+
+/// Marks `caller`'s token as verified for `ttl_secs` and counts the member: the second round
+/// trip, once per token. Answers the member's count in its window.
+pub fn mark_verified(
+    connection: &Connection,
+    config: &EdgeConfig,
+    caller: &Caller,
+    ttl_secs: i64,
+    now: i64,
+) -> Result<i64, CacheUnavailable> {
+    let arguments = vec![
+        RedisParameter::Int64(2),
+        RedisParameter::Binary(caller.mark.clone().into_bytes()),
+        RedisParameter::Binary(member_counter(config, caller.member_id, now).into_bytes()),
+        RedisParameter::Int64(ttl_secs.max(1)),
+        RedisParameter::Int64(i64::from(config.per_member.window_secs)),
+    ];
+    match eval(connection, VERIFIED_SCRIPT, arguments)?.first() {
+        Some(RedisResult::Int64(n)) => Ok(*n),
+        other => Err(CacheUnavailable(format!(
+            "unexpected script answer {other:?}"
+        ))),
+    }
+}
+
+/// `EVALSHA` of `script`, falling back to `EVAL` when Redis does not know it yet.
+fn eval(
+    connection: &Connection,
+    script: &str,
+    arguments: Vec<RedisParameter>,
+) -> Result<Vec<RedisResult>, CacheUnavailable> {
+    let mut with_sha = vec![RedisParameter::Binary(sha_of(script).as_bytes().to_vec())];
     with_sha.extend(arguments.iter().cloned());
-    let results = match connection.execute("EVALSHA", &with_sha) {
-        Ok(results) => results,
+    match connection.execute("EVALSHA", &with_sha) {
+        Ok(results) => Ok(results),
         // Redis answers `NOSCRIPT`; hosts built on redis-rs (Spin's too) spell it `NoScriptError`.
         Err(e) if is_no_script(&format!("{e:?}")) => {
-            let mut with_script = vec![RedisParameter::Binary(GATE_SCRIPT.as_bytes().to_vec())];
+            let mut with_script = vec![RedisParameter::Binary(script.as_bytes().to_vec())];
             with_script.extend(arguments);
             connection
                 .execute("EVAL", &with_script)
-                .map_err(unavailable)?
+                .map_err(unavailable)
         }
-        Err(e) => return Err(unavailable(e)),
-    };
-    parse_answer(results)
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 fn is_no_script(error: &str) -> bool {
@@ -131,7 +196,7 @@ fn is_no_script(error: &str) -> bool {
     error.contains("noscript") || error.contains("no matching script")
 }
 
-/// Reads the script's five answers.
+/// Reads the script's six answers.
 pub fn parse_answer(results: Vec<RedisResult>) -> Result<GateAnswer, CacheUnavailable> {
     let int = |r: Option<&RedisResult>| match r {
         Some(RedisResult::Int64(n)) => Ok(*n),
@@ -159,6 +224,7 @@ pub fn parse_answer(results: Vec<RedisResult>) -> Result<GateAnswer, CacheUnavai
         member_count: int(results.get(2))?,
         feed_version: int(results.get(3))?,
         page,
+        marked: int(results.get(5)).unwrap_or(0) == 1,
     })
 }
 
@@ -230,7 +296,11 @@ mod tests {
         let config = config();
         let query = GateQuery {
             client_ip: "1.2.3.4".into(),
-            caller: Some(("sid".into(), 7)),
+            caller: Some(Caller {
+                session_id: "sid".into(),
+                member_id: 7,
+                mark: config.keys.verified_token("tok"),
+            }),
             page: Some(
                 config
                     .keys
@@ -241,9 +311,20 @@ mod tests {
         let k = keys(&args);
         assert_eq!(k[1], "t:revoked:sid");
         assert!(k[2].starts_with("t:rl:edge_requests_per_member:"));
-        assert_eq!(k[3], "t:feed:version");
-        assert_eq!(args.len(), 1 + 4 + 6);
-        assert!(matches!(args[9], RedisParameter::Int64(n) if n == i64::from(config.per_ip.limit)));
+        assert_eq!(k[3], config.keys.verified_token("tok"));
+        assert_eq!(k[4], "t:feed:version");
+        assert_eq!(args.len(), 1 + 5 + 6);
+        assert!(
+            matches!(args[10], RedisParameter::Int64(n) if n == i64::from(config.per_ip.limit))
+        );
+    }
+
+    #[test]
+    fn the_written_out_script_hashes_are_the_scripts() {
+        let sha1 = |s: &str| sha1_smol::Sha1::from(s).digest().to_string();
+        assert_eq!(sha1(GATE_SCRIPT), GATE_SCRIPT_SHA1);
+        assert_eq!(sha1(VERIFIED_SCRIPT), VERIFIED_SCRIPT_SHA1);
+        assert_eq!(sha_of(GATE_SCRIPT), script_sha());
     }
 
     #[test]
@@ -265,9 +346,11 @@ mod tests {
             RedisResult::Int64(2),
             RedisResult::Int64(5),
             RedisResult::Binary(b"{}".to_vec()),
+            RedisResult::Int64(1),
         ])
         .unwrap();
         assert_eq!(hit.page.as_deref(), Some(&b"{}"[..]));
+        assert!(hit.marked);
         assert_eq!(hit.feed_version, 5);
         let miss = parse_answer(vec![
             RedisResult::Int64(1),
@@ -275,9 +358,11 @@ mod tests {
             RedisResult::Int64(2),
             RedisResult::Int64(0),
             RedisResult::Nil,
+            RedisResult::Int64(0),
         ])
         .unwrap();
         assert!(miss.revoked);
+        assert!(!miss.marked);
         assert_eq!(miss.page, None);
         assert!(parse_answer(vec![RedisResult::Nil]).is_err());
     }

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use heart_shared::edge::GATE_SCRIPT;
+use heart_shared::edge::{GATE_SCRIPT, GATE_SCRIPT_SHA1, VERIFIED_SCRIPT, VERIFIED_SCRIPT_SHA1};
 
 pub mod breaker;
 pub mod memory;
@@ -107,7 +107,12 @@ pub trait EdgeStore: Send + Sync + std::fmt::Debug + 'static {
 
 /// The SHA-1 of [`GATE_SCRIPT`], as `EVALSHA` names it.
 pub fn gate_script_sha() -> String {
-    sha1_smol::Sha1::from(GATE_SCRIPT).digest().to_string()
+    GATE_SCRIPT_SHA1.to_owned()
+}
+
+/// The SHA-1 of [`VERIFIED_SCRIPT`].
+pub fn verified_script_sha() -> String {
+    VERIFIED_SCRIPT_SHA1.to_owned()
 }
 
 fn ttl_of(arg: &StoreArg) -> Result<Duration, StoreError> {
@@ -183,14 +188,17 @@ pub async fn execute_with_operations<S: EdgeStore + ?Sized>(
         "EVAL" | "EVALSHA" => {
             arity(args, 2, &command)?;
             let script = args[0].as_string();
-            let known = if command == "EVAL" {
-                script == GATE_SCRIPT
-            } else {
-                script.eq_ignore_ascii_case(&gate_script_sha())
+            let is = |text: &str, sha: String| {
+                if command == "EVAL" {
+                    script == text
+                } else {
+                    script.eq_ignore_ascii_case(&sha)
+                }
             };
-            if !known {
+            let gate = is(GATE_SCRIPT, gate_script_sha());
+            if !gate && !is(VERIFIED_SCRIPT, verified_script_sha()) {
                 return Err(StoreError(
-                    "NOSCRIPT only the edge's gate script runs on this store".into(),
+                    "NOSCRIPT only the edge's scripts run on this store".into(),
                 ));
             }
             let numkeys = usize::try_from(args[1].as_int()?)
@@ -201,7 +209,11 @@ pub async fn execute_with_operations<S: EdgeStore + ?Sized>(
                 .map(StoreArg::as_string)
                 .collect();
             let argv = &args[2 + numkeys..];
-            run_gate(store, &keys, argv).await
+            if gate {
+                run_gate(store, &keys, argv).await
+            } else {
+                run_verified(store, &keys, argv).await
+            }
         }
         other => Err(StoreError(format!(
             "ERR command {other} is not supported by this store"
@@ -226,6 +238,7 @@ async fn run_gate<S: EdgeStore + ?Sized>(
         StoreValue::Int(0),
         StoreValue::Int(0),
         StoreValue::Nil,
+        StoreValue::Int(0),
     ];
     let first = keys
         .first()
@@ -237,26 +250,30 @@ async fn run_gate<S: EdgeStore + ?Sized>(
     out[0] = StoreValue::Int(ip_count);
     let ip_limit = arg(4).and_then(StoreArg::as_int).unwrap_or(i64::MAX);
     let member_limit = arg(5).and_then(StoreArg::as_int).unwrap_or(i64::MAX);
-    if keys.len() >= 3 {
+    if keys.len() >= 4 {
         let revoked = store.exists(&keys[1]).await?;
         out[1] = StoreValue::Int(i64::from(revoked));
         if revoked || ip_count > ip_limit {
             return Ok(out);
         }
-        let member_count = store.incr(&keys[2]).await?;
-        if member_count == 1 {
-            store.expire(&keys[2], ttl_of(arg(1)?)?).await?;
-        }
-        out[2] = StoreValue::Int(member_count);
-        if member_count > member_limit {
-            return Ok(out);
+        let marked = store.exists(&keys[3]).await?;
+        out[5] = StoreValue::Int(i64::from(marked));
+        if marked {
+            let member_count = store.incr(&keys[2]).await?;
+            if member_count == 1 {
+                store.expire(&keys[2], ttl_of(arg(1)?)?).await?;
+            }
+            out[2] = StoreValue::Int(member_count);
+            if member_count > member_limit {
+                return Ok(out);
+            }
         }
     } else if ip_count > ip_limit {
         return Ok(out);
     }
-    if keys.len() >= 4 {
+    if keys.len() >= 5 {
         let version = store
-            .get(&keys[3])
+            .get(&keys[4])
             .await?
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<i64>().ok())
@@ -268,6 +285,27 @@ async fn run_gate<S: EdgeStore + ?Sized>(
         }
     }
     Ok(out)
+}
+
+/// [`VERIFIED_SCRIPT`] over the basic operations.
+async fn run_verified<S: EdgeStore + ?Sized>(
+    store: &S,
+    keys: &[String],
+    argv: &[StoreArg],
+) -> Result<Vec<StoreValue>, StoreError> {
+    let (Some(mark), Some(counter), Some(ttl), Some(window)) =
+        (keys.first(), keys.get(1), argv.first(), argv.get(1))
+    else {
+        return Err(StoreError(
+            "ERR the verified-token script needs 2 keys and 2 arguments".into(),
+        ));
+    };
+    store.set(mark, b"1", Some(ttl_of(ttl)?)).await?;
+    let count = store.incr(counter).await?;
+    if count == 1 {
+        store.expire(counter, ttl_of(window)?).await?;
+    }
+    Ok(vec![StoreValue::Int(count)])
 }
 
 #[cfg(test)]
@@ -315,22 +353,10 @@ mod tests {
     async fn in_process_store_understands_the_gate_script_and_nothing_else() {
         let store = InProcessStore::default();
         store.set("p:revoked:s", b"1", None).await.unwrap();
+        store.set("p:tok:t", b"1", None).await.unwrap();
         store.set("p:feed:version", b"3", None).await.unwrap();
         store.set("p:feed:v3:x", b"page", None).await.unwrap();
-        let args = [
-            bytes(&gate_script_sha()),
-            StoreArg::Int(4),
-            bytes("ip"),
-            bytes("p:revoked:t"),
-            bytes("member"),
-            bytes("p:feed:version"),
-            StoreArg::Int(60),
-            StoreArg::Int(60),
-            bytes("p:feed:v"),
-            bytes(":x"),
-            StoreArg::Int(100),
-            StoreArg::Int(100),
-        ];
+        let args = gate_args("p:revoked:t", "p:tok:t", 100, 100);
         let out = store.execute("EVALSHA", &args).await.unwrap();
         assert_eq!(
             out,
@@ -340,10 +366,10 @@ mod tests {
                 StoreValue::Int(1),
                 StoreValue::Int(3),
                 StoreValue::Bytes(b"page".to_vec()),
+                StoreValue::Int(1),
             ]
         );
-        let mut revoked = args.clone();
-        revoked[3] = bytes("p:revoked:s");
+        let revoked = gate_args("p:revoked:s", "p:tok:t", 100, 100);
         let out = store.execute("EVALSHA", &revoked).await.unwrap();
         assert_eq!(out[1], StoreValue::Int(1));
         assert_eq!(out[4], StoreValue::Nil);
@@ -352,27 +378,33 @@ mod tests {
         assert!(store.execute("EVALSHA", &other).await.is_err());
     }
 
+    /// The gate's arguments for a feed read with revocation key `revoked` and mark `mark`.
+    fn gate_args(revoked: &str, mark: &str, ip_limit: i64, member_limit: i64) -> Vec<StoreArg> {
+        vec![
+            bytes(&gate_script_sha()),
+            StoreArg::Int(5),
+            bytes("ip"),
+            bytes(revoked),
+            bytes("member"),
+            bytes(mark),
+            bytes("p:feed:version"),
+            StoreArg::Int(60),
+            StoreArg::Int(60),
+            bytes("p:feed:v"),
+            bytes(":x"),
+            StoreArg::Int(ip_limit),
+            StoreArg::Int(member_limit),
+        ]
+    }
+
     #[tokio::test]
     async fn the_gate_stops_at_the_first_refusal() {
         let store = InProcessStore::default();
+        store.set("p:tok:t", b"1", None).await.unwrap();
         store.set("p:feed:version", b"1", None).await.unwrap();
         store.set("p:feed:v1:x", b"page", None).await.unwrap();
-        let args = |ip_limit: i64, member_limit: i64| {
-            vec![
-                bytes(&gate_script_sha()),
-                StoreArg::Int(4),
-                bytes("ip"),
-                bytes("p:revoked:t"),
-                bytes("member"),
-                bytes("p:feed:version"),
-                StoreArg::Int(60),
-                StoreArg::Int(60),
-                bytes("p:feed:v"),
-                bytes(":x"),
-                StoreArg::Int(ip_limit),
-                StoreArg::Int(member_limit),
-            ]
-        };
+        let args =
+            |ip_limit, member_limit| gate_args("p:revoked:t", "p:tok:t", ip_limit, member_limit);
         // Over the address limit: the member is not counted, no page is read.
         let out = store.execute("EVALSHA", &args(0, 100)).await.unwrap();
         assert_eq!(out[2], StoreValue::Int(0));
@@ -384,5 +416,38 @@ mod tests {
         assert_eq!(out[4], StoreValue::Nil);
         let out = store.execute("EVALSHA", &args(100, 100)).await.unwrap();
         assert_eq!(out[4], StoreValue::Bytes(b"page".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn an_unmarked_token_does_not_count_against_the_member_until_marked() {
+        let store = InProcessStore::default();
+        let out = store
+            .execute("EVALSHA", &gate_args("p:revoked:t", "p:tok:new", 100, 100))
+            .await
+            .unwrap();
+        assert_eq!(out[5], StoreValue::Int(0), "not marked");
+        assert_eq!(out[2], StoreValue::Int(0), "member not counted");
+        assert_eq!(store.get("member").await.unwrap(), None);
+        let marked = store
+            .execute(
+                "EVALSHA",
+                &[
+                    bytes(&verified_script_sha()),
+                    StoreArg::Int(2),
+                    bytes("p:tok:new"),
+                    bytes("member"),
+                    StoreArg::Int(300),
+                    StoreArg::Int(60),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(marked, vec![StoreValue::Int(1)], "the member counted once");
+        let out = store
+            .execute("EVALSHA", &gate_args("p:revoked:t", "p:tok:new", 100, 100))
+            .await
+            .unwrap();
+        assert_eq!(out[5], StoreValue::Int(1));
+        assert_eq!(out[2], StoreValue::Int(2));
     }
 }

@@ -449,6 +449,23 @@ impl TestEdge {
         }
     }
 
+    /// The value at `key` in the edge's store.
+    pub async fn store_get(&self, key: &str) -> Option<Vec<u8>> {
+        match self.backend {
+            Backend::Redis => {
+                let client = redis::Client::open(redis_url()).unwrap();
+                let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+                redis::cmd("GET")
+                    .arg(key)
+                    .query_async::<Option<Vec<u8>>>(&mut connection)
+                    .await
+                    .unwrap()
+            }
+            Backend::InProcess => self.in_process.get(key).await.unwrap(),
+            Backend::Unreachable => panic!("no store to read"),
+        }
+    }
+
     /// `INCR key` in the edge's store, as the core does on feed writes.
     pub async fn store_incr(&self, key: &str) {
         match self.backend {

@@ -343,6 +343,95 @@ async fn member_rate_limit(backend: Backend) {
     );
 }
 
+on_both_stores!(
+    forged_tokens_spend_no_members_limit,
+    forged_tokens_and_member_limit
+);
+/// The gate counts a member only for a token whose signature was checked: forged tokens naming
+/// member 11 are refused and do not lock member 11 out.
+async fn forged_tokens_and_member_limit(backend: Backend) {
+    let edge = TestEdge::start_with(
+        Options::on(backend).var("rate_limit_edge_requests_per_member", "3/60s"),
+    )
+    .await;
+    let forger = Signer::generate();
+    let kid = heart_shared::token::key_id(&edge.signer.jwk);
+    for _ in 0..5 {
+        let forged = forger.token_with(11, "s11", 600, kid);
+        edge.get_as(&forged, "/member/profile?member_id=11")
+            .await
+            .assert_error(401, "GLOBAL_103");
+    }
+    let token = edge.signer.token(11, "s11");
+    for _ in 0..3 {
+        let answer = edge.get_as(&token, "/member/profile?member_id=11").await;
+        assert_eq!(answer.status, 200, "the member's own limit is whole");
+    }
+    edge.get_as(&token, "/member/profile?member_id=11")
+        .await
+        .assert_error(429, "GLOBAL_106");
+    assert!(
+        edge.store_get(&edge.keys.verified_token(&token))
+            .await
+            .is_some(),
+        "the genuine token is marked as verified"
+    );
+}
+
+on_both_stores!(verified_marks_are_used_and_bounded, verified_marks);
+/// The mark is what lets later requests skip the signature check: a token whose exact bytes carry
+/// it is taken as verified (shown with a forged token marked by hand, which only a writer of the
+/// edge's Redis could do), yet its expiry and its session's revocation are still checked.
+async fn verified_marks(backend: Backend) {
+    let edge = TestEdge::start(backend).await;
+    let forger = Signer::generate();
+    let kid = heart_shared::token::key_id(&edge.signer.jwk);
+    let forged = forger.token_with(21, "s21", 600, kid);
+    edge.get_as(&forged, "/member/profile?member_id=21")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    assert!(
+        edge.store_get(&edge.keys.verified_token(&forged))
+            .await
+            .is_none(),
+        "a refused token is not marked"
+    );
+    edge.store_set(&edge.keys.verified_token(&forged), "1", 600)
+        .await;
+    assert_eq!(
+        edge.get_as(&forged, "/member/profile?member_id=21")
+            .await
+            .status,
+        200,
+        "the mark stands for the signature check"
+    );
+    // A mark does not outlive the token's expiry (an expired token gets the full check, here a
+    // bad signature), nor a revocation.
+    let expired = forger.token_with(21, "s21", -5, kid);
+    edge.store_set(&edge.keys.verified_token(&expired), "1", 600)
+        .await;
+    edge.get_as(&expired, "/member/profile?member_id=21")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    edge.store_set(&edge.keys.revoked_session("s21"), "1", 600)
+        .await;
+    edge.get_as(&forged, "/member/profile?member_id=21")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    // A mark for a token of a key no longer in the JWKS is not enough.
+    let retired = forger.token_with(22, "s22", 600, "retired-kid");
+    edge.store_set(&edge.keys.verified_token(&retired), "1", 600)
+        .await;
+    edge.get_as(&retired, "/member/profile?member_id=22")
+        .await
+        .assert_error(401, "GLOBAL_103");
+    assert_eq!(
+        edge.core.received().len(),
+        1,
+        "only the marked valid one was forwarded"
+    );
+}
+
 on_both_stores!(addresses_over_their_limit_get_429, ip_rate_limit);
 async fn ip_rate_limit(backend: Backend) {
     let edge = TestEdge::start_with(
