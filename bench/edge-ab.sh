@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The edge's hot paths, two builds side by side in one run: A and B alternate (A B A B), so a
+# change is judged against the build before it on the same machine minutes apart, never against
+# a number from another day.
+#
+#   A=/var/tmp/bin-before B=/var/tmp/heart-release-target/release bash bench/edge-ab.sh
+#   PERF=1 B=… bash bench/edge-ab.sh     # B only, under `perf record` (guest functions named)
+#
+# A and B are folders holding the release binaries `heart` (the stack: edge on :8080 in front of
+# the core on :8081) and `heart-datagen`, and the component `heart_edge.wasm` the build made (a
+# release binary names the one in its target directory, which the next build overwrites). Each round starts the stack on a private Redis and the
+# machine's MariaDB (database heart_edge_ab, kept between runs with KEEP_DATA=1) and loads, with
+# wrk, the rows the issue names: the cached feed page through the edge and the same page from the
+# core directly, a forwarded request (profile) and the same from the core, at 32 connections and
+# at 1. Every row of the table names what it is compared with.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A="${A:-}"
+B="${B:?B=<folder with the release binaries to measure>}"
+DURATION="${DURATION:-8s}"
+ROUNDS="${ROUNDS:-2}"
+MEMBERS="${MEMBERS:-1000}"
+POSTS="${POSTS:-20000}"
+DB=heart_edge_ab
+REDIS_PORT="${REDIS_PORT:-6391}"
+work="$(mktemp -d)"
+pid="" redis_pid=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
+
+export MALLOC_MMAP_THRESHOLD_=4194304
+export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
+export HEART_DATA_DIR="$work/data"
+export HEART_RATE_LIMITS_ENABLED=false
+export HEART_LOG_FORMAT=json RUST_LOG=warn
+export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_IP=100000000/60s
+export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_MEMBER=100000000/60s
+export HEART_EDGE_CACHE_DIR="${HEART_EDGE_CACHE_DIR:-/var/tmp/heart-edge-cache}"
+redis-server --port "$REDIS_PORT" --save '' --appendonly no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
+export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+
+echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "A=${A:-none} B=$B duration $DURATION, $ROUNDS rounds"
+if [ "${KEEP_DATA:-0}" = 1 ] && mariadb -uroot -h127.0.0.1 -e "USE $DB" 2>/dev/null; then
+  echo "reusing database $DB"
+else
+  mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+  "$B/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 20 --blocks-per-member 1 >/dev/null
+fi
+
+start() { # start <bin folder>
+  export HEART_CACHE_PREFIX="ab-$RANDOM"
+  [ -f "$1/heart_edge.wasm" ] || { echo "$1/heart_edge.wasm is missing" >&2; exit 2; }
+  HEART_EDGE_COMPONENT="$1/heart_edge.wasm" "$1/heart" >"$work/server.log" 2>&1 &
+  pid=$!
+  until curl -sf http://127.0.0.1:8080/healthz >/dev/null && curl -sf http://127.0.0.1:8081/readyz >/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
+    sleep 0.05
+  done
+  token="$(curl -sf -X POST http://127.0.0.1:8080/auth/login -H 'content-type: application/json' \
+    -d '{"email":"bench1@example.com","password":"benchmark-pass-1"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+  # Warm: the page cached at the edge, connections pooled, the token marked.
+  for _ in 1 2 3; do
+    curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Accept-Encoding: gzip' "http://127.0.0.1:8080$PAGE"
+    curl -sf -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:8080/member/profile?member_id=2"
+  done
+}
+stop() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=""; }
+PAGE="/post/posts?member_id=1&page=0&size=10"
+# name|connections|url|extra header
+CASES=(
+  "edge: home feed page 0, cached (gzip)|32|http://127.0.0.1:8080$PAGE|Accept-Encoding: gzip"
+  "core direct: the same page|32|http://127.0.0.1:8081$PAGE|Accept-Encoding: gzip"
+  "edge: profile, forwarded|32|http://127.0.0.1:8080/member/profile?member_id=2|X-Bench: 1"
+  "core direct: profile|32|http://127.0.0.1:8081/member/profile?member_id=2|X-Bench: 1"
+  "edge: profile, forwarded|1|http://127.0.0.1:8080/member/profile?member_id=2|X-Bench: 1"
+  "core direct: profile|1|http://127.0.0.1:8081/member/profile?member_id=2|X-Bench: 1"
+  "edge: home feed page 0, cached (gzip)|1|http://127.0.0.1:8080$PAGE|Accept-Encoding: gzip"
+)
+run_case() { # run_case <label> <case> → "rps p50 p99" into $work/<label>.<i>
+  local label="$1" i="$2" name c url header t=2
+  IFS='|' read -r name c url header <<<"${CASES[$i]}"
+  [ "$c" -lt 2 ] && t=1
+  wrk -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency -H "Authorization: Bearer $token" -H "$header" "$url" >"$work/wrk.out"
+  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$5}
+       END {printf "%s %s %s %s\n", rps, p50, p99, (bad==""?0:bad)}' "$work/wrk.out" >>"$work/$label.$i"
+  echo "  $label $name ($c): $(tail -1 "$work/$label.$i")"
+}
+
+if [ "${PERF:-0}" = 1 ]; then
+  command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
+  export HEART_EDGE_PERF_MAP=1
+  start "$B"
+  for i in 0 2; do
+    IFS='|' read -r name c url header <<<"${CASES[$i]}"
+    echo "== perf: $name"
+    perf record -F 1999 -g -o "$work/perf.data" -p "$pid" -- sleep 6 >/dev/null 2>&1 &
+    perf_pid=$!
+    wrk -t2 -c32 -d6s -H "Authorization: Bearer $token" -H "$header" "$url" | grep Requests/sec
+    wait "$perf_pid" || true
+    perf report -i "$work/perf.data" --no-children --sort dso,symbol --percent-limit 0.7 --stdio 2>/dev/null |
+      grep -v '^$' | grep -v '^#' | grep '%' | head -45
+    perf report -i "$work/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep '%' | head -12
+  done
+  stop
+  exit 0
+fi
+
+for round in $(seq 1 "$ROUNDS"); do
+  for label in A B; do
+    dir="${!label}"
+    [ -n "$dir" ] || continue
+    echo "== round $round, $label ($dir)"
+    start "$dir"
+    for i in "${!CASES[@]}"; do run_case "$label" "$i"; done
+    stop
+  done
+done
+
+echo
+echo "| case | connections | $( [ -n "$A" ] && echo "A req/s (p50 / p99) | ")B req/s (p50 / p99) | $( [ -n "$A" ] && echo "B ÷ A |")"
+echo "|---|---|$( [ -n "$A" ] && echo "---|")---|$( [ -n "$A" ] && echo "---|")"
+for i in "${!CASES[@]}"; do
+  IFS='|' read -r name c url header <<<"${CASES[$i]}"
+  row="| $name | $c |"
+  for label in A B; do
+    [ -f "$work/$label.$i" ] || continue
+    row="$row $(awk '{r=r (NR>1?", ":"") sprintf("%.0f (%s / %s)", $1, $2, $3)} END {print r}' "$work/$label.$i") |"
+  done
+  if [ -n "$A" ]; then
+    row="$row $(paste "$work/A.$i" "$work/B.$i" | awk '{a+=$1; b+=$5} END {printf "%.2f×", b/a}') |"
+  fi
+  echo "$row"
+done
+echo
+echo "Ratios the issue sets (mean of the rounds, B):"
+mean() { awk '{s+=$1} END {printf "%.0f", s/NR}' "$work/B.$1"; }
+p50() { awk '{v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else {sub("s","",v); v*=1000}; s+=v} END {printf "%.2f", s/NR}' "$work/B.$1"; }
+echo "- cached page through the edge ÷ core direct (32 connections): $(mean 0) ÷ $(mean 1) = $(awk -v a="$(mean 0)" -v b="$(mean 1)" 'BEGIN {printf "%.2f×", a/b}')"
+echo "- forwarded ÷ core direct (32 connections): $(mean 2) ÷ $(mean 3) = $(awk -v a="$(mean 2)" -v b="$(mean 3)" 'BEGIN {printf "%.2f×", a/b}')"
+echo "- forwarded p50 − core direct p50 (1 connection): $(p50 4) − $(p50 5) ms = $(awk -v a="$(p50 4)" -v b="$(p50 5)" 'BEGIN {printf "+%.2f ms", a-b}')"
