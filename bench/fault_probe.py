@@ -167,6 +167,12 @@ def main():
     expected = EXPECTED[a.dep]
     unexpected = sorted({f"{d[1]} {d[2]}" for d in errors if d[2] != expected})
     successes = [d[3] for d in during if 200 <= d[1] < 300]
+    # The read that found the dependency gone: the first read over 100 ms (with a stall it is the
+    # first read; on a lossy path, whichever read first lost a packet). Reads after it show
+    # whether the service then bypassed the dependency (and whether it flapped back to it).
+    slow = [i for i, t in enumerate(successes) if t > 0.1]
+    detect = slow[0] if slow else None
+    after_detect = successes[detect + 1:] if detect is not None else successes[1:]
     print(json.dumps({
         "dep": a.dep, "mode": a.mode, "fault_secs": a.fault_secs,
         "baseline_p50": pct(baseline, 50), "baseline_p99": pct(baseline, 99),
@@ -180,6 +186,9 @@ def main():
         "successes": len(successes), "success_p99": pct(successes, 99),
         "success_first_s": round(successes[0], 3) if successes else None,
         "success_later_p99": pct(successes[1:], 99),
+        "success_slow": len(slow),
+        "success_detect_s": round(successes[detect], 3) if detect is not None else None,
+        "success_after_detect_p99": pct(after_detect, 99),
         "recovered_s": recovered,
         "unaffected_p99_before": pct(base_unaffected, 99),
         "unaffected_p99_during": pct([r[2] for r in side], 99),

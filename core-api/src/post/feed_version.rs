@@ -71,6 +71,11 @@ impl FeedVersion {
         });
     }
 
+    /// Whether a bump that failed during a cache outage is still being retried.
+    pub fn is_retrying(&self) -> bool {
+        self.retrying.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The current version.
     pub async fn current(&self) -> Result<i64, CacheError> {
         self.cache.counter(&self.key).await
