@@ -36,11 +36,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 export MALLOC_MMAP_THRESHOLD_=4194304
 export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
 export HEART_DATA_DIR="$work/data"
-export HEART_RATE_LIMITS_ENABLED=false
-export HEART_LOG_FORMAT=json RUST_LOG=warn
-export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_IP=100000000/60s
-export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_MEMBER=100000000/60s
-export HEART_EDGE_CACHE_DIR="${HEART_EDGE_CACHE_DIR:-/var/tmp/heart-edge-cache}"
+. bench/load-env.sh # the scripts run from the repository root
 redis-server --port "$REDIS_PORT" --save '' --appendonly no >"$work/redis.log" 2>&1 &
 redis_pid=$!
 until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done

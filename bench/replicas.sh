@@ -127,11 +127,7 @@ HEART_EDGE_SECRET="$(head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' | head 
 export HEART_EDGE_SECRET
 # One media folder and one outbox for all replicas (what S3 and SMTP are in production).
 export HEART_DATA_DIR="$work/data"
-export HEART_RATE_LIMITS_ENABLED=false
-export HEART_LOG_FORMAT=json RUST_LOG=warn
-export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_IP=100000000/60s
-export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_MEMBER=100000000/60s
-export HEART_EDGE_CACHE_DIR="${HEART_EDGE_CACHE_DIR:-/var/tmp/heart-edge-cache}"
+. bench/load-env.sh # the scripts run from the repository root
 
 # --- the cores: started together on the empty database (the migrations' lock serialises them) ---
 for i in $(seq 0 $((REPLICAS - 1))); do

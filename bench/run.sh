@@ -66,13 +66,8 @@ until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
 export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 export HEART_CACHE_PREFIX="bench-$$"
 export HEART_DATA_DIR="$work/data"
-export HEART_RATE_LIMITS_ENABLED=false
-export HEART_LOG_FORMAT=json RUST_LOG=warn
 # The pool keeps its default size (4 per CPU: 8 here).
-# The edge's own limits, out of the way of a load from one address and one member.
-export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_IP=100000000/60s
-export HEART_EDGE_VAR_RATE_LIMIT_EDGE_REQUESTS_PER_MEMBER=100000000/60s
-export HEART_EDGE_CACHE_DIR="${HEART_EDGE_CACHE_DIR:-/var/tmp/heart-edge-cache}"
+. bench/load-env.sh # the scripts run from the repository root
 
 echo "== machine"
 echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

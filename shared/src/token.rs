@@ -178,17 +178,7 @@ impl TokenVerifier {
 
     /// Verifies `token` at `now` (seconds since the epoch): signature, key id, algorithm, claims, expiry.
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != Algorithm::EdDSA {
-            return Err(TokenError::BadSignature);
-        }
-        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let key = self
-            .keys
-            .iter()
-            .find(|(k, _)| *k == kid)
-            .map(|(_, key)| key)
-            .ok_or(TokenError::UnknownKey)?;
+        let key = self.key_of(token)?;
         let data =
             jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -202,15 +192,33 @@ impl TokenVerifier {
                     _ => TokenError::Malformed,
                 }
             })?;
-        let claims = data.claims;
-        if claims.member_id().is_none() || claims.sid.is_empty() {
-            return Err(TokenError::BadClaims);
-        }
-        if claims.exp <= now {
-            return Err(TokenError::Expired);
-        }
-        Ok(claims)
+        accept(data.claims, now)
     }
+
+    /// The key `token`'s header names, if the header is EdDSA and names one of ours.
+    fn key_of(&self, token: &str) -> Result<&DecodingKey, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::BadSignature);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        self.keys
+            .iter()
+            .find(|(k, _)| *k == kid)
+            .map(|(_, key)| key)
+            .ok_or(TokenError::UnknownKey)
+    }
+}
+
+/// The claims' own checks, after the signature's: a member and a session, not expired at `now`.
+fn accept(claims: AccessClaims, now: i64) -> Result<AccessClaims, TokenError> {
+    if claims.member_id().is_none() || claims.sid.is_empty() {
+        return Err(TokenError::BadClaims);
+    }
+    if claims.exp <= now {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
 }
 
 /// What a token says of itself, read **without** checking its signature: only to be trusted for a
@@ -220,24 +228,14 @@ impl TokenVerifier {
 /// claims missing or malformed, expired at `now`. Such tokens go to the full check, which gives
 /// the refusal its exact reason.
 pub fn read_unverified(verifier: &TokenVerifier, token: &str, now: i64) -> Option<AccessClaims> {
+    verifier.key_of(token).ok()?;
     let mut parts = token.split('.');
-    let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    let (_header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || signature.is_empty() {
         return None;
     }
-    #[derive(Deserialize)]
-    struct Head {
-        alg: String,
-        kid: Option<String>,
-    }
-    let head: Head = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-    let kid = head.kid?;
-    if head.alg != "EdDSA" || !verifier.keys.iter().any(|(k, _)| *k == kid) {
-        return None;
-    }
-    let claims: AccessClaims =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    (claims.member_id().is_some() && !claims.sid.is_empty() && claims.exp > now).then_some(claims)
+    let claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    accept(claims, now).ok()
 }
 
 /// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive).

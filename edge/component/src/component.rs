@@ -401,12 +401,13 @@ enum Presented {
     NotNeeded,
     /// Refused by the full check: its `401`.
     Refused(Reply),
-    /// Well formed, of a known key, unexpired: who it says it is. Its signature is checked unless
-    /// the gate finds the exact bytes marked as verified.
+    /// Well formed, of a known key, unexpired: who it says it is. Its signature is checked (with
+    /// `verifier`, the JWKS read once) unless the gate finds the exact bytes marked as verified.
     Claims {
         identity: Identity,
         token: String,
         exp: i64,
+        verifier: TokenVerifier,
     },
 }
 
@@ -426,27 +427,24 @@ fn read_token(
             ))
         })?;
     let verifier = verifier(config)?;
-    match read_unverified(&verifier, token, now) {
-        Some(claims) => match claims.member_id() {
-            Some(member_id) => Ok(Presented::Claims {
-                identity: Identity {
-                    member_id,
-                    session_id: claims.sid,
-                },
-                token: token.to_owned(),
-                exp: claims.exp,
-            }),
-            None => Err(invalid()),
-        },
-        None => verify(&verifier, token, now).map(|identity| {
-            // Not expected (what verifies also reads), but never refuse a valid token.
-            Presented::Claims {
-                identity,
-                token: token.to_owned(),
-                exp: now + 1,
-            }
-        }),
-    }
+    let (identity, exp) = match read_unverified(&verifier, token, now) {
+        Some(claims) => {
+            let member_id = claims.member_id().ok_or_else(invalid)?;
+            let identity = Identity {
+                member_id,
+                session_id: claims.sid,
+            };
+            (identity, claims.exp)
+        }
+        // Not expected (what verifies also reads), but never refuse a valid token.
+        None => (verify(&verifier, token, now)?, now + 1),
+    };
+    Ok(Presented::Claims {
+        identity,
+        token: token.to_owned(),
+        exp,
+        verifier,
+    })
 }
 
 /// Settles the token after the gate: marked as verified → valid; else its signature is checked
@@ -461,40 +459,31 @@ fn settle_token(
     answer: Option<&mut GateAnswer>,
     now: i64,
 ) -> TokenCheck {
-    let (identity, token, exp) = match presented {
+    let (identity, token, exp, verifier) = match presented {
         Presented::NotNeeded => return TokenCheck::NotNeeded,
         Presented::Refused(reply) => return TokenCheck::Refused(reply),
         Presented::Claims {
             identity,
             token,
             exp,
-        } => (identity, token, exp),
+            verifier,
+        } => (identity, token, exp, verifier),
     };
     if let Some(answer) = &answer {
         if answer.marked {
             return TokenCheck::Valid(identity);
         }
-        if !config
-            .per_ip
-            .allows(u64::try_from(answer.ip_count).unwrap_or(0))
-        {
+        if decide::address_over_limit(config, answer) {
             return TokenCheck::Refused(Reply::error(
                 ErrorCode::InvalidAccessToken,
                 "Invalid access token",
             ));
         }
     }
-    let checked = verifier(config)
-        .map_err(|e| match e {
-            TokenRefusal::Reply(reply) | TokenRefusal::Misconfigured(reply) => reply,
-        })
-        .and_then(|verifier| {
-            verify(&verifier, &token, now).map_err(|e| match e {
-                TokenRefusal::Reply(reply) | TokenRefusal::Misconfigured(reply) => reply,
-            })
-        });
-    match checked {
-        Err(reply) => TokenCheck::Refused(reply),
+    match verify(&verifier, &token, now) {
+        Err(TokenRefusal::Reply(reply) | TokenRefusal::Misconfigured(reply)) => {
+            TokenCheck::Refused(reply)
+        }
         Ok(_) => {
             if let (Some((connection, caller)), Some(answer)) = (redis, answer) {
                 match gate::mark_verified(connection, config, caller, exp - now, now) {

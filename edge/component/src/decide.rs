@@ -69,7 +69,7 @@ pub fn decide(
             "revoked",
         );
     }
-    if !config.per_ip.allows(count(answer.ip_count)) {
+    if address_over_limit(config, answer) {
         return refuse(
             Reply::rate_limited(config.per_ip.retry_after(now)),
             "rate_limited",
@@ -88,6 +88,12 @@ pub fn decide(
         Some(page) if identity.is_some() => Decision::Hit(page.clone()),
         _ => Decision::Forward,
     }
+}
+
+/// Whether the gate found the address over its per-IP limit: then the answer is `429` whatever
+/// the token (step 2 comes before step 3).
+pub fn address_over_limit(config: &EdgeConfig, answer: &GateAnswer) -> bool {
+    !config.per_ip.allows(count(answer.ip_count))
 }
 
 fn count(n: i64) -> u64 {

@@ -68,20 +68,6 @@ fn unavailable(e: impl std::fmt::Debug) -> CacheUnavailable {
     CacheUnavailable(format!("{e:?}"))
 }
 
-/// The gate script's SHA-1, as `EVALSHA` wants it.
-pub fn script_sha() -> &'static str {
-    GATE_SCRIPT_SHA1
-}
-
-/// The SHA-1 of one of the edge's scripts, written out in heart-shared.
-fn sha_of(script: &str) -> &'static str {
-    if script == VERIFIED_SCRIPT {
-        VERIFIED_SCRIPT_SHA1
-    } else {
-        GATE_SCRIPT_SHA1
-    }
-}
-
 /// The `EVALSHA`/`EVAL` arguments after the script (or its SHA) for `query` at `now`.
 pub fn script_arguments(config: &EdgeConfig, query: &GateQuery, now: i64) -> Vec<RedisParameter> {
     let keys = &config.keys;
@@ -139,7 +125,7 @@ pub fn run(
 ) -> Result<GateAnswer, CacheUnavailable> {
     let results = eval(
         connection,
-        GATE_SCRIPT,
+        (GATE_SCRIPT, GATE_SCRIPT_SHA1),
         script_arguments(config, query, now),
     )?;
     parse_answer(results)
@@ -161,7 +147,13 @@ pub fn mark_verified(
         RedisParameter::Int64(ttl_secs.max(1)),
         RedisParameter::Int64(i64::from(config.per_member.window_secs)),
     ];
-    match eval(connection, VERIFIED_SCRIPT, arguments)?.first() {
+    match eval(
+        connection,
+        (VERIFIED_SCRIPT, VERIFIED_SCRIPT_SHA1),
+        arguments,
+    )?
+    .first()
+    {
         Some(RedisResult::Int64(n)) => Ok(*n),
         other => Err(CacheUnavailable(format!(
             "unexpected script answer {other:?}"
@@ -169,13 +161,14 @@ pub fn mark_verified(
     }
 }
 
-/// `EVALSHA` of `script`, falling back to `EVAL` when Redis does not know it yet.
+/// `EVALSHA` of `script` (its text and its SHA-1, written out in heart-shared), falling back to
+/// `EVAL` when Redis does not know it yet.
 fn eval(
     connection: &Connection,
-    script: &str,
+    (script, sha): (&str, &str),
     arguments: Vec<RedisParameter>,
 ) -> Result<Vec<RedisResult>, CacheUnavailable> {
-    let mut with_sha = vec![RedisParameter::Binary(sha_of(script).as_bytes().to_vec())];
+    let mut with_sha = vec![RedisParameter::Binary(sha.as_bytes().to_vec())];
     with_sha.extend(arguments.iter().cloned());
     match connection.execute("EVALSHA", &with_sha) {
         Ok(results) => Ok(results),
@@ -324,7 +317,6 @@ mod tests {
         let sha1 = |s: &str| sha1_smol::Sha1::from(s).digest().to_string();
         assert_eq!(sha1(GATE_SCRIPT), GATE_SCRIPT_SHA1);
         assert_eq!(sha1(VERIFIED_SCRIPT), VERIFIED_SCRIPT_SHA1);
-        assert_eq!(sha_of(GATE_SCRIPT), script_sha());
     }
 
     #[test]

@@ -105,16 +105,6 @@ pub trait EdgeStore: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
-/// The SHA-1 of [`GATE_SCRIPT`], as `EVALSHA` names it.
-pub fn gate_script_sha() -> String {
-    GATE_SCRIPT_SHA1.to_owned()
-}
-
-/// The SHA-1 of [`VERIFIED_SCRIPT`].
-pub fn verified_script_sha() -> String {
-    VERIFIED_SCRIPT_SHA1.to_owned()
-}
-
 fn ttl_of(arg: &StoreArg) -> Result<Duration, StoreError> {
     let secs = arg.as_int()?;
     u64::try_from(secs)
@@ -188,15 +178,15 @@ pub async fn execute_with_operations<S: EdgeStore + ?Sized>(
         "EVAL" | "EVALSHA" => {
             arity(args, 2, &command)?;
             let script = args[0].as_string();
-            let is = |text: &str, sha: String| {
+            let is = |text: &str, sha: &str| {
                 if command == "EVAL" {
                     script == text
                 } else {
-                    script.eq_ignore_ascii_case(&sha)
+                    script.eq_ignore_ascii_case(sha)
                 }
             };
-            let gate = is(GATE_SCRIPT, gate_script_sha());
-            if !gate && !is(VERIFIED_SCRIPT, verified_script_sha()) {
+            let gate = is(GATE_SCRIPT, GATE_SCRIPT_SHA1);
+            if !gate && !is(VERIFIED_SCRIPT, VERIFIED_SCRIPT_SHA1) {
                 return Err(StoreError(
                     "NOSCRIPT only the edge's scripts run on this store".into(),
                 ));
@@ -381,7 +371,7 @@ mod tests {
     /// The gate's arguments for a feed read with revocation key `revoked` and mark `mark`.
     fn gate_args(revoked: &str, mark: &str, ip_limit: i64, member_limit: i64) -> Vec<StoreArg> {
         vec![
-            bytes(&gate_script_sha()),
+            bytes(GATE_SCRIPT_SHA1),
             StoreArg::Int(5),
             bytes("ip"),
             bytes(revoked),
@@ -432,7 +422,7 @@ mod tests {
             .execute(
                 "EVALSHA",
                 &[
-                    bytes(&verified_script_sha()),
+                    bytes(VERIFIED_SCRIPT_SHA1),
                     StoreArg::Int(2),
                     bytes("p:tok:new"),
                     bytes("member"),
