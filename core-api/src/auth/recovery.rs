@@ -150,7 +150,7 @@ pub async fn reset_password(
         return Err(ApiError::code(ErrorCode::WrongVerificationCode));
     };
     let password_hash = state.passwords.hash(new_password.to_owned()).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !reset_codes::consume(&mut *tx, &email, &sha256_hex(code)).await? {
         // Another request used the code first: single use.
         return Err(ApiError::code(ErrorCode::NoVerificationCode));
@@ -210,7 +210,7 @@ pub async fn change_password(
         return Err(ApiError::code(ErrorCode::WrongCredentials));
     }
     let password_hash = state.passwords.hash(request.new_password.clone()).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     members::set_password_hash(&mut *tx, member.id, &password_hash, now).await?;
     let revoked = sessions::revoke_all_of(
         &mut tx,

@@ -150,7 +150,7 @@ pub async fn join(
         nickname: &nickname,
         password_hash: &password_hash,
     };
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let member_id = match members::insert(&mut tx, &new_member, now).await {
         Ok(id) => id,
         // Two joins raced for one email: the unique index decides, the loser hears AUTH_000.

@@ -62,7 +62,7 @@ pub async fn start(
     refresh_ttl: i64,
 ) -> Result<IssuedRefreshToken, sqlx::Error> {
     let session_id = random_hex_id();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("INSERT INTO sessions (id, member_id, created_at) VALUES (?, ?, ?)")
         .bind(&session_id)
         .bind(member_id)
@@ -170,7 +170,7 @@ async fn rotate_once(
         return Ok(Rotation::Expired);
     }
 
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     if token.rotated_at.is_none() {
         // Only one of several racing requests wins this update; the others take the grace path.
         let won = sqlx::query(
@@ -269,7 +269,7 @@ async fn revoke_in(
 
 /// Revokes session `session_id` (logout). Its refresh tokens stop working at once.
 pub async fn revoke(db: &Db, session_id: &str, reason: &str, now: i64) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     revoke_in(&mut tx, session_id, reason, now).await?;
     tx.commit().await
 }

@@ -174,6 +174,27 @@ impl Db {
         Ok(db)
     }
 
+    /// Begins a transaction on the primary. Every transaction of the service starts here, never
+    /// with `pool.begin()` (clippy's `disallowed-methods` says so).
+    ///
+    /// Cancel-safe: the `BEGIN` runs in a task of its own, so a request dropped while it is in
+    /// flight (client gone, time limit, breaker) cannot leave the server inside a transaction that
+    /// sqlx does not know about. sqlx counts a transaction only once `BEGIN` has answered; a
+    /// connection whose `BEGIN` was cancelled before that went back to the pool still in the
+    /// transaction, and every later statement on it — reads from an old snapshot, autocommit
+    /// writes never committed — was part of it. Here the task finishes the `BEGIN`, and when
+    /// nobody is left to take the transaction it is dropped, which queues its `ROLLBACK`.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        let pool = self.pool.clone();
+        #[allow(clippy::disallowed_methods)] // the one place it is called
+        let begun = tokio::spawn(async move { pool.begin().await });
+        match begun.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(sqlx::Error::PoolClosed), // the runtime is shutting down
+        }
+    }
+
     /// The replica, when one is configured.
     pub fn reader(&self) -> Option<&Reader> {
         self.reader.as_deref()

@@ -163,7 +163,7 @@ pub async fn replace_avatar(
     key: &str,
     now: i64,
 ) -> Result<Option<Option<String>>, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let previous: Option<(Option<String>,)> =
         sqlx::query_as("SELECT avatar_key FROM members WHERE id = ?")
             .bind(id)
@@ -195,7 +195,7 @@ pub async fn blocked_by(db: &Db, blocker: i64) -> Result<Vec<MemberRow>, sqlx::E
 
 /// Records that `blocker` blocks `blocked` and removes follows both ways. False if already blocking.
 pub async fn block(db: &Db, blocker: i64, blocked: i64, now: i64) -> Result<bool, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let inserted =
         sqlx::query("INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)")
             .bind(blocker)
@@ -268,7 +268,7 @@ pub async fn delete(
     nickname: &str,
     now: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let sessions: Vec<(String,)> =
         sqlx::query_as("SELECT id FROM sessions WHERE member_id = ? AND revoked_at IS NULL")
             .bind(id)
@@ -375,7 +375,7 @@ pub async fn suspend(
     reason: &str,
     now: i64,
 ) -> Result<Option<(Suspension, Vec<String>)>, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("UPDATE members SET suspended_at = ?, suspended_reason = ? WHERE id = ? AND suspended_at IS NULL")
         .bind(now)
         .bind(reason)

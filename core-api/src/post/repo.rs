@@ -308,7 +308,7 @@ pub async fn insert(
     image_keys: &[String],
     now: i64,
 ) -> Result<i64, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let result = sqlx::query(
         "INSERT INTO posts (writer_id, content, created_at, updated_at) VALUES (?, ?, ?, ?)",
     )
@@ -333,7 +333,7 @@ pub async fn insert(
 
 /// Deletes a post and its image rows.
 pub async fn delete(db: &Db, id: i64) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM post_images WHERE post_id = ?")
         .bind(id)
         .execute(&mut *tx)

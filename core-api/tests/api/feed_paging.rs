@@ -85,7 +85,7 @@ impl World {
 
 /// Random posts (many sharing a second), images, follows and blocks among `members`.
 async fn scatter(app: &TestApp, rng: &mut StdRng, members: &[i64], posts: usize) {
-    let mut tx = app.state.db.pool.begin().await.unwrap();
+    let mut tx = app.state.db.begin().await.unwrap();
     for _ in 0..posts {
         let writer = members[rng.gen_range(0..members.len())];
         let at = 1_700_000_000 + rng.gen_range(0..40i64);

@@ -12,7 +12,7 @@ use crate::helpers::*;
 async fn seed(app: &TestApp) -> (i64, i64) {
     let (kim, lee) = (app.member("kim").await, app.member("lee").await);
     let db = &app.state.db;
-    let mut tx = db.pool.begin().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
     // Members enough that reading writers by key beats scanning them, as in production.
     let mut others = Vec::new();
     for i in 0..500i64 {

@@ -216,3 +216,74 @@ async fn a_post_abandoned_between_upload_and_commit_leaves_no_object() {
         StatusCode::CREATED
     );
 }
+
+/// A transaction whose `BEGIN` is still in flight when its request is dropped leaves no
+/// transaction open on the pooled connection. (sqlx counts a transaction once `BEGIN` has
+/// answered; before `Db::begin`, such a connection went back to the pool inside the server's
+/// transaction, and the abandoned-post test above failed one run in four with "the new post
+/// vanished": a later read on it saw an old snapshot.)
+#[tokio::test]
+async fn a_begin_cancelled_in_flight_leaves_no_transaction_open() {
+    use crate::fault_proxy::{proxy_to, Mode};
+    use sqlx::{Connection, Executor};
+    use std::time::Duration;
+    let Ok(server) = std::env::var("HEART_TEST_DATABASE_URL") else {
+        eprintln!("skipped: needs HEART_TEST_DATABASE_URL (MySQL, behind the fault proxy)");
+        return;
+    };
+    let (proxy, via) = proxy_to(&server).await;
+    // One connection: every statement below runs on the one whose BEGIN is cancelled.
+    let app = TestApp::spawn_with(&[
+        (DATABASE_VIA, via.as_str()),
+        ("HEART_DATABASE_MAX_CONNECTIONS", "1"),
+    ])
+    .await;
+    let db = &app.state.db;
+    db.pool
+        .execute("CREATE TABLE cancel_probe (n INT NOT NULL)")
+        .await
+        .unwrap();
+    let (name,): (String,) = sqlx::query_as("SELECT DATABASE()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let mut other =
+        sqlx::AnyConnection::connect(&format!("{}/{name}", server.trim_end_matches('/')))
+            .await
+            .unwrap();
+    let count = "SELECT COUNT(*) FROM cancel_probe";
+
+    for round in 1..=3_i64 {
+        // A round trip takes 200 ms; the BEGIN is on its way when the caller gives up at 100.
+        proxy.set(Mode::Latency(Duration::from_millis(100)));
+        let cancelled = tokio::time::timeout(Duration::from_millis(100), db.begin()).await;
+        assert!(cancelled.is_err(), "BEGIN answered within 100 ms");
+        proxy.set(Mode::Pass);
+
+        // A read on the pooled connection, then a row committed by another connection: the next
+        // read on the pooled one sees it (inside a forgotten transaction it would not).
+        let (seen,): (i64,) = sqlx::query_as(count).fetch_one(&db.pool).await.unwrap();
+        assert_eq!(seen, 2 * (round - 1));
+        other
+            .execute("INSERT INTO cancel_probe VALUES (1)")
+            .await
+            .unwrap();
+        let (seen,): (i64,) = sqlx::query_as(count).fetch_one(&db.pool).await.unwrap();
+        assert_eq!(
+            seen,
+            2 * round - 1,
+            "round {round}: the pooled connection reads an old snapshot"
+        );
+        // And a write on the pooled connection is committed, not held in that transaction.
+        db.pool
+            .execute("INSERT INTO cancel_probe VALUES (2)")
+            .await
+            .unwrap();
+        let (seen,): (i64,) = sqlx::query_as(count).fetch_one(&mut other).await.unwrap();
+        assert_eq!(
+            seen,
+            2 * round,
+            "round {round}: a write on the pooled connection was not committed"
+        );
+    }
+}

@@ -18,6 +18,7 @@ import sys
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -36,6 +37,22 @@ def browser():
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(30)
     return driver
+
+
+def click_and_wait_for_the_next_page(driver, button, timeout=15):
+    """Clicks a button that submits a form and waits until the browser shows the page that follows.
+
+    The old document is marked from script; the wait ends when a document without the mark has
+    finished loading. (Selenium's staleness_of asks about the clicked element, and some Chromium
+    versions answer "Node with given id does not belong to the document" for a node of a page that
+    has gone, an error staleness_of does not expect.)
+    """
+    driver.execute_script("window.__heartOldPage = true")
+    button.click()
+    # A script run while the page is being replaced may fail; that is "not yet", not an error.
+    patient = WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,))
+    patient.until(lambda d: d.execute_script(
+        "return window.__heartOldPage !== true && document.readyState === 'complete'"))
 
 
 def check(condition, what, driver):
@@ -106,8 +123,8 @@ def main():
         report = [r for r in driver.find_elements(By.CSS_SELECTOR, ".report")
                   if r.find_elements(By.CSS_SELECTOR, f"a[href='{link}']")][0]
         report.find_element(By.NAME, "note").send_keys("spam run, see the report")
-        report.find_element(By.CSS_SELECTOR, "button[value=suspend]").click()
-        wait.until(EC.staleness_of(report))
+        click_and_wait_for_the_next_page(
+            driver, report.find_element(By.CSS_SELECTOR, "button[value=suspend]"))
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "main h1")))
         check(not driver.find_elements(By.CSS_SELECTOR, f".report a[href='{link}']"),
               "the report left the open list", driver)
