@@ -7,7 +7,9 @@
 //! Bounded in CPU: hashes run on `cores − 1` dedicated threads (at least one), never on every core,
 //! and at a lower priority (nice +10), so a login storm leaves the CPU to the feeds first. Bounded
 //! in waiting: at most [`QUEUE_PER_THREAD`] hashes per thread wait; past that a login is answered
-//! `GLOBAL_503` with `Retry-After` at once instead of piling up. Bounded in memory: each thread
+//! `GLOBAL_503` with `Retry-After` at once instead of piling up, and a login whose hash has not
+//! come back within [`QUEUE_WAIT`] (a CPU busy with requests) gets the same answer then; its hash
+//! is skipped if no thread has begun it. Bounded in memory: each thread
 //! hashes into its own Argon2 memory (19 MiB at the recommended cost), allocated once and reused,
 //! so a storm costs `threads × memory_kib` and no more, and a thread idle for a second frees it.
 //! (On tokio's blocking pool every new thread got its own malloc arena and kept its 19 MiB after
@@ -29,6 +31,9 @@ pub const QUEUE_PER_THREAD: usize = 8;
 /// The `Retry-After` of a login refused because the queue is full.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
+/// How long a login waits for its hash (queue and hashing) before it is answered `GLOBAL_503`.
+pub const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Hashes and verifies passwords.
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -37,6 +42,8 @@ pub struct PasswordHasher {
     jobs: SyncSender<Job>,
     /// A hash of a random password with the same parameters, verified when the member is unknown.
     dummy_hash: String,
+    /// How long a caller waits for its hash.
+    wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -149,36 +156,51 @@ impl PasswordHasher {
             params,
             jobs: spawn_hashing_threads(threads.max(1), queue),
             dummy_hash,
+            wait: QUEUE_WAIT,
         })
     }
 
+    /// This hasher with callers waiting at most `wait` for their hash.
+    #[cfg(test)]
+    fn waiting_at_most(self, wait: std::time::Duration) -> PasswordHasher {
+        PasswordHasher { wait, ..self }
+    }
+
     /// Runs `work` on a hashing thread and waits for it without blocking the async workers;
-    /// `GLOBAL_503` with `Retry-After` at once when the queue is full.
+    /// `GLOBAL_503` with `Retry-After` at once when the queue is full, or once the wait is over
+    /// (the work is then skipped if no thread has begun it).
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
+        let busy = || {
+            metrics::counter!("heart_password_hashes_refused_total").increment(1);
+            ApiError::Busy {
+                what: "password hashing",
+                code: ErrorCode::DependencyUnavailable,
+                retry_after_secs: RETRY_AFTER_SECS,
+            }
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = reply.send(work());
+            // Nobody waits any more (gone, or refused after the wait): no hash for nobody.
+            if !reply.is_closed() {
+                let _ = reply.send(work());
+            }
         });
         match self.jobs.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                metrics::counter!("heart_password_hashes_refused_total").increment(1);
-                return Err(ApiError::Busy {
-                    what: "password hashing",
-                    code: ErrorCode::DependencyUnavailable,
-                    retry_after_secs: RETRY_AFTER_SECS,
-                });
-            }
+            Err(TrySendError::Full(_)) => return Err(busy()),
             Err(TrySendError::Disconnected(_)) => {
                 return Err(ApiError::internal("the password hashing threads are gone"))
             }
         }
-        answer
-            .await
-            .map_err(|_| ApiError::internal("a password hashing thread dropped its job"))
+        match tokio::time::timeout(self.wait, answer).await {
+            Ok(answer) => {
+                answer.map_err(|_| ApiError::internal("a password hashing thread dropped its job"))
+            }
+            Err(_) => Err(busy()),
+        }
     }
 
     /// The PHC string of `password` with a fresh salt.
@@ -265,7 +287,8 @@ fn release_memory() -> bool {
 
 /// Lowers the calling thread's priority by [`HASHING_NICE`] (on Linux the nice value is per
 /// thread, and a new thread starts with its creator's); a failure is logged and hashing goes on
-/// at the process's priority.
+/// at the process's priority. (Linux's `SCHED_IDLE` instead was measured and did not help the
+/// feed's p99 during a login storm: BENCHMARKS.md.)
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -425,5 +448,66 @@ mod tests {
                 "refused after {took:?} of {slowest_hash:?}"
             );
         }
+    }
+
+    /// A login whose hash has not come back within the wait is answered `GLOBAL_503` with
+    /// `Retry-After` then, and its hash is skipped when a thread gets to it.
+    #[tokio::test]
+    async fn a_login_waits_a_bounded_time_and_its_hash_is_then_skipped() {
+        use axum::response::IntoResponse as _;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+        let wait = Duration::from_millis(200);
+        let hasher = PasswordHasher::with_pool(CHEAP, 1, 4)
+            .unwrap()
+            .waiting_at_most(wait);
+        // The one thread, busy until released.
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let busy = Arc::new(AtomicBool::new(false));
+        let blocker = tokio::spawn({
+            let (hasher, busy) = (hasher.clone(), busy.clone());
+            async move {
+                hasher
+                    .run(move || {
+                        busy.store(true, Ordering::SeqCst);
+                        released.recv_timeout(Duration::from_secs(30)).is_ok()
+                    })
+                    .await
+            }
+        });
+        while !busy.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        let ran = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let answer = hasher
+            .run({
+                let ran = ran.clone();
+                move || ran.store(true, Ordering::SeqCst)
+            })
+            .await;
+        let waited = started.elapsed();
+        let response = answer
+            .expect_err("answered while the thread was busy")
+            .into_response();
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(response.headers().contains_key("retry-after"));
+        assert!(waited >= wait, "refused after {waited:?}, before the wait");
+        assert!(waited < wait * 10, "refused only after {waited:?}");
+
+        release.send(()).unwrap();
+        // The blocker gave up waiting too; the thread, freed, skips the refused job and runs on.
+        assert!(blocker.await.unwrap().is_err());
+        let patient = hasher.clone().waiting_at_most(Duration::from_secs(30));
+        assert!(patient.run(|| true).await.unwrap());
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "the refused login was hashed anyway"
+        );
     }
 }

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The home feed during a login storm, for one or more settings of the core side by side (A B A B:
+# a fresh core per round, so each starts alike). Per round: feed page 0 alone, then the same feed
+# while 4 connections log in; the logins' rate and refusals; the core's resident memory right
+# after the storm and 3 s later. Only ratios within one run compare (BENCHMARKS.md).
+#
+#   bash bench/storm.sh                              # 2,000 members, 20,000 posts, as configured
+#   SKIP_BUILD=1 KEEP_DATA=1 DURATION=8s bash bench/storm.sh
+#   # A/B: each variant is a comma-separated list of environment settings ("default": none)
+#   VARIANTS="default MALLOC_MMAP_THRESHOLD_=0" bash bench/storm.sh
+#
+# Needs what bench/run.sh needs: MariaDB on 127.0.0.1:3306 (root), redis-server, wrk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+POSTS="${POSTS:-20000}"
+MEMBERS="${MEMBERS:-2000}"
+DURATION="${DURATION:-8s}"
+CONNECTIONS="${CONNECTIONS:-32}"
+VARIANTS="${VARIANTS:-default}"
+ROUNDS="${ROUNDS:-2}"
+DB="heart_storm"
+work="$(mktemp -d)"
+server_pid=""
+storm_pid=""
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+cleanup() {
+  stop_server
+  [ -n "$storm_pid" ] && kill "$storm_pid" 2>/dev/null
+  if [ -n "${redis_pid:-}" ]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p heart-core -p heart-bench
+bin="$CARGO_TARGET_DIR/release"
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-4194304}" # as the core's image
+export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
+REDIS_PORT="${REDIS_PORT:-6391}"
+redis-server --port "$REDIS_PORT" --save '' --appendonly no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
+export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export HEART_CACHE_PREFIX="storm-$$"
+export HEART_DATA_DIR="$work/data"
+. bench/load-env.sh
+
+echo "== machine"
+echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+date -u '+%Y-%m-%d %H:%M UTC'
+git log -1 --format='commit %h %s' 2>/dev/null || true
+echo "== data: $MEMBERS members, $POSTS posts"
+if [ "${KEEP_DATA:-0}" = 1 ] && mariadb -uroot -h127.0.0.1 -e "USE $DB" 2>/dev/null; then
+  echo "reusing database $DB"
+else
+  mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+  "$bin/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 20 --blocks-per-member 1
+fi
+# STORM_EMAIL=nobody@example.com: logins of an unknown member (401), verified against the dummy
+# hash made with the configured HEART_ARGON2_* cost rather than the stored hash's own.
+cat >"$work/login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"email":"${STORM_EMAIL:-bench2@example.com}","password":"benchmark-pass-1"}'
+LUA
+
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
+# wrk_field <file> <what>: req/s, p99 (in ms) or non-2xx count from wrk --latency output.
+wrk_field() {
+  awk -v what="$2" '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ {rps = $2}
+    /^ +99%/ {p99 = ms($2)}
+    /Non-2xx/ {non2xx = $5}
+    END {
+      if (what == "rps") printf "%.0f", rps
+      else if (what == "p99") printf "%.1f", p99
+      else printf "%d", non2xx
+    }' "$1"
+}
+feed() { # feed <output file>
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency \
+    -H "Authorization: Bearer $token" "$API/post/posts?member_id=1&page=0&size=10" >"$1"
+}
+
+API=http://127.0.0.1:8080
+echo "| round | variant | feed req/s alone | p99 alone | req/s in storm | p99 in storm | p99 ratio | logins/s | logins refused | RSS after storm | 3 s later |" >"$work/table.md"
+echo "|---|---|---|---|---|---|---|---|---|---|---|" >>"$work/table.md"
+for round in $(seq 1 "$ROUNDS"); do
+  for variant in $VARIANTS; do
+    echo "== round $round: $variant"
+    settings=()
+    [ "$variant" = default ] || IFS=, read -ra settings <<<"$variant"
+    env "${settings[@]}" "$bin/heart-core" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    until curl -sf "$API/readyz" >/dev/null; do
+      kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
+      sleep 0.01
+    done
+    token="$(curl -sf -X POST "$API/auth/login" -H 'content-type: application/json' \
+      -d '{"email":"bench1@example.com","password":"benchmark-pass-1"}' |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+    feed "$work/warm.out" # warm-up: caches, pool, page plans
+    feed "$work/alone.out"
+    wrk -t1 -c4 -d"$DURATION" --timeout 10s -s "$work/login.lua" "$API/auth/login" >"$work/storm.out" &
+    storm_pid=$!
+    feed "$work/during.out"
+    wait "$storm_pid" || true
+    storm_pid=""
+    after="$(rss)"
+    sleep 3
+    later="$(rss)"
+    grep -E "Requests/sec|99%" "$work/alone.out" | sed 's/^/  alone: /'
+    grep -E "Requests/sec|99%" "$work/during.out" | sed 's/^/  storm: /'
+    grep -E "Requests/sec|Non-2xx|requests in" "$work/storm.out" | sed 's/^/  logins: /'
+    p99a="$(wrk_field "$work/alone.out" p99)"
+    p99s="$(wrk_field "$work/during.out" p99)"
+    echo "| $round | \`$variant\` | $(wrk_field "$work/alone.out" rps) | $p99a ms | $(wrk_field "$work/during.out" rps) | $p99s ms | $(awk -v a="$p99a" -v s="$p99s" 'BEGIN {printf "%.2f×", s / a}') | $(wrk_field "$work/storm.out" rps) | $(wrk_field "$work/storm.out" non2xx) | $after MB | $later MB |" >>"$work/table.md"
+    stop_server
+  done
+done
+echo
+echo "== summary (each row's ratio is the feed's p99 during the storm ÷ its p99 alone, same core)"
+cat "$work/table.md"
