@@ -255,7 +255,12 @@ mariadb -uroot -h127.0.0.1 -e "SET GLOBAL general_log=0"
 page_sql="$(mariadb -uroot -h127.0.0.1 -N --raw -e "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log
   WHERE command_type='Execute' AND argument LIKE '%page_ids%' ORDER BY event_time DESC LIMIT 1" | tr '\n' ' ')"
 mariadb -uroot -h127.0.0.1 -e "TRUNCATE mysql.general_log; SET GLOBAL log_output='FILE'"
-if [ -n "$page_sql" ]; then
+# Once (2026-12-03) the newest Execute line still showed the statement's `?` placeholders, which
+# mariadb-slap cannot run: then the comparison is skipped, said plainly, rather than guessed.
+if [ -n "$page_sql" ] && [[ "$page_sql" == *"?"* ]]; then
+  echo "the logged page-0 statement still has ? placeholders: mariadb-slap comparison skipped" >&2
+  echo "$page_sql" | cut -c1-300 >&2
+elif [ -n "$page_sql" ]; then
   echo "== mariadb-slap: the page-0 statement, $CONNECTIONS clients"
   echo "$page_sql" | cut -c1-300
   queries=$((CONNECTIONS * 600))
