@@ -25,9 +25,10 @@ DB=heart_edge_ab
 REDIS_PORT="${REDIS_PORT:-6391}"
 work="$(mktemp -d)"
 pid="" redis_pid=""
+. bench/lib.sh
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
+  stop_pid "$pid"
+  stop_pid "$redis_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -37,10 +38,7 @@ export MALLOC_MMAP_THRESHOLD_=4194304
 export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
 export HEART_DATA_DIR="$work/data"
 . bench/load-env.sh # the scripts run from the repository root
-redis-server --port "$REDIS_PORT" --save '' --appendonly no >"$work/redis.log" 2>&1 &
-redis_pid=$!
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
-export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+start_private_redis "$REDIS_PORT" "$work/redis.log"
 
 echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "A=${A:-none} B=$B duration $DURATION, $ROUNDS rounds"

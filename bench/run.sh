@@ -32,18 +32,13 @@ DB="heart_bench"
 work="$(mktemp -d)"
 server_pid=""
 summary="$work/summary.md"
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
+. bench/lib.sh
+stop_server() { stop_pid "$server_pid"; server_pid=""; }
 cleanup() {
   stop_server
   [ -n "${core_pid:-}" ] && kill "$core_pid" 2>/dev/null
   [ -n "${slow_pid:-}" ] && kill "$slow_pid" 2>/dev/null
-  [ -n "${redis_pid:-}" ] && kill "$redis_pid" 2>/dev/null
+  stop_pid "${redis_pid:-}"
   [ -n "${storm_pid:-}" ] && kill "$storm_pid" 2>/dev/null
   rm -rf "$work"
 }
@@ -60,10 +55,7 @@ export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-4194304}"
 export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
 # A private Redis, so INFO commandstats counts this run's commands only.
 REDIS_PORT="${REDIS_PORT:-6390}"
-redis-server --port "$REDIS_PORT" --save '' --appendonly no >"$work/redis.log" 2>&1 &
-redis_pid=$!
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
-export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+start_private_redis "$REDIS_PORT" "$work/redis.log"
 export HEART_CACHE_PREFIX="bench-$$"
 export HEART_DATA_DIR="$work/data"
 # The pool keeps its default size (4 per CPU: 8 here).

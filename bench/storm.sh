@@ -21,19 +21,13 @@ VARIANTS="${VARIANTS:-default}"
 ROUNDS="${ROUNDS:-2}"
 DB="heart_storm"
 work="$(mktemp -d)"
-server_pid=""
-storm_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
+server_pid="" storm_pid="" redis_pid=""
+. bench/lib.sh
+stop_server() { stop_pid "$server_pid"; server_pid=""; }
 cleanup() {
   stop_server
-  [ -n "$storm_pid" ] && kill "$storm_pid" 2>/dev/null
-  if [ -n "${redis_pid:-}" ]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
+  stop_pid "$storm_pid"
+  stop_pid "$redis_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -44,10 +38,7 @@ bin="$CARGO_TARGET_DIR/release"
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-4194304}" # as the core's image
 export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
 REDIS_PORT="${REDIS_PORT:-6391}"
-redis-server --port "$REDIS_PORT" --save '' --appendonly no >"$work/redis.log" 2>&1 &
-redis_pid=$!
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
-export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+start_private_redis "$REDIS_PORT" "$work/redis.log"
 export HEART_CACHE_PREFIX="storm-$$"
 export HEART_DATA_DIR="$work/data"
 . bench/load-env.sh
