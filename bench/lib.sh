@@ -26,3 +26,23 @@ start_private_redis() {
   done
   export HEART_REDIS_URL="redis://127.0.0.1:$1"
 }
+
+# print_machine: what the numbers were measured on, and when, and of which commit.
+print_machine() {
+  echo "== machine"
+  echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+  date -u '+%Y-%m-%d %H:%M UTC'
+  git log -1 --format='commit %h %s' 2>/dev/null || true
+}
+
+# bench_data <database> <members> <posts>: a database of generated members and posts made by
+# `$bin/heart-datagen`, or the one left by an earlier run with KEEP_DATA=1 (same sizes).
+bench_data() {
+  echo "== data: $2 members, $3 posts"
+  if [ "${KEEP_DATA:-0}" = 1 ] && mariadb -uroot -h127.0.0.1 -e "USE $1" 2>/dev/null; then
+    echo "reusing database $1"
+  else
+    mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $1; CREATE DATABASE $1 CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    time "$bin/heart-datagen" --members "$2" --posts "$3" --follows-per-member 20 --blocks-per-member 1
+  fi
+}

@@ -61,18 +61,9 @@ export HEART_DATA_DIR="$work/data"
 # The pool keeps its default size (4 per CPU: 8 here).
 . bench/load-env.sh # the scripts run from the repository root
 
-echo "== machine"
-echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-date -u '+%Y-%m-%d %H:%M UTC'
-git log -1 --format='commit %h %s' 2>/dev/null || true
-
-echo "== data: $MEMBERS members, $POSTS posts"
-if [ "${KEEP_DATA:-0}" = 1 ] && mariadb -uroot -h127.0.0.1 -e "USE $DB" 2>/dev/null; then
-  echo "reusing database $DB"
-else
-  mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-  time "$bin/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 20 --blocks-per-member 1
-fi
+print_machine
+echo
+bench_data "$DB" "$MEMBERS" "$POSTS"
 
 # A 200 KB JPEG (noise compresses badly, so its size is its pixels) and the multipart body of
 # registerPost around it.
@@ -183,6 +174,17 @@ start_server "$bin/heart-core" http://127.0.0.1:8080/readyz
 echo "resident memory at idle: $(rss)"
 API=http://127.0.0.1:8080
 token="$(login_token $API)"
+# The page-0 statement as the core runs it, from the general log, for the mariadb-slap comparison
+# below. Taken from the core's first page-0 request: MariaDB writes a prepared statement's values
+# into the logged Execute only when the log was on at its Prepare, and the pooled connections keep
+# their prepared statements for the whole run (on 2026-12-03 a capture after the loads got `?`s).
+# (log_output TABLE: the server may not write into this script's private temporary folder.)
+mariadb -uroot -h127.0.0.1 -e "SET GLOBAL log_output='TABLE'; TRUNCATE mysql.general_log; SET GLOBAL general_log=1"
+curl -sf -o /dev/null -H "Authorization: Bearer $token" "$API/post/posts?member_id=1&page=0&size=10"
+mariadb -uroot -h127.0.0.1 -e "SET GLOBAL general_log=0"
+page_sql="$(mariadb -uroot -h127.0.0.1 -N --raw -e "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log
+  WHERE command_type='Execute' AND argument LIKE '%page_ids%' ORDER BY event_time DESC LIMIT 1" | tr '\n' ' ')"
+mariadb -uroot -h127.0.0.1 -e "TRUNCATE mysql.general_log; SET GLOBAL log_output='FILE'"
 deep=10000
 load "core: home feed page 0 (size 10)" "$API/post/posts?member_id=1&page=0&size=10"
 echo "resident memory under load: $(rss)"
@@ -238,17 +240,10 @@ function response(status, headers, body)
 end
 LUA
 load "core: home feed pages $deep, $((deep + 1)), … scrolled in order (64 viewers)" "$API/post/posts" -s "$work/scroll.lua"
-# MariaDB alone on the page-0 statement: the statement the core ran (from the general log), replayed
-# by mariadb-slap at the same concurrency, text protocol. The core's rate is compared with it.
-# (log_output TABLE: the server may not write into this script's private temporary folder.)
-mariadb -uroot -h127.0.0.1 -e "SET GLOBAL log_output='TABLE'; TRUNCATE mysql.general_log; SET GLOBAL general_log=1"
-curl -sf -o /dev/null -H "Authorization: Bearer $token" "$API/post/posts?member_id=1&page=0&size=10"
-mariadb -uroot -h127.0.0.1 -e "SET GLOBAL general_log=0"
-page_sql="$(mariadb -uroot -h127.0.0.1 -N --raw -e "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log
-  WHERE command_type='Execute' AND argument LIKE '%page_ids%' ORDER BY event_time DESC LIMIT 1" | tr '\n' ' ')"
-mariadb -uroot -h127.0.0.1 -e "TRUNCATE mysql.general_log; SET GLOBAL log_output='FILE'"
-# Once (2026-12-03) the newest Execute line still showed the statement's `?` placeholders, which
-# mariadb-slap cannot run: then the comparison is skipped, said plainly, rather than guessed.
+# MariaDB alone on the page-0 statement (captured above), replayed by mariadb-slap at the same
+# concurrency, text protocol. The core's rate is compared with it.
+# A statement still showing `?` placeholders cannot be run by mariadb-slap: then the comparison is
+# skipped, said plainly, rather than guessed.
 if [ -n "$page_sql" ] && [[ "$page_sql" == *"?"* ]]; then
   echo "the logged page-0 statement still has ? placeholders: mariadb-slap comparison skipped" >&2
   echo "$page_sql" | cut -c1-300 >&2

@@ -43,17 +43,8 @@ export HEART_CACHE_PREFIX="storm-$$"
 export HEART_DATA_DIR="$work/data"
 . bench/load-env.sh
 
-echo "== machine"
-echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
-date -u '+%Y-%m-%d %H:%M UTC'
-git log -1 --format='commit %h %s' 2>/dev/null || true
-echo "== data: $MEMBERS members, $POSTS posts"
-if [ "${KEEP_DATA:-0}" = 1 ] && mariadb -uroot -h127.0.0.1 -e "USE $DB" 2>/dev/null; then
-  echo "reusing database $DB"
-else
-  mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-  "$bin/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 20 --blocks-per-member 1
-fi
+print_machine
+bench_data "$DB" "$MEMBERS" "$POSTS"
 # STORM_EMAIL=nobody@example.com: logins of an unknown member (401), verified against the dummy
 # hash made with the configured HEART_ARGON2_* cost rather than the stored hash's own.
 cat >"$work/login.lua" <<LUA

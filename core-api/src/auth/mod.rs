@@ -2,6 +2,7 @@
 //! (`/auth/*`), and the authenticated caller every other domain takes from the access token.
 
 pub mod extractor;
+mod hashing_threads;
 pub mod password;
 pub mod recovery;
 pub mod reset_codes;
