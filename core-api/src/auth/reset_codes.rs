@@ -37,6 +37,10 @@ impl ResetCode {
 /// Stores `code` for `email`, replacing an earlier one; rows that expired are dropped on the way,
 /// so requests for addresses nobody owns do not pile up.
 pub async fn replace(db: &Db, email: &str, code: &str, now: i64) -> Result<(), sqlx::Error> {
+    crate::db::retrying_deadlocks(|| replace_once(db, email, code, now)).await
+}
+
+async fn replace_once(db: &Db, email: &str, code: &str, now: i64) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM password_resets WHERE email = ? OR expires_at < ?")
         .bind(email)

@@ -58,6 +58,10 @@ impl Verification {
 /// until join: anyone may ask for a code to be sent to any address, and a resend must not undo
 /// the owner's confirmation (their join would answer `AUTH_012`).
 pub async fn replace_code(db: &Db, email: &str, code: &str, now: i64) -> Result<(), sqlx::Error> {
+    crate::db::retrying_deadlocks(|| replace_code_once(db, email, code, now)).await
+}
+
+async fn replace_code_once(db: &Db, email: &str, code: &str, now: i64) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let earlier: Option<(Option<i64>,)> =
         sqlx::query_as("SELECT verified_until FROM email_verifications WHERE email = ?")

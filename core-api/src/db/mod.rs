@@ -8,6 +8,7 @@
 //! services run the reads it may serve (feeds, profiles, lists) through [`Db::read`], which
 //! picks the replica or the primary per read; everything else uses `pool`, the primary.
 
+mod deadlocks;
 mod recent_writes;
 mod replica;
 
@@ -24,6 +25,7 @@ use sqlx::AnyPool;
 
 use crate::config::Config;
 use crate::health::{Breaker, ProbePolicy};
+pub use deadlocks::{is_deadlock, retrying_deadlocks, DEADLOCK_TRIES};
 pub use recent_writes::RecentWrites;
 pub use replica::{Bypass, Reader};
 
