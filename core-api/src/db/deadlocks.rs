@@ -25,9 +25,10 @@ where
             Err(error) if tries < DEADLOCK_TRIES && is_deadlock(&error) => {
                 metrics::counter!("heart_db_deadlocks_retried_total").increment(1);
                 tracing::warn!(tries, "database deadlock: the transaction runs again");
-                // A little apart, so the two do not meet again at once.
-                let jitter = u64::from(rand::random::<u8>() % 20);
-                tokio::time::sleep(Duration::from_millis(5 * tries + jitter)).await;
+                // The winner holds its locks until it commits, so running again at once simply
+                // waits for it; a few random milliseconds keep two losers apart.
+                let jitter = u64::from(rand::random::<u8>() % 4);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
                 tries += 1;
             }
             answer => return answer,
