@@ -44,7 +44,13 @@ pub const HASHING_NICE: i32 = 10;
 /// allocations on their own: always with `MALLOC_MMAP_THRESHOLD_` set (the image sets 4 MiB),
 /// otherwise only the first time (glibc's dynamic threshold then rises above it and later ones
 /// come from, and stay in, the heap).
-pub(super) fn spawn_hashing_threads(threads: usize, queue: usize) -> SyncSender<Job> {
+/// A thread spends at most `cpu_percent` of its time hashing: after each job it rests for
+/// [`rest_after`] of the CPU time the job took.
+pub(super) fn spawn_hashing_threads(
+    threads: usize,
+    queue: usize,
+    cpu_percent: u32,
+) -> SyncSender<Job> {
     use std::sync::mpsc::RecvTimeoutError;
     let (jobs, waiting) = std::sync::mpsc::sync_channel::<Job>(queue);
     let waiting = std::sync::Arc::new(std::sync::Mutex::new(waiting));
@@ -62,7 +68,12 @@ pub(super) fn spawn_hashing_threads(threads: usize, queue: usize) -> SyncSender<
                         waiting.recv_timeout(IDLE_RELEASE)
                     };
                     match job {
-                        Ok(job) => job(),
+                        Ok(job) => {
+                            let started = thread_cpu_time();
+                            job();
+                            let worked = thread_cpu_time().saturating_sub(started);
+                            std::thread::sleep(rest_after(worked, cpu_percent));
+                        }
                         Err(RecvTimeoutError::Timeout) => {
                             if !release_memory() {
                                 // Already released: let the other idle threads have the queue's
@@ -79,6 +90,31 @@ pub(super) fn spawn_hashing_threads(threads: usize, queue: usize) -> SyncSender<
         }
     }
     jobs
+}
+
+/// The CPU time this thread has used: a hash's cost without the time it waited for a core (on a
+/// busy machine a nice +10 thread waits long, and resting for that too would starve logins).
+/// Elsewhere than Linux, the time since the process's first call (wall time).
+fn thread_cpu_time() -> std::time::Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let spent = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        std::time::Duration::new(
+            u64::try_from(spent.tv_sec).unwrap_or(0),
+            u32::try_from(spent.tv_nsec).unwrap_or(0),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+}
+
+/// How long a thread that may hash `cpu_percent` of its time rests after hashing for `worked`.
+pub(super) fn rest_after(worked: std::time::Duration, cpu_percent: u32) -> std::time::Duration {
+    let percent = cpu_percent.clamp(1, 100);
+    worked * (100 - percent) / percent
 }
 
 /// Frees this thread's Argon2 memory; false when it held none.
@@ -117,4 +153,49 @@ pub(super) fn nicer(nice: i32) -> i32 {
 #[cfg(all(test, target_os = "linux"))]
 pub(super) fn current_nice() -> i32 {
     rustix::process::getpriority_process(None).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_rest_keeps_hashing_within_its_share_of_a_core() {
+        let worked = Duration::from_millis(60);
+        assert_eq!(rest_after(worked, 100), Duration::ZERO);
+        assert_eq!(rest_after(worked, 50), worked);
+        assert_eq!(rest_after(worked, 25), worked * 3);
+        assert_eq!(rest_after(worked, 0), worked * 99, "clamped to 1 %");
+        assert_eq!(rest_after(worked, 200), Duration::ZERO, "clamped to 100 %");
+    }
+
+    /// A thread allowed 10 % of a core rests nine times a job's CPU time before the next job: the
+    /// next one starts no sooner (a lower bound, so a slow machine cannot fail it).
+    #[test]
+    fn a_capped_thread_rests_between_jobs() {
+        const BURN: Duration = Duration::from_millis(20);
+        let jobs = spawn_hashing_threads(1, 4, 10);
+        let (done, finished) = std::sync::mpsc::channel::<Instant>();
+        let first_done = done.clone();
+        jobs.send(Box::new(move || {
+            let started = thread_cpu_time();
+            while thread_cpu_time().saturating_sub(started) < BURN {
+                std::hint::black_box(0u64);
+            }
+            let _ = first_done.send(Instant::now());
+        }))
+        .unwrap();
+        jobs.send(Box::new(move || {
+            let _ = done.send(Instant::now());
+        }))
+        .unwrap();
+        let first_ended = finished.recv_timeout(Duration::from_secs(10)).unwrap();
+        let second_began = finished.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            second_began.duration_since(first_ended) >= BURN * 9,
+            "rested only {:?}",
+            second_began.duration_since(first_ended)
+        );
+    }
 }

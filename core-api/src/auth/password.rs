@@ -5,7 +5,10 @@
 //! a member: login cannot be used to find out who has an account.
 //!
 //! Bounded in CPU: hashes run on `cores − 1` dedicated threads (at least one), never on every core,
-//! and at a lower priority (nice +10), so a login storm leaves the CPU to the feeds first. Bounded
+//! and at a lower priority (nice +10), each hashing at most `HEART_PASSWORD_HASHING_CPU_PERCENT`
+//! (50) of its time (it rests after each hash: a 19 MiB hash streaming through the cache slows
+//! everything else on the machine while it runs, whatever its priority), so a login storm leaves
+//! the CPU to the feeds first. Bounded
 //! in waiting: at most [`QUEUE_PER_THREAD`] hashes per thread wait; past that a login is answered
 //! `GLOBAL_503` with `Retry-After` at once instead of piling up, and a login whose hash has not
 //! come back within [`QUEUE_WAIT`] (a CPU busy with requests) gets the same answer then; its hash
@@ -144,7 +147,7 @@ impl PasswordHasher {
             .map_err(|_| argon2::Error::OutputTooShort)?;
         Ok(PasswordHasher {
             params,
-            jobs: spawn_hashing_threads(threads.max(1), queue),
+            jobs: spawn_hashing_threads(threads.max(1), queue, cost.cpu_percent),
             dummy_hash,
             wait: QUEUE_WAIT,
         })
@@ -223,6 +226,7 @@ mod tests {
         memory_kib: 1024,
         iterations: 1,
         parallelism: 1,
+        cpu_percent: 100,
     };
 
     #[tokio::test]
@@ -313,6 +317,7 @@ mod tests {
             memory_kib: 8 * 1024,
             iterations: 20,
             parallelism: 1,
+            cpu_percent: 100,
         };
         let hasher = PasswordHasher::with_pool(SLOW, 1, 2).unwrap();
         let started = std::time::Instant::now();

@@ -30,14 +30,20 @@ pub struct PasswordHashing {
     pub iterations: u32,
     /// Lanes.
     pub parallelism: u32,
+    /// The most of one core each hashing thread may spend hashing, in percent (1–100): after a
+    /// hash that took `t`, the thread rests `t × (100 − p) / p`.
+    pub cpu_percent: u32,
 }
 
 impl PasswordHashing {
-    /// OWASP's recommendation for Argon2id: 19 MiB, 2 passes, 1 lane.
+    /// OWASP's recommendation for Argon2id: 19 MiB, 2 passes, 1 lane; each hashing thread at most
+    /// half a core (measured: the feed's p99 during a login storm 4.6× its p99 alone uncapped,
+    /// 2.1× capped, for a quarter fewer logins a second; BENCHMARKS.md).
     pub const RECOMMENDED: PasswordHashing = PasswordHashing {
         memory_kib: 19_456,
         iterations: 2,
         parallelism: 1,
+        cpu_percent: 50,
     };
 }
 
@@ -75,6 +81,43 @@ impl PasswordHashing {
             parallelism: env
                 .parse("HEART_ARGON2_PARALLELISM")?
                 .unwrap_or(PasswordHashing::RECOMMENDED.parallelism),
+            cpu_percent: match env.parse("HEART_PASSWORD_HASHING_CPU_PERCENT")? {
+                None => PasswordHashing::RECOMMENDED.cpu_percent,
+                Some(p @ 1..=100) => p,
+                Some(p) => {
+                    return Err(ConfigError(format!(
+                        "HEART_PASSWORD_HASHING_CPU_PERCENT must be 1 to 100, not {p}"
+                    )))
+                }
+            },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_hashing_cpu_share_is_a_percent_of_one_core() {
+        let share = |value: Option<&str>| {
+            let vars: HashMap<String, String> = value
+                .map(|v| {
+                    (
+                        "HEART_PASSWORD_HASHING_CPU_PERCENT".to_owned(),
+                        v.to_owned(),
+                    )
+                })
+                .into_iter()
+                .collect();
+            PasswordHashing::from_vars(&Vars(&vars)).map(|cost| cost.cpu_percent)
+        };
+        assert_eq!(share(None).unwrap(), 50);
+        assert_eq!(share(Some("100")).unwrap(), 100);
+        assert_eq!(share(Some("1")).unwrap(), 1);
+        for refused in ["0", "101", "half"] {
+            assert!(share(Some(refused)).is_err(), "{refused} was accepted");
+        }
     }
 }

@@ -225,6 +225,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "Argon2id cost (lower memory only in `local`)",
     },
     Setting {
+        names: &["HEART_PASSWORD_HASHING_CPU_PERCENT"],
+        default: "`50`",
+        meaning: "the most of one core each password hashing thread may use (1–100); logins beyond it wait, then get `GLOBAL_503`",
+    },
+    Setting {
         names: &["HEART_RATE_LIMITS_ENABLED"],
         default: "`true`",
         meaning: "",
