@@ -130,6 +130,16 @@ impl From<sqlx::Error> for ApiError {
                 code: ErrorCode::DependencyUnavailable,
                 source: error.into(),
             },
+            // A deadlock the database broke by failing this transaction (rolled back, so nothing
+            // of it was written) after the ones that retry it gave up, or in one that does not:
+            // the client may simply try again.
+            sqlx::Error::Database(ref e) if e.code().as_deref() == Some("40001") => {
+                ApiError::Busy {
+                    what: "database (deadlock)",
+                    code: ErrorCode::DependencyUnavailable,
+                    retry_after_secs: RETRY_AFTER_SECS,
+                }
+            }
             // A row refers to a member (or post) deleted meanwhile, e.g. a deleted member's
             // token used before its revocation reached this process: never a 500.
             sqlx::Error::Database(ref e) if e.is_foreign_key_violation() => {

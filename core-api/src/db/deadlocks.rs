@@ -113,4 +113,16 @@ mod tests {
         assert!(matches!(answer, Err(sqlx::Error::RowNotFound)));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
+
+    /// A deadlock that still fails after the retries (or in a transaction without them) is a
+    /// `GLOBAL_503` the client may retry, never a `500`.
+    #[test]
+    fn a_deadlock_left_over_is_a_503_with_retry_after() {
+        use axum::response::IntoResponse as _;
+        let response = crate::error::ApiError::from(deadlock()).into_response();
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        let other = crate::error::ApiError::from(sqlx::Error::RowNotFound).into_response();
+        assert_eq!(other.status(), 500);
+    }
 }

@@ -194,7 +194,12 @@ pub async fn blocked_by(db: &Db, blocker: i64) -> Result<Vec<MemberRow>, sqlx::E
 }
 
 /// Records that `blocker` blocks `blocked` and removes follows both ways. False if already blocking.
+/// Run again when the database breaks a deadlock with a concurrent follow or block of the pair.
 pub async fn block(db: &Db, blocker: i64, blocked: i64, now: i64) -> Result<bool, sqlx::Error> {
+    crate::db::retrying_deadlocks(|| block_once(db, blocker, blocked, now)).await
+}
+
+async fn block_once(db: &Db, blocker: i64, blocked: i64, now: i64) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let inserted =
         sqlx::query("INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)")
