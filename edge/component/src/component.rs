@@ -28,6 +28,11 @@ use crate::Reply;
 /// The largest core answer read whole to be cached (feed pages); larger ones are passed through.
 const MAX_CACHED_PAGE_BYTES: usize = 1024 * 1024;
 
+/// Answers up to this size are handed to the host whole (body before head, so they leave in one
+/// write with a `content-length`), the core's too when its `content-length` says they fit: well
+/// within the one buffered chunk (1 MiB) the host's outgoing body holds before its head is sent.
+const WHOLE_ANSWER_BYTES: usize = 64 * 1024;
+
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let telemetry = variable(crate::config::var::HOST_TELEMETRY).is_some_and(|v| v == "on");
@@ -82,26 +87,56 @@ impl Done {
     }
 }
 
-/// Writes `reply`; if its headers are refused, answers a bare `GLOBAL_500` instead.
+/// Writes `reply` with its `content-length`; if its headers are refused, answers a bare
+/// `GLOBAL_500` instead. A body of at most [`WHOLE_ANSWER_BYTES`] is written and finished before
+/// the head is handed over, so the host has the whole answer when it writes the head: one write
+/// to the client, its length known (no chunked framing). A larger body follows the head.
 async fn send(response_out: ResponseOutparam, reply: Reply) {
-    let (response, body) = match to_response(&reply.headers, reply.status) {
+    let (response, body) = match to_response(&reply.headers, reply.status, Some(reply.body.len())) {
         Some(response) => (response, reply.body),
         None => {
             eprintln!("heart-edge: could not build the response headers");
             let fallback = Reply::error(ErrorCode::Internal, ErrorCode::Internal.default_message());
-            match to_response(&fallback.headers, fallback.status) {
+            match to_response(
+                &fallback.headers,
+                fallback.status,
+                Some(fallback.body.len()),
+            ) {
                 Some(response) => (response, fallback.body),
                 None => return,
             }
         }
     };
-    if let Err(e) = response_out.set_with_body(response, body).await {
-        eprintln!("heart-edge: could not write the response: {e:?}");
+    if body.len() > WHOLE_ANSWER_BYTES {
+        if let Err(e) = response_out.set_with_body(response, body).await {
+            eprintln!("heart-edge: could not write the response: {e:?}");
+        }
+        return;
+    }
+    let mut sink = response.take_body();
+    let written = if body.is_empty() {
+        Ok(())
+    } else {
+        sink.send(body).await
+    };
+    // Dropping the sink finishes the body (the host's buffer holds it until the head is sent).
+    drop(sink);
+    match written {
+        Ok(()) => response_out.set(response),
+        // The host ends a request whose component set no response with its own `GLOBAL_500`.
+        Err(e) => eprintln!("heart-edge: could not write the response: {e:?}"),
     }
 }
 
-fn to_response(headers: &[Header], status: u16) -> Option<OutgoingResponse> {
+/// The head of an answer with `headers` and `status`; with `length`, its `content-length`
+/// (except where HTTP forbids one: `204` and `304`).
+fn to_response(headers: &[Header], status: u16, length: Option<usize>) -> Option<OutgoingResponse> {
     let headers = Fields::from_list(headers).ok()?;
+    if let Some(length) = length.filter(|_| !matches!(status, 204 | 304)) {
+        headers
+            .append("content-length", length.to_string().as_bytes())
+            .ok()?;
+    }
     let response = OutgoingResponse::new(headers);
     response.set_status_code(status).ok()?;
     Some(response)
@@ -327,7 +362,25 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
         if feed.is_some() {
             response_headers.push((CACHE_STATUS_HEADER.into(), b"bypass".to_vec()));
         }
-        return Ok(Answer::Stream(response, status, response_headers));
+        // A `HEAD` answer has the length of the body it does not carry: passed on as it is.
+        let small = method != "HEAD"
+            && route::header_value(&response.headers().entries(), "content-length")
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .is_some_and(|length| length <= WHOLE_ANSWER_BYTES);
+        if !small {
+            return Ok(Answer::Stream(response, status, response_headers));
+        }
+        let body = read_bounded(&response, WHOLE_ANSWER_BYTES)
+            .await
+            .map_err(|e| {
+                eprintln!("heart-edge: reading the core's answer: {e}");
+                Reply::error(ErrorCode::DependencyUnavailable, "The core is unavailable")
+            })?;
+        return Ok(Answer::Reply(Reply {
+            status,
+            headers: response_headers,
+            body,
+        }));
     }
     // A feed page: read it whole (bounded), store it, answer it with its ETag.
     let body = match read_bounded(&response, MAX_CACHED_PAGE_BYTES).await {
@@ -628,7 +681,7 @@ async fn stream_answer(
     headers: &[Header],
     response_out: ResponseOutparam,
 ) {
-    let Some(outgoing) = to_response(headers, status) else {
+    let Some(outgoing) = to_response(headers, status, None) else {
         eprintln!("heart-edge: could not build the response headers");
         return;
     };

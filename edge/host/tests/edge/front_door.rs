@@ -535,3 +535,46 @@ async fn options_and_unrouted_methods_get_contract_errors() {
     edge.send("GET", "/new/route", &[], "").await;
     assert_eq!(edge.core.received().len(), 1);
 }
+
+/// Answers of up to 64 KiB, the edge's own and the core's, leave whole with their
+/// `content-length` (one write, no chunked framing); a larger answer of the core streams through.
+#[tokio::test]
+async fn small_answers_carry_their_length_and_large_ones_stream() {
+    let edge = TestEdge::start(Backend::InProcess).await;
+    let token = edge.signer.token(5, "s5");
+
+    let health = edge.send("GET", "/healthz", &[], "").await;
+    assert_eq!(health.status, 200);
+    assert_eq!(
+        health.header("content-length"),
+        Some(health.body.len().to_string().as_str())
+    );
+
+    let small = r#"{"member_id":2,"name":"Two"}"#;
+    edge.core.answer_with(200, small);
+    let answered = edge.get_as(&token, "/member/profile?member_id=2").await;
+    assert_eq!(answered.status, 200);
+    assert_eq!(&answered.body[..], small.as_bytes());
+    assert_eq!(
+        answered.header("content-length"),
+        Some(small.len().to_string().as_str())
+    );
+    assert_eq!(answered.header("transfer-encoding"), None);
+
+    let large = format!(r#"{{"pad":"{}"}}"#, "x".repeat(100_000));
+    edge.core.answer_with(200, &large);
+    let answered = edge.get_as(&token, "/member/profile?member_id=2").await;
+    assert_eq!(answered.status, 200);
+    assert_eq!(answered.body.len(), large.len(), "streamed whole");
+    assert_eq!(answered.header("transfer-encoding"), Some("chunked"));
+
+    let error = r#"{"status":404,"code":"MEMBER_001","message":"no such member"}"#;
+    edge.core.answer_with(404, error);
+    let answered = edge.get_as(&token, "/member/profile?member_id=9").await;
+    assert_eq!(answered.status, 404);
+    assert_eq!(&answered.body[..], error.as_bytes());
+    assert_eq!(
+        answered.header("content-length"),
+        Some(error.len().to_string().as_str())
+    );
+}
