@@ -46,3 +46,19 @@ bench_data() {
     time "$bin/heart-datagen" --members "$2" --posts "$3" --follows-per-member 20 --blocks-per-member 1
   fi
 }
+
+# wrk_field <file> <what>: req/s, p50 or p99 (in ms), or the non-2xx count from wrk --latency output.
+wrk_field() {
+  awk -v what="$2" '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ {rps = $2}
+    /^ +50%/ {p50 = ms($2)}
+    /^ +99%/ {p99 = ms($2)}
+    /Non-2xx/ {non2xx = $5}
+    END {
+      if (what == "rps") printf "%.0f", rps
+      else if (what == "p50") printf "%.2f", p50
+      else if (what == "p99") printf "%.1f", p99
+      else printf "%d", non2xx
+    }' "$1"
+}

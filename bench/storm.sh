@@ -54,19 +54,6 @@ wrk.body = '{"email":"${STORM_EMAIL:-bench2@example.com}","password":"benchmark-
 LUA
 
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
-# wrk_field <file> <what>: req/s, p99 (in ms) or non-2xx count from wrk --latency output.
-wrk_field() {
-  awk -v what="$2" '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /Requests\/sec/ {rps = $2}
-    /^ +99%/ {p99 = ms($2)}
-    /Non-2xx/ {non2xx = $5}
-    END {
-      if (what == "rps") printf "%.0f", rps
-      else if (what == "p99") printf "%.1f", p99
-      else printf "%d", non2xx
-    }' "$1"
-}
 feed() { # feed <output file>
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency \
     -H "Authorization: Bearer $token" "$API/post/posts?member_id=1&page=0&size=10" >"$1"
