@@ -44,6 +44,7 @@ pub const HASHING_NICE: i32 = 10;
 /// allocations on their own: always with `MALLOC_MMAP_THRESHOLD_` set (the image sets 4 MiB),
 /// otherwise only the first time (glibc's dynamic threshold then rises above it and later ones
 /// come from, and stay in, the heap).
+///
 /// A thread spends at most `cpu_percent` of its time hashing: after each job it rests for
 /// [`rest_after`] of the CPU time the job took.
 pub(super) fn spawn_hashing_threads(
