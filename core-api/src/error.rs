@@ -133,13 +133,11 @@ impl From<sqlx::Error> for ApiError {
             // A deadlock the database broke by failing this transaction (rolled back, so nothing
             // of it was written) after the ones that retry it gave up, or in one that does not:
             // the client may simply try again.
-            sqlx::Error::Database(ref e) if e.code().as_deref() == Some("40001") => {
-                ApiError::Busy {
-                    what: "database (deadlock)",
-                    code: ErrorCode::DependencyUnavailable,
-                    retry_after_secs: RETRY_AFTER_SECS,
-                }
-            }
+            _ if is_deadlock(&error) => ApiError::Busy {
+                what: "database (deadlock)",
+                code: ErrorCode::DependencyUnavailable,
+                retry_after_secs: RETRY_AFTER_SECS,
+            },
             // A row refers to a member (or post) deleted meanwhile, e.g. a deleted member's
             // token used before its revocation reached this process: never a 500.
             sqlx::Error::Database(ref e) if e.is_foreign_key_violation() => {
@@ -148,6 +146,12 @@ impl From<sqlx::Error> for ApiError {
             other => ApiError::Internal(other.into()),
         }
     }
+}
+
+/// Whether `error` is the database giving up on a transaction to break a deadlock (SQLSTATE
+/// `40001`: MySQL's 1213). The transaction was rolled back and may simply run again.
+pub fn is_deadlock(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("40001"))
 }
 
 /// Whether the database refused for being busy: SQLite locked by another connection past the busy

@@ -3,11 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-/// Whether `error` is the database giving up on a transaction to break a deadlock (SQLSTATE
-/// `40001`: MySQL's 1213). The transaction was rolled back and may simply run again.
-pub fn is_deadlock(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("40001"))
-}
+pub use crate::error::is_deadlock;
 
 /// Runs the short transaction `attempt` again, up to [`DEADLOCK_TRIES`] times in all, while the
 /// database breaks a deadlock by failing it. Two requests that each delete a row that is not there
