@@ -352,7 +352,8 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
     };
 
     let status = response.status();
-    let mut response_headers = route::forwarded_response_headers(&response.headers().entries());
+    let core_headers = response.headers().entries();
+    let mut response_headers = route::forwarded_response_headers(&core_headers);
     let cacheable_answer = status == 200
         && route::header_value(&response_headers, "content-type")
             .is_some_and(|v| v.starts_with("application/json"))
@@ -364,18 +365,13 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
         }
         // A `HEAD` answer has the length of the body it does not carry: passed on as it is.
         let small = method != "HEAD"
-            && route::header_value(&response.headers().entries(), "content-length")
+            && route::header_value(&core_headers, "content-length")
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .is_some_and(|length| length <= WHOLE_ANSWER_BYTES);
         if !small {
             return Ok(Answer::Stream(response, status, response_headers));
         }
-        let body = read_bounded(&response, WHOLE_ANSWER_BYTES)
-            .await
-            .map_err(|e| {
-                eprintln!("heart-edge: reading the core's answer: {e}");
-                Reply::error(ErrorCode::DependencyUnavailable, "The core is unavailable")
-            })?;
+        let body = read_bounded(&response, WHOLE_ANSWER_BYTES).await?;
         return Ok(Answer::Reply(Reply {
             status,
             headers: response_headers,
@@ -383,16 +379,7 @@ async fn decide_and_forward(request: IncomingRequest, done: &mut Done) -> Result
         }));
     }
     // A feed page: read it whole (bounded), store it, answer it with its ETag.
-    let body = match read_bounded(&response, MAX_CACHED_PAGE_BYTES).await {
-        Ok(body) => body,
-        Err(e) => {
-            eprintln!("heart-edge: reading the core's answer: {e}");
-            return Err(Reply::error(
-                ErrorCode::DependencyUnavailable,
-                "The core is unavailable",
-            ));
-        }
-    };
+    let body = read_bounded(&response, MAX_CACHED_PAGE_BYTES).await?;
     match (&redis, &answer, &feed_query, &cached) {
         (Some(connection), Some(answer), Some((key, _)), Some(etag)) => {
             done.outcome = "miss";
@@ -706,14 +693,19 @@ async fn stream_answer(
     drop(response);
 }
 
-/// The whole body of `response`, at most `max` bytes.
-async fn read_bounded(response: &IncomingResponse, max: usize) -> Result<Vec<u8>, String> {
+/// The whole body of `response`, at most `max` bytes; past that, or when it breaks off, the
+/// client's `GLOBAL_503` (logged).
+async fn read_bounded(response: &IncomingResponse, max: usize) -> Result<Vec<u8>, Reply> {
+    let unavailable = |why: String| {
+        eprintln!("heart-edge: reading the core's answer: {why}");
+        Reply::error(ErrorCode::DependencyUnavailable, "The core is unavailable")
+    };
     let mut stream = response.take_body_stream();
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("{e:?}"))?;
+        let chunk = chunk.map_err(|e| unavailable(format!("{e:?}")))?;
         if body.len() + chunk.len() > max {
-            return Err(format!("answer over {max} bytes"));
+            return Err(unavailable(format!("answer over {max} bytes")));
         }
         body.extend(chunk);
     }
