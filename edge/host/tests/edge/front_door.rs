@@ -553,13 +553,7 @@ async fn small_answers_carry_their_length_and_large_ones_stream() {
     let small = r#"{"member_id":2,"name":"Two"}"#;
     edge.core.answer_with(200, small);
     let answered = edge.get_as(&token, "/member/profile?member_id=2").await;
-    assert_eq!(answered.status, 200);
-    assert_eq!(&answered.body[..], small.as_bytes());
-    assert_eq!(
-        answered.header("content-length"),
-        Some(small.len().to_string().as_str())
-    );
-    assert_eq!(answered.header("transfer-encoding"), None);
+    assert_whole(&answered, 200, small);
 
     let large = format!(r#"{{"pad":"{}"}}"#, "x".repeat(100_000));
     edge.core.answer_with(200, &large);
@@ -571,10 +565,16 @@ async fn small_answers_carry_their_length_and_large_ones_stream() {
     let error = r#"{"status":404,"code":"MEMBER_001","message":"no such member"}"#;
     edge.core.answer_with(404, error);
     let answered = edge.get_as(&token, "/member/profile?member_id=9").await;
-    assert_eq!(answered.status, 404);
-    assert_eq!(&answered.body[..], error.as_bytes());
+    assert_whole(&answered, 404, error);
+}
+
+/// `answered` is `status` with exactly `body`, sent whole with its length (not chunked).
+fn assert_whole(answered: &crate::helpers::Answered, status: u16, body: &str) {
+    assert_eq!(answered.status, status);
+    assert_eq!(&answered.body[..], body.as_bytes());
     assert_eq!(
         answered.header("content-length"),
-        Some(error.len().to_string().as_str())
+        Some(body.len().to_string().as_str())
     );
+    assert_eq!(answered.header("transfer-encoding"), None);
 }
