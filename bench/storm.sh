@@ -8,6 +8,8 @@
 #   SKIP_BUILD=1 KEEP_DATA=1 DURATION=8s bash bench/storm.sh
 #   # A/B: each variant is a comma-separated list of environment settings ("default": none)
 #   VARIANTS="default MALLOC_MMAP_THRESHOLD_=0" bash bench/storm.sh
+#   # two builds: BIN_DIR=<folder holding heart-core> in a variant runs that folder's core
+#   VARIANTS="BIN_DIR=/var/tmp/binA BIN_DIR=/var/tmp/binB" bash bench/storm.sh
 #
 # Needs what bench/run.sh needs: MariaDB on 127.0.0.1:3306 (root), redis-server, wrk.
 set -euo pipefail
@@ -67,7 +69,9 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "== round $round: $variant"
     settings=()
     [ "$variant" = default ] || IFS=, read -ra settings <<<"$variant"
-    env "${settings[@]}" "$bin/heart-core" >"$work/server.log" 2>&1 &
+    dir="$bin"
+    for s in "${settings[@]}"; do [[ "$s" == BIN_DIR=* ]] && dir="${s#BIN_DIR=}"; done
+    env "${settings[@]}" "$dir/heart-core" >"$work/server.log" 2>&1 &
     server_pid=$!
     until curl -sf "$API/readyz" >/dev/null; do
       kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
