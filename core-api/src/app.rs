@@ -147,6 +147,9 @@ impl App {
             cleanup,
             tokens: Arc::new(tokens),
             passwords,
+            reset_mails: Arc::new(tokio::sync::Semaphore::new(
+                auth::recovery::MAX_PENDING_RESET_MAILS,
+            )),
             clock,
             metrics: Some(telemetry::metrics_handle()),
         };

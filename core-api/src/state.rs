@@ -39,6 +39,9 @@ pub struct AppState {
     /// Access-token signing and verification.
     pub tokens: Arc<TokenIssuer>,
     pub passwords: PasswordHasher,
+    /// Turns for password reset mails sent in the background: at most
+    /// [`MAX_PENDING_RESET_MAILS`](crate::auth::recovery::MAX_PENDING_RESET_MAILS) at once.
+    pub reset_mails: Arc<tokio::sync::Semaphore>,
     pub clock: Clock,
     /// For `/metrics`.
     pub metrics: Option<PrometheusHandle>,

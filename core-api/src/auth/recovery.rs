@@ -8,7 +8,6 @@
 use heart_shared::rate_limit::RateLimitRule;
 use heart_shared::wire::ChangePasswordRequest;
 use heart_shared::{ErrorCode, FieldError};
-use tokio::sync::Semaphore;
 
 use super::extractor::AuthenticatedMember;
 use super::service::LOGIN_EMAIL_FACTOR;
@@ -20,11 +19,11 @@ use crate::mail::OutgoingMail;
 use crate::member::repo as members;
 use crate::state::AppState;
 
-/// Reset requests being processed in the background at once, in this process; more answer
-/// `GLOBAL_503` (members and strangers alike). Each finishes within the mail timeout.
+/// Reset requests being processed in the background at once, per app ([`AppState::reset_mails`]);
+/// more answer `GLOBAL_503` with `Retry-After` (members and strangers alike). Each finishes
+/// within the mail timeout ([`crate::mail::SMTP_TIMEOUT`]), so a silent mail server holds them
+/// for seconds, not forever.
 pub const MAX_PENDING_RESET_MAILS: usize = 64;
-
-static PENDING_RESET_MAILS: Semaphore = Semaphore::const_new(MAX_PENDING_RESET_MAILS);
 
 fn validation(errors: impl IntoIterator<Item = FieldError>) -> Result<(), ApiError> {
     let errors: Vec<FieldError> = errors.into_iter().collect();
@@ -53,7 +52,7 @@ pub async fn send_reset_code(
         .rate_limiter
         .check(RateLimitRule::VerificationSendPerEmail, &email, now)
         .await?;
-    let Ok(permit) = PENDING_RESET_MAILS.try_acquire() else {
+    let Ok(permit) = state.reset_mails.clone().try_acquire_owned() else {
         return Err(ApiError::Busy {
             what: "password reset mail",
             code: ErrorCode::DependencyUnavailable,

@@ -235,6 +235,90 @@ async fn the_new_password_follows_joins_rules() {
     );
 }
 
+/// At most `MAX_PENDING_RESET_MAILS` reset mails wait on the mail server at once. With a mail
+/// server that accepts connections and never says a word, the next request is answered
+/// `GLOBAL_503` with `Retry-After` at once, and the turns come back once the sends give up
+/// (`SMTP_TIMEOUT`): bounded in memory and in time.
+#[tokio::test]
+async fn reset_mails_waiting_on_a_silent_mail_server_are_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use heart_core::auth::recovery::MAX_PENDING_RESET_MAILS;
+    use heart_core::mail::SMTP_TIMEOUT;
+
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let server = tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            let mut open = Vec::new(); // held open, silent
+            while let Ok((stream, _)) = silent.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                open.push(stream);
+            }
+        }
+    });
+    let app = TestApp::spawn_on_env(&[
+        ("HEART_SMTP_HOST", "127.0.0.1"),
+        ("HEART_SMTP_PORT", &port),
+        ("HEART_SMTP_TLS", "none"),
+        ("HEART_RATE_LIMITS_ENABLED", "false"),
+    ])
+    .await;
+    // A member (inserted directly: signing up would itself wait on the silent server).
+    let email = unique_email("silent-mail");
+    sqlx::query(
+        "INSERT INTO members (email, name, nickname, password_hash, role, created_at, updated_at) \
+         VALUES (?, 'Silent', ?, 'unused', 'USER', 0, 0)",
+    )
+    .bind(&email)
+    .bind(&email[..email.find('@').unwrap()])
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+
+    // Every request is taken until the turns are all held by mails waiting on the silent server
+    // (a send that fails sooner gives its turn back, so more may be taken, never fewer).
+    let mut taken = 0;
+    let refused = loop {
+        let answer = request_reset(&app, &email).await;
+        if answer.status != StatusCode::OK {
+            break answer;
+        }
+        taken += 1;
+        assert!(
+            taken <= 4 * MAX_PENDING_RESET_MAILS,
+            "never refused: the reset mails are not bounded"
+        );
+    };
+    assert!(
+        taken >= MAX_PENDING_RESET_MAILS,
+        "refused after {taken} requests, before the bound: {}",
+        refused.text()
+    );
+    assert_code(&refused, "GLOBAL_503");
+    assert!(refused.header("retry-after").is_some());
+
+    let deadline = Instant::now() + SMTP_TIMEOUT * 4;
+    loop {
+        if request_reset(&app, &email).await.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the turns did not come back after the sends gave up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 1,
+        "the mails went to the silent server"
+    );
+    server.abort();
+}
+
 #[tokio::test]
 async fn reset_mail_shares_the_verification_mail_limits() {
     let app =
