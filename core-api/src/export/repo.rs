@@ -178,6 +178,24 @@ pub async fn images_of_posts(
     .await
 }
 
+/// What [`claim_slot`] would answer at `now`, claiming nothing (for `HEAD`).
+pub async fn peek_slot(
+    db: &Db,
+    member_id: i64,
+    now: i64,
+    window: i64,
+) -> Result<Result<(), i64>, sqlx::Error> {
+    let started: Option<(i64,)> =
+        sqlx::query_as("SELECT started_at FROM data_exports WHERE member_id = ?")
+            .bind(member_id)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(match started {
+        Some((started_at,)) if started_at > now - window => Err((started_at + window - now).max(1)),
+        _ => Ok(()),
+    })
+}
+
 /// Claims `member_id`'s export slot at `now` unless one started less than `window` seconds ago;
 /// otherwise the seconds until the next may start. Racing claims: one wins.
 pub async fn claim_slot(

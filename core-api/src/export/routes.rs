@@ -1,7 +1,8 @@
 //! `GET /member/export`: extract, start the export, answer its body as it is written.
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use heart_shared::{ErrorBody, ErrorCode};
 use serde::Deserialize;
@@ -21,7 +22,8 @@ pub struct ExportQuery {
 
 /// Downloads everything of the caller's as a zip (extension 2026-12): `member.json` (profile,
 /// follows, followers, blocks, reports made, sessions without secrets), `posts.json` (every post
-/// with its image file names) and `images/…` (the stored objects). Streamed; one per hour.
+/// with its image file names) and `images/…` (the stored objects). Streamed; one per hour. A `HEAD`
+/// answers what a `GET` would (the same checks and headers) and starts nothing.
 #[utoipa::path(get, path = "/member/export", tag = "member", security(("bearer" = [])),
     params(ExportQuery),
     responses(
@@ -32,6 +34,7 @@ pub struct ExportQuery {
         (status = 429, description = "GLOBAL_106 an export started less than an hour ago (Retry-After)", body = ErrorBody),
     ))]
 pub async fn export(
+    method: Method,
     State(state): State<AppState>,
     caller: AuthenticatedMember,
     ApiQuery(query): ApiQuery<ExportQuery>,
@@ -43,16 +46,22 @@ pub async fn export(
         )
     })?;
     caller.require_is(member_id)?;
-    let export = service::start(&state, &caller).await?;
-    let mut response = export.body.into_response();
+    let (mut response, file_name) = if method == Method::HEAD {
+        let file_name = service::preview(&state, &caller).await?;
+        // No length: the `GET`'s archive is streamed, its length unknown beforehand.
+        let no_length = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+        (Body::from_stream(no_length).into_response(), file_name)
+    } else {
+        let export = service::start(&state, &caller).await?;
+        (export.body.into_response(), export.file_name)
+    };
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(disposition) =
-        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", export.file_name))
+    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\""))
     {
         headers.insert(header::CONTENT_DISPOSITION, disposition);
     }

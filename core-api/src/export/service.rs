@@ -46,25 +46,43 @@ pub struct Export {
     pub body: Body,
 }
 
+/// The archive's file name if the caller's export may start now; what [`start`] would refuse
+/// otherwise. Starts nothing and uses up nothing (the answer to `HEAD`).
+pub async fn preview(state: &AppState, caller: &AuthenticatedMember) -> Result<String, ApiError> {
+    let member = members::find_by_id(&state.db, caller.member_id)
+        .await?
+        .ok_or_else(|| ApiError::code(ErrorCode::MemberGone))?;
+    let now = state.clock.now();
+    repo::peek_slot(&state.db, member.id, now, EXPORT_WINDOW_SECS)
+        .await?
+        .map_err(too_soon)?;
+    Ok(file_name(member.id, now))
+}
+
+fn too_soon(retry_after: i64) -> ApiError {
+    ApiError::RateLimited {
+        retry_after_secs: u32::try_from(retry_after).unwrap_or(u32::MAX),
+    }
+}
+
+fn file_name(member_id: i64, now: i64) -> String {
+    format!(
+        "heart-to-heart-{member_id}-{}.zip",
+        format_timestamp(now).replace(':', "-")
+    )
+}
+
 /// Starts the caller's export: `GLOBAL_106` (with `Retry-After`) within an hour of the last one.
 pub async fn start(state: &AppState, caller: &AuthenticatedMember) -> Result<Export, ApiError> {
     let member = members::find_by_id(&state.db, caller.member_id)
         .await?
         .ok_or_else(|| ApiError::code(ErrorCode::MemberGone))?;
     let now = state.clock.now();
-    if let Err(retry_after) =
-        repo::claim_slot(&state.db, member.id, now, EXPORT_WINDOW_SECS).await?
-    {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: u32::try_from(retry_after).unwrap_or(u32::MAX),
-        });
-    }
+    repo::claim_slot(&state.db, member.id, now, EXPORT_WINDOW_SECS)
+        .await?
+        .map_err(too_soon)?;
     let (sender, receiver) = mpsc::channel::<ArchiveChunk>(CHANNEL_CHUNKS);
-    let file_name = format!(
-        "heart-to-heart-{}-{}.zip",
-        member.id,
-        format_timestamp(now).replace(':', "-")
-    );
+    let file_name = file_name(member.id, now);
     let state = state.clone();
     tokio::spawn(async move {
         let mut zip = ZipStream::new(sender, now);

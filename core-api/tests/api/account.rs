@@ -3,7 +3,7 @@
 use std::io::Read as _;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use heart_testkit::fixtures;
 use serde_json::{json, Value};
 
@@ -640,6 +640,55 @@ async fn one_export_per_member_per_hour() {
         ..member
     };
     assert_eq!(export(&app, &member).await.status, StatusCode::OK);
+}
+
+/// A `HEAD` of the export answers what a `GET` would (status, headers, no body) and starts
+/// nothing: the member's hourly export is still there to take.
+#[tokio::test]
+async fn a_head_of_the_export_starts_nothing() {
+    let app = TestApp::spawn().await;
+    let member = app.member("export-head").await;
+    let other = app.member("export-head-other").await;
+    let path = format!("/member/export?member_id={}", member.id);
+    let head = app
+        .with_token(Method::HEAD, &path, &member.access_token)
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(
+        head.header("content-type").as_deref(),
+        Some("application/zip")
+    );
+    assert!(head
+        .header("content-disposition")
+        .is_some_and(|d| d.starts_with("attachment;") && d.ends_with(".zip\"")));
+    assert_eq!(
+        head.header("content-length"),
+        None,
+        "the archive's length is not known"
+    );
+    assert!(head.body.is_empty());
+    let (claimed,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM data_exports WHERE member_id = ?")
+            .bind(member.id)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(claimed, 0, "no export started");
+
+    assert_eq!(export(&app, &member).await.status, StatusCode::OK);
+    let head = app
+        .with_token(Method::HEAD, &path, &member.access_token)
+        .await;
+    assert_eq!(head.status, StatusCode::TOO_MANY_REQUESTS, "as a GET would");
+    assert!(head.header("retry-after").is_some());
+    let theirs = app
+        .with_token(
+            Method::HEAD,
+            &format!("/member/export?member_id={}", other.id),
+            &member.access_token,
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
