@@ -49,14 +49,22 @@ pub struct Export {
 /// The archive's file name if the caller's export may start now; what [`start`] would refuse
 /// otherwise. Starts nothing and uses up nothing (the answer to `HEAD`).
 pub async fn preview(state: &AppState, caller: &AuthenticatedMember) -> Result<String, ApiError> {
-    let member = members::find_by_id(&state.db, caller.member_id)
-        .await?
-        .ok_or_else(|| ApiError::code(ErrorCode::MemberGone))?;
-    let now = state.clock.now();
+    let (member, now) = caller_now(state, caller).await?;
     repo::peek_slot(&state.db, member.id, now, EXPORT_WINDOW_SECS)
         .await?
         .map_err(too_soon)?;
     Ok(file_name(member.id, now))
+}
+
+/// The caller's member row (`AUTH_010` when it is gone) and the time now.
+async fn caller_now(
+    state: &AppState,
+    caller: &AuthenticatedMember,
+) -> Result<(Member, i64), ApiError> {
+    let member = members::find_by_id(&state.db, caller.member_id)
+        .await?
+        .ok_or_else(|| ApiError::code(ErrorCode::MemberGone))?;
+    Ok((member, state.clock.now()))
 }
 
 fn too_soon(retry_after: i64) -> ApiError {
@@ -74,10 +82,7 @@ fn file_name(member_id: i64, now: i64) -> String {
 
 /// Starts the caller's export: `GLOBAL_106` (with `Retry-After`) within an hour of the last one.
 pub async fn start(state: &AppState, caller: &AuthenticatedMember) -> Result<Export, ApiError> {
-    let member = members::find_by_id(&state.db, caller.member_id)
-        .await?
-        .ok_or_else(|| ApiError::code(ErrorCode::MemberGone))?;
-    let now = state.clock.now();
+    let (member, now) = caller_now(state, caller).await?;
     repo::claim_slot(&state.db, member.id, now, EXPORT_WINDOW_SECS)
         .await?
         .map_err(too_soon)?;
