@@ -178,6 +178,21 @@ pub async fn images_of_posts(
     .await
 }
 
+/// When `member_id`'s last export started, if one ever did.
+async fn last_start(db: &Db, member_id: i64) -> Result<Option<i64>, sqlx::Error> {
+    let started: Option<(i64,)> =
+        sqlx::query_as("SELECT started_at FROM data_exports WHERE member_id = ?")
+            .bind(member_id)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(started.map(|(started_at,)| started_at))
+}
+
+/// The seconds from `now` until the next export may start after one at `started_at` (at least 1).
+fn seconds_left(started_at: i64, now: i64, window: i64) -> i64 {
+    (started_at + window - now).max(1)
+}
+
 /// What [`claim_slot`] would answer at `now`, claiming nothing (for `HEAD`).
 pub async fn peek_slot(
     db: &Db,
@@ -185,13 +200,8 @@ pub async fn peek_slot(
     now: i64,
     window: i64,
 ) -> Result<Result<(), i64>, sqlx::Error> {
-    let started: Option<(i64,)> =
-        sqlx::query_as("SELECT started_at FROM data_exports WHERE member_id = ?")
-            .bind(member_id)
-            .fetch_optional(&db.pool)
-            .await?;
-    Ok(match started {
-        Some((started_at,)) if started_at > now - window => Err((started_at + window - now).max(1)),
+    Ok(match last_start(db, member_id).await? {
+        Some(started_at) if started_at > now - window => Err(seconds_left(started_at, now, window)),
         _ => Ok(()),
     })
 }
@@ -225,10 +235,8 @@ pub async fn claim_slot(
     if renewed.rows_affected() == 1 {
         return Ok(Ok(()));
     }
-    let (started_at,): (i64,) =
-        sqlx::query_as("SELECT started_at FROM data_exports WHERE member_id = ?")
-            .bind(member_id)
-            .fetch_one(&db.pool)
-            .await?;
-    Ok(Err((started_at + window - now).max(1)))
+    let started_at = last_start(db, member_id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    Ok(Err(seconds_left(started_at, now, window)))
 }

@@ -269,15 +269,17 @@ async fn reset_mails_waiting_on_a_silent_mail_server_are_bounded() {
     .await;
     // A member (inserted directly: signing up would itself wait on the silent server).
     let email = unique_email("silent-mail");
-    sqlx::query(
-        "INSERT INTO members (email, name, nickname, password_hash, role, created_at, updated_at) \
-         VALUES (?, 'Silent', ?, 'unused', 'USER', 0, 0)",
-    )
-    .bind(&email)
-    .bind(&email[..email.find('@').unwrap()])
-    .execute(&app.state.db.pool)
-    .await
-    .unwrap();
+    let mut conn = app.state.db.pool.acquire().await.unwrap();
+    let member = heart_core::member::repo::NewMember {
+        email: &email,
+        name: "Silent",
+        nickname: &email[..email.find('@').unwrap()],
+        password_hash: "unused",
+    };
+    heart_core::member::repo::insert(&mut conn, &member, 0)
+        .await
+        .unwrap();
+    drop(conn);
 
     // Every request is taken until the turns are all held by mails waiting on the silent server
     // (a send that fails sooner gives its turn back, so more may be taken, never fewer).
