@@ -300,6 +300,21 @@ where
     (times, answers)
 }
 
+/// Answers while a dependency is known to be down come at once: half of them within 100 ms,
+/// and even the slowest well inside `timeout`, which every one of them would wait for without
+/// the breaker. The median is what proves it: a scheduler hiccup of the shared CI machine can
+/// delay one request by a few hundred milliseconds, not half of them.
+/// Returns the median.
+fn assert_fail_fast(samples: &mut [Duration], timeout: Duration, what: &str) -> Duration {
+    samples.sort();
+    let (median, slowest) = (samples[samples.len() / 2], samples[samples.len() - 1]);
+    assert!(
+        median < Duration::from_millis(100) && slowest < timeout / 2,
+        "{what}: median {median:?}, slowest {slowest:?} (the dependency's timeout is {timeout:?})"
+    );
+    median
+}
+
 /// Within 2× of normal. The absolute slack keeps sub-millisecond baselines from failing on a
 /// scheduler hiccup of the shared CI machine; it is far below any dependency timeout.
 fn assert_within_twice(during: Duration, normal: Duration, what: &str) {
@@ -376,10 +391,10 @@ async fn database_fault(mode: Mode) {
         assert_code(answer, "GLOBAL_503");
         assert_eq!(answer.header("retry-after").as_deref(), Some("2"));
     }
-    let error_p99 = p99(&mut errors);
-    assert!(
-        error_p99 < Duration::from_millis(100),
-        "{mode:?}: errors took {error_p99:?} (p99) once the outage was known"
+    let error_median = assert_fail_fast(
+        &mut errors,
+        heart_core::db::ACQUIRE_TIMEOUT,
+        &format!("{mode:?}: errors once the outage was known"),
     );
     let (mut unaffected, answers) = timed(30, || app.get("/profile")).await;
     assert!(answers.iter().all(|a| a.status == StatusCode::OK));
@@ -396,7 +411,7 @@ async fn database_fault(mode: Mode) {
     let first = app.get_as(&kim, &feed).await;
     assert_eq!(first.status, StatusCode::OK, "{mode:?}: {}", first.text());
     eprintln!(
-        "{mode:?}: first error after {first_error:?}, errors p99 {error_p99:?}, \
+        "{mode:?}: first error after {first_error:?}, errors median {error_median:?}, \
          recovered {recovered:?} after the fault ended"
     );
     assert_eq!(
@@ -575,11 +590,8 @@ async fn unreachable_s3_answers_post_002_at_once_and_recovers() {
     for answer in &answers {
         assert_code(answer, "POST_002");
     }
-    let error_p99 = p99(&mut errors);
-    assert!(
-        error_p99 < Duration::from_millis(100),
-        "POST_002 took {error_p99:?}"
-    );
+    // 8 s: one S3 attempt's timeout (`S3_ATTEMPT_TIMEOUT`).
+    let error_median = assert_fail_fast(&mut errors, Duration::from_secs(8), "POST_002");
     let (mut during, _) = timed(20, || app.get_as(&kim, &feed)).await;
     assert_within_twice(p99(&mut during), normal, "feed reads with S3 down");
     assert_eq!(app.count("posts").await, 1);
@@ -595,7 +607,7 @@ async fn unreachable_s3_answers_post_002_at_once_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(after.status, StatusCode::CREATED, "{}", after.text());
-    eprintln!("S3 reset: first error {first_error:?}, errors p99 {error_p99:?}");
+    eprintln!("S3 reset: first error {first_error:?}, errors median {error_median:?}");
     assert_eq!(app.count("posts").await, 2);
     assert_eq!(s3.keys().len(), 2);
 }
@@ -630,11 +642,7 @@ async fn a_stalled_smtp_server_answers_auth_001_at_once_after_the_first_timeout(
     for answer in &answers {
         assert_code(answer, "AUTH_001");
     }
-    let error_p99 = p99(&mut errors);
-    assert!(
-        error_p99 < Duration::from_millis(100),
-        "AUTH_001 took {error_p99:?}"
-    );
+    assert_fail_fast(&mut errors, heart_core::mail::SMTP_TIMEOUT, "AUTH_001");
     assert_eq!(app.count("email_verifications").await, 0);
     if upstream.is_some() {
         proxy.restore().await;
