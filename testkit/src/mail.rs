@@ -1,7 +1,34 @@
 //! Reading the mail a test app sent: from the outbox folder of the embedded mail backend (one `.eml`
 //! file per message) or from the Maildir an SMTP sink writes (`new/` and `cur/`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
+/// The `To:` line (lowercased) of every mail file already read, by path. A delivered mail never
+/// changes its headers, so each file is opened once per test process instead of on every poll: by
+/// the end of the real-backend suite the shared SMTP sink's folder holds thousands of mails, and
+/// reading them all every 20 ms blocked a test's single-threaded runtime for so long that its
+/// app's background mail missed the 5 s SMTP timeout (the reset mail a test waited for was never
+/// sent). A file read before its `To:` line was written is not remembered, so it is read again.
+static TO_LINES: LazyLock<Mutex<HashMap<PathBuf, String>>> = LazyLock::new(Default::default);
+
+/// The lowercased `To:` line of the mail at `path`, from [`TO_LINES`] or read now.
+fn to_line(path: &std::path::Path) -> Option<String> {
+    let mut known = TO_LINES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(line) = known.get(path) {
+        return Some(line.clone());
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("to:"))?
+        .to_ascii_lowercase();
+    known.insert(path.to_owned(), line.clone());
+    Some(line)
+}
 
 /// Where a test app's mail ends up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,13 +53,12 @@ impl Mailbox {
         let mut found: Vec<(std::time::SystemTime, String, String)> = Vec::new();
         for dir in self.folders() {
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                let to_line = text
-                    .lines()
-                    .find(|l| l.to_ascii_lowercase().starts_with("to:"))
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
+                let path = entry.path();
+                let Some(to_line) = to_line(&path) else {
+                    continue;
+                };
                 if to_line.contains(&email.to_ascii_lowercase()) {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
                     let modified = entry
                         .metadata()
                         .and_then(|m| m.modified())
@@ -103,6 +129,16 @@ mod tests {
         let maildir = Mailbox::Maildir(maildir);
         assert_eq!(maildir.mails_to("lee@example.com").len(), 2);
         assert_eq!(maildir.last_code_for("lee@example.com"), "CCCCccc3");
+    }
+
+    #[test]
+    fn a_mail_read_before_its_to_line_was_written_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Mailbox::Outbox(dir.path().to_owned());
+        std::fs::write(dir.path().join("1.eml"), "From: app@heart.local\r\n").unwrap();
+        assert!(outbox.mails_to("kim@example.com").is_empty());
+        write(dir.path(), "1.eml", "kim@example.com", "AAAAaaa1");
+        assert_eq!(outbox.last_code_for("kim@example.com"), "AAAAaaa1");
     }
 
     #[test]
