@@ -101,11 +101,24 @@ fn pool_options(
         .idle_timeout(IDLE_TIMEOUT)
         .max_lifetime(MAX_LIFETIME)
         .test_before_acquire(false)
+        // A feed page's image keys come joined by `GROUP_CONCAT`, which MySQL 8 cuts at 1,024
+        // bytes by default (`post::repo::IMAGE_KEY_SEPARATOR`): raised once per connection.
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                if conn.backend_name().eq_ignore_ascii_case("mysql") {
+                    sqlx::Executor::execute(conn, RAISE_GROUP_CONCAT_MAX_LEN).await?;
+                }
+                Ok(())
+            })
+        })
         .before_acquire(move |_, meta| {
             let fresh = meta.age < since.up_since().elapsed();
             Box::pin(async move { Ok::<bool, sqlx::Error>(fresh) })
         })
 }
+
+/// Run on every new MySQL connection: see `pool_options`.
+const RAISE_GROUP_CONCAT_MAX_LEN: &str = "SET SESSION group_concat_max_len = 1048576";
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,7 +26,8 @@ use source::{normalize, Statement};
 const ALLOW_LIST: &str = "deploy/vitess/scatter-queries.txt";
 
 /// Every statement the feed functions make (they assemble them from pieces): each feed, each way
-/// of hiding blocked writers, with and without a cursor, in the MySQL dialect.
+/// of hiding blocked writers, with and without a cursor, at the top and behind an offset (the
+/// two forms of [`feed_page_sql`]), in the MySQL dialect.
 fn feed_statements() -> Vec<Statement> {
     let blocked_ids = [7, 8];
     let mut out = Vec::new();
@@ -40,23 +41,34 @@ fn feed_statements() -> Vec<Statement> {
             Blocked::Listed(&[]),
             Blocked::Listed(&blocked_ids),
         ] {
-            for after in [
-                None,
-                Some(Cursor {
-                    created_at: 1,
-                    id: 1,
-                }),
+            for (after, offset) in [
+                (None, 0),
+                (None, 20),
+                (
+                    Some(Cursor {
+                        created_at: 1,
+                        id: 1,
+                    }),
+                    0,
+                ),
+                (
+                    Some(Cursor {
+                        created_at: 1,
+                        id: 1,
+                    }),
+                    20,
+                ),
             ] {
                 let query = FeedQuery {
                     feed,
                     after,
                     blocked,
                     size: 20,
-                    offset: 0,
+                    offset,
                 };
                 let (sql, _) = feed_page_sql(&query, DbKind::MySql);
                 out.push(Statement {
-                    site: format!("core-api/src/post/repo.rs (fn feed_page_sql: {feed:?}, {blocked:?}, after {after:?})"),
+                    site: format!("core-api/src/post/repo.rs (fn feed_page_sql: {feed:?}, {blocked:?}, after {after:?}, offset {offset})"),
                     sql: normalize(&sql),
                 });
             }
@@ -241,6 +253,7 @@ mod checker {
             "DELETE FROM follows WHERE follower_id = ? AND followee_id = ?",
             "SELECT blocker_id FROM blocks WHERE (blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)",
             "SELECT p.id FROM posts p JOIN members m ON m.id = p.writer_id WHERE p.id = ?",
+            "SELECT p.id FROM posts p LEFT JOIN blocks b ON b.blocker_id = p.writer_id AND b.blocked_id = ? WHERE p.id = ?",
             "SELECT post_id FROM post_images WHERE post_id IN (?, ?)",
             "DELETE FROM post_images WHERE post_id IN (SELECT id FROM posts WHERE writer_id = ?)",
             "INSERT INTO posts (writer_id, content) VALUES (?, ?)",
@@ -260,6 +273,8 @@ mod checker {
             ("UPDATE blocks SET created_at = ? WHERE blocked_id = ?", "blocks"),
             ("SELECT p.id FROM posts p JOIN members m ON m.nickname = p.content WHERE p.id = ?", "members"),
             ("SELECT p.id FROM posts p WHERE p.writer_id IN (SELECT s.id FROM members s WHERE s.suspended_at IS NOT NULL)", "members"),
+            // An outer join's `ON` pins the joined table only: `posts` is read whole.
+            ("SELECT p.id FROM posts p LEFT JOIN blocks b ON b.blocker_id = ? AND b.blocked_id = p.writer_id WHERE b.blocker_id IS NULL", "posts"),
             ("INSERT INTO posts (content, created_at) VALUES (?, ?)", "posts"),
             ("INSERT INTO sessions (id, created_at) VALUES (?, ?)", "sessions"),
         ] {

@@ -208,7 +208,9 @@ fn check_scope(
         entries: Vec::new(),
         keys,
     };
-    let mut conjuncts: Vec<&Expr> = Vec::new();
+    // Each conjunct with the one entry it may pin, if only one: the `ON` of an outer join
+    // restricts the joined table's rows, never the rows of the side it keeps whole.
+    let mut conjuncts: Vec<(&Expr, Option<usize>)> = Vec::new();
     let mut add = |factor: &TableFactor, scope: &mut Scope| -> Result<(), String> {
         match factor {
             TableFactor::Table { name, alias, .. } => {
@@ -236,17 +238,29 @@ fn check_scope(
         }
         Ok(())
     };
+    let mut parts: Vec<&Expr> = Vec::new();
     for twj in from {
         add(&twj.relation, &mut scope)?;
         for join in &twj.joins {
             add(&join.relation, &mut scope)?;
-            if let Some(on) = join_on(&join.join_operator) {
-                split(on, &BinaryOperator::And, &mut conjuncts);
+            let joined = scope.entries.len() - 1;
+            let only = match join.join_operator {
+                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => Some(Some(joined)),
+                // Keeps the joined table whole; pins nothing here (none in the core).
+                JoinOperator::Right(_) | JoinOperator::RightOuter(_) => None,
+                _ => Some(None),
+            };
+            if let (Some(on), Some(only)) = (join_on(&join.join_operator), only) {
+                parts.clear();
+                split(on, &BinaryOperator::And, &mut parts);
+                conjuncts.extend(parts.iter().map(|c| (*c, only)));
             }
         }
     }
     if let Some(selection) = selection {
-        split(selection, &BinaryOperator::And, &mut conjuncts);
+        parts.clear();
+        split(selection, &BinaryOperator::And, &mut parts);
+        conjuncts.extend(parts.iter().map(|c| (*c, None)));
     }
     let mut pinned: BTreeSet<usize> = (0..scope.entries.len())
         .filter(|&i| scope.entries[i].1.is_none())
@@ -255,9 +269,9 @@ fn check_scope(
         let newly: Vec<usize> = (0..scope.entries.len())
             .filter(|i| !pinned.contains(i))
             .filter(|&i| {
-                conjuncts
-                    .iter()
-                    .any(|c| !scope.pins(c, i, &pinned).is_empty())
+                conjuncts.iter().any(|(c, only)| {
+                    only.is_none_or(|only| only == i) && !scope.pins(c, i, &pinned).is_empty()
+                })
             })
             .collect();
         if newly.is_empty() {

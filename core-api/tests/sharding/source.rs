@@ -65,6 +65,7 @@ pub const EXPANSIONS: &[Expansion] = &[
 pub const GENERATED: &[(&str, &str)] = &[
     ("post/repo.rs", "feed_ids_sql"),
     ("post/repo.rs", "feed_page_sql"),
+    ("post/repo.rs", "page_columns"),
 ];
 
 /// Words that mark a literal as a piece of SQL.
