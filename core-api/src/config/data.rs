@@ -97,14 +97,17 @@ impl ReadReplicaConfig {
     }
 }
 
-/// Four connections per CPU of this process, within 4..=32: a feed page is one statement on one
+/// Two connections per CPU of this process, within 4..=32: a feed page is one statement on one
 /// connection, so more connections than the database can run at once only queue inside it. On the
-/// 2-core benchmark machine a pool of 8 served the same rate as 32 with a lower p99 (16 vs 22 ms,
-/// BENCHMARKS.md); set `HEART_DATABASE_MAX_CONNECTIONS` to the database's own capacity divided by
-/// the number of core replicas when that is lower.
+/// 2-core benchmark machine, with MariaDB on the same cores, a pool of 8 served the same rate as 32
+/// with a lower p99 (16 vs 22 ms), and a pool of 4 the rate of 8 with a lower p99 again (12.4 vs
+/// 15–31 ms, BENCHMARKS.md). A database across a network keeps more statements in flight per
+/// CPU of the core: the Helm values set the pool for RDS (`values-production.yaml`), and
+/// `HEART_DATABASE_MAX_CONNECTIONS` should not exceed the database's own capacity divided by the
+/// number of core replicas.
 pub fn default_pool_size() -> u32 {
     let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    u32::try_from(cpus.saturating_mul(4))
+    u32::try_from(cpus.saturating_mul(2))
         .unwrap_or(32)
         .clamp(4, 32)
 }

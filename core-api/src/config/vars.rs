@@ -76,8 +76,8 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         names: &["HEART_DATABASE_MAX_CONNECTIONS"],
-        default: "4 per CPU, 4–32",
-        meaning: "pool size (8 on 2 cores: as fast as 32 there, with a lower p99)",
+        default: "2 per CPU, 4–32",
+        meaning: "pool size (4 on 2 cores with the database on them: as fast as 8 or 32 there, with a lower p99); the Helm values set it for RDS",
     },
     Setting {
         names: &["HEART_DATABASE_READ_URL"],
