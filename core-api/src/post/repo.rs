@@ -89,6 +89,17 @@ pub const LIST_BLOCKS_PAST_OFFSET: i64 = 1_000;
 /// Above this many blocked writers the list is not spelled out; the anti-join is used.
 pub const MAX_LISTED_BLOCKS: usize = 1_000;
 
+/// The filter on a viewer's listed blocked writers, with their ids added to `binds`. `+ 0`: not a
+/// range on `writer_id` (MariaDB would then read another index and sort); the list is checked on
+/// the entries of the feed index as they come.
+fn listed_blocks(ids: &[i64], binds: &mut Vec<i64>) -> String {
+    binds.extend_from_slice(ids);
+    format!(
+        "p.writer_id + 0 NOT IN ({})",
+        vec!["?"; ids.len()].join(", ")
+    )
+}
+
 /// The SQL that finds a feed page's post ids, newest first with the id as tie-break (on the
 /// feed's index alone: a deep offset skips index entries, not rows), and its binds in order.
 pub fn feed_ids_sql(query: &FeedQuery<'_>) -> (String, Vec<i64>) {
@@ -113,15 +124,7 @@ pub fn feed_ids_sql(query: &FeedQuery<'_>) -> (String, Vec<i64>) {
                 binds.push(subject);
             }
             Blocked::Listed([]) => {}
-            Blocked::Listed(ids) => {
-                // `+ 0`: not a range on `writer_id` (MariaDB would then read another index and
-                // sort); the list is checked on the entries of the feed index as they come.
-                filters.push(format!(
-                    "p.writer_id + 0 NOT IN ({})",
-                    vec!["?"; ids.len()].join(", ")
-                ));
-                binds.extend_from_slice(ids);
-            }
+            Blocked::Listed(ids) => filters.push(listed_blocks(ids, &mut binds)),
         }
     }
     // Suspended writers' posts leave every feed. The few suspended ids are read once per statement
@@ -223,13 +226,7 @@ pub fn feed_page_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) 
                 filters.push("b.blocker_id IS NULL".into());
             }
             Blocked::Listed([]) => {}
-            Blocked::Listed(ids) => {
-                filters.push(format!(
-                    "p.writer_id NOT IN ({})",
-                    vec!["?"; ids.len()].join(", ")
-                ));
-                binds.extend_from_slice(ids);
-            }
+            Blocked::Listed(ids) => filters.push(listed_blocks(ids, &mut binds)),
         }
     }
     if let Some(after) = query.after {

@@ -66,6 +66,7 @@ pub const GENERATED: &[(&str, &str)] = &[
     ("post/repo.rs", "feed_ids_sql"),
     ("post/repo.rs", "feed_page_sql"),
     ("post/repo.rs", "page_columns"),
+    ("post/repo.rs", "listed_blocks"),
 ];
 
 /// Words that mark a literal as a piece of SQL.
