@@ -19,7 +19,7 @@ use crate::error::BoxError;
 use crate::mail::{self, Mailer};
 use crate::post::feed_version::FeedVersion;
 use crate::rate_limit::RateLimiter;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 use crate::storage::cleanup::Cleanup;
 use crate::{auth, images, router, storage, telemetry};
 
@@ -134,7 +134,7 @@ impl App {
             .clone()
             .spawn_sweeper(Duration::from_secs(config.storage_sweep_secs.max(1)));
         spawn_token_sweeper(db.clone(), clock.clone());
-        let state = AppState {
+        let state = AppState::new(Services {
             decodes: images::Decodes::new(config.image_decodes),
             config: Arc::new(config),
             db,
@@ -152,7 +152,7 @@ impl App {
             )),
             clock,
             metrics: Some(telemetry::metrics_handle()),
-        };
+        });
         Ok(App {
             router: router::router(state.clone()),
             admin_router: router::admin_router(state.clone()),

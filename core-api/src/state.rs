@@ -18,9 +18,39 @@ use crate::rate_limit::RateLimiter;
 use crate::storage::cleanup::Cleanup;
 use crate::storage::{self, Storage};
 
-/// The application state. Cheap to clone.
+/// The application state: one shared [`Services`]. axum clones the state for every extractor and
+/// middleware of a request; sharing one allocation makes each clone one reference count, where
+/// cloning the fields themselves counted a dozen shared ones (3.7 % of the core's samples on the
+/// feed's page 0 in a `perf` profile; BENCHMARKS.md, where the throughput did not move with it).
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// The state of `services`.
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+
+    /// The same services under another configuration (tests of profiles).
+    pub fn with_config(&self, config: Config) -> AppState {
+        AppState::new(Services {
+            config: Arc::new(config),
+            ..(*self.0).clone()
+        })
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The backends chosen at startup and the policies built on them.
+#[derive(Debug, Clone)]
+pub struct Services {
     pub config: Arc<Config>,
     pub db: Db,
     /// The cache behind revocations, rate limits and the feed version.
@@ -47,7 +77,7 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
 }
 
-impl AppState {
+impl Services {
     /// The absolute URL of a stored object.
     pub fn media_url(&self, key: &str) -> String {
         storage::public_url(&self.config.storage.public_base_url, key)

@@ -332,10 +332,9 @@ async fn answers_carry_the_security_headers() {
 #[tokio::test]
 async fn production_keeps_the_operations_on_the_admin_port() {
     let app = TestApp::spawn().await;
-    let mut state = app.state.clone();
-    let mut config = (*state.config).clone();
+    let mut config = (*app.state.config).clone();
     config.profile = heart_core::config::Profile::Production;
-    state.config = std::sync::Arc::new(config);
+    let state = app.state.with_config(config);
     let public = heart_core::router::router(state.clone());
     let admin = heart_core::router::admin_router(state);
     let get =
