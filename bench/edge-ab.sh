@@ -54,13 +54,8 @@ start() { # start <bin folder>
   [ -f "$1/heart_edge.wasm" ] || { echo "$1/heart_edge.wasm is missing" >&2; exit 2; }
   HEART_EDGE_COMPONENT="$1/heart_edge.wasm" "$1/heart" >"$work/server.log" 2>&1 &
   pid=$!
-  until curl -sf http://127.0.0.1:8080/healthz >/dev/null && curl -sf http://127.0.0.1:8081/readyz >/dev/null; do
-    kill -0 "$pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
-    sleep 0.05
-  done
-  token="$(curl -sf -X POST http://127.0.0.1:8080/auth/login -H 'content-type: application/json' \
-    -d '{"email":"bench1@example.com","password":"benchmark-pass-1"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+  wait_ready "$pid" "$work/server.log" http://127.0.0.1:8080/healthz http://127.0.0.1:8081/readyz
+  token="$(login_token http://127.0.0.1:8080)"
   # Warm: the page cached at the edge, connections pooled, the token marked.
   for _ in 1 2 3; do
     curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Accept-Encoding: gzip' "http://127.0.0.1:8080$PAGE"

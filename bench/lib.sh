@@ -10,6 +10,27 @@ stop_pid() {
   fi
 }
 
+# wait_ready <pid> <log> <url>…: until every url answers 2xx. If <pid> ends first, prints <log>
+# and ends the script.
+wait_ready() {
+  local pid="$1" log="$2"; shift 2
+  local url ready
+  while true; do
+    ready=1
+    for url in "$@"; do curl -sf -o /dev/null "$url" || { ready=0; break; }; done
+    [ "$ready" = 1 ] && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$log"; exit 1; }
+    sleep 0.005
+  done
+}
+
+# login_token <api base>: the access token of bench1@example.com (made by heart-datagen).
+login_token() {
+  curl -sf -X POST "$1/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"bench1@example.com","password":"benchmark-pass-1"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
 # start_private_redis <port> <log>: a redis-server of this run's own (so INFO commandstats counts
 # this run's commands only), answering before this returns; sets redis_pid and HEART_REDIS_URL.
 # A port still held by another server (an earlier run's, shutting down) is refused, not shared.

@@ -52,14 +52,9 @@ run() {
   local label="$1" folder="$2"
   "$folder/heart-core" >"$work/core.log" 2>&1 &
   server_pid=$!
-  until curl -sf "$API/readyz" >/dev/null; do
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/core.log"; exit 1; }
-    sleep 0.02
-  done
+  wait_ready "$server_pid" "$work/core.log" "$API/readyz"
   local token
-  token="$(curl -sf -X POST "$API/auth/login" -H 'content-type: application/json' \
-    -d '{"email":"bench1@example.com","password":"benchmark-pass-1"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+  token="$(login_token "$API")"
   mysql_q "SET GLOBAL log_output='TABLE'; TRUNCATE mysql.general_log; SET GLOBAL general_log=1"
   curl -sf -o "$work/page-$label.json" -H "Authorization: Bearer $token" "$PAGE"
   mysql_q "SET GLOBAL general_log=0"

@@ -103,10 +103,7 @@ start_server() { # start_server <binary> <ready url>: starts it in the backgroun
   local start; start=$(date +%s%N)
   "$1" >"$work/server.log" 2>&1 &
   server_pid=$!
-  until curl -sf "$2" >/dev/null; do
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
-    sleep 0.005
-  done
+  wait_ready "$server_pid" "$work/server.log" "$2"
   echo "ready after $(( ($(date +%s%N) - start) / 1000000 )) ms"
 }
 # db_counts <file>: MariaDB's own counters (the whole server: run on an otherwise idle database).
@@ -128,11 +125,6 @@ redis_counts() {
 redis_per_request() {
   join -a2 -e0 -o 0,1.2,2.2 "$1" "$2" |
     awk -v n="$3" '$3 > $2 && n > 0 {printf "%s %.2f, ", $1, ($3-$2)/n}' | sed 's/, $//'
-}
-login_token() { # login_token <api base>
-  curl -sf -X POST "$1/auth/login" -H 'content-type: application/json' \
-    -d '{"email":"bench1@example.com","password":"benchmark-pass-1"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
 # load <label> <url> [wrk args…]: prints wrk's summary and adds a row to the summary table.
 load() {
@@ -319,10 +311,7 @@ HEART_EDGE_SECRET="$(head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' | head 
 export HEART_EDGE_SECRET
 HEART_LISTEN_ADDR=127.0.0.1:8081 HEART_ADMIN_LISTEN_ADDR=127.0.0.1:9091 "$bin/heart-core" >"$work/core.log" 2>&1 &
 core_pid=$!
-until curl -sf http://127.0.0.1:8081/readyz >/dev/null; do
-  kill -0 "$core_pid" 2>/dev/null || { cat "$work/core.log"; exit 1; }
-  sleep 0.05
-done
+wait_ready "$core_pid" "$work/core.log" http://127.0.0.1:8081/readyz
 HEART_EDGE_VAR_CORE_URL=http://127.0.0.1:8081 \
 HEART_EDGE_VAR_JWKS="$(curl -sf http://127.0.0.1:8081/.well-known/jwks.json)" \
 HEART_EDGE_VAR_EDGE_SECRET="$HEART_EDGE_SECRET" \

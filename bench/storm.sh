@@ -73,13 +73,8 @@ for round in $(seq 1 "$ROUNDS"); do
     for s in "${settings[@]}"; do [[ "$s" == BIN_DIR=* ]] && dir="${s#BIN_DIR=}"; done
     env "${settings[@]}" "$dir/heart-core" >"$work/server.log" 2>&1 &
     server_pid=$!
-    until curl -sf "$API/readyz" >/dev/null; do
-      kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
-      sleep 0.01
-    done
-    token="$(curl -sf -X POST "$API/auth/login" -H 'content-type: application/json' \
-      -d '{"email":"bench1@example.com","password":"benchmark-pass-1"}' |
-      python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+    wait_ready "$server_pid" "$work/server.log" "$API/readyz"
+    token="$(login_token "$API")"
     feed "$work/warm.out" # warm-up: caches, pool, page plans
     feed "$work/alone.out"
     wrk -t1 -c4 -d"$DURATION" --timeout 10s -s "$work/login.lua" "$API/auth/login" >"$work/storm.out" &
