@@ -100,9 +100,19 @@ fn listed_blocks(ids: &[i64], binds: &mut Vec<i64>) -> String {
     )
 }
 
+/// MySQL's hint that keeps the home feed's ids on its index in order (see [`feed_ids_sql`]):
+/// `FORCE INDEX` without `FOR …` covers the `ORDER BY` too, so a sort of the whole index is
+/// never preferred to reading it in order.
+pub const HOME_FEED_INDEX_HINT: &str = "FORCE INDEX (posts_feed_idx)";
+
 /// The SQL that finds a feed page's post ids, newest first with the id as tie-break (on the
 /// feed's index alone: a deep offset skips index entries, not rows), and its binds in order.
-pub fn feed_ids_sql(query: &FeedQuery<'_>) -> (String, Vec<i64>) {
+///
+/// In MySQL the home feed names its index ([`HOME_FEED_INDEX_HINT`]): MariaDB 10.11 was seen
+/// switching, for minutes after a load of cold deep pages, from reading `posts_feed_idx` in order
+/// (100,080 rows examined for `OFFSET 100000`, 50 ms) to reading all of it and sorting (1,100,070
+/// rows, 500–700 ms) for the same statement and binds (`BENCHMARKS.md`).
+pub fn feed_ids_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) {
     let subject = query.feed.subject();
     let mut binds = Vec::new();
     let mut filters: Vec<String> = Vec::new();
@@ -145,6 +155,10 @@ pub fn feed_ids_sql(query: &FeedQuery<'_>) -> (String, Vec<i64>) {
         binds.extend([after.created_at, after.created_at, after.id]);
     }
     let mut sql = String::from("SELECT p.id FROM posts p");
+    if kind == DbKind::MySql && matches!(query.feed, Feed::Home { .. }) {
+        sql.push(' ');
+        sql.push_str(HOME_FEED_INDEX_HINT);
+    }
     if !filters.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&filters.join(" AND "));
@@ -201,7 +215,7 @@ pub fn feed_page_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) 
     let columns = page_columns(kind);
     let top = query.offset == 0 && !matches!(query.feed, Feed::Following { .. });
     if !top {
-        let (ids, binds) = feed_ids_sql(query);
+        let (ids, binds) = feed_ids_sql(query, kind);
         let sql = format!(
             "SELECT {columns} FROM ({ids}) page_ids {join} posts p ON p.id = page_ids.id \
              {join} members m ON m.id = p.writer_id \

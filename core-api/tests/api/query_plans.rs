@@ -138,7 +138,7 @@ fn assert_uses_index(plan: &[String], index: &str) {
 }
 
 async fn plan(app: &TestApp, query: FeedQuery<'_>) -> Vec<String> {
-    explain(app, feed_ids_sql(&query)).await
+    explain(app, feed_ids_sql(&query, app.state.db.kind)).await
 }
 
 #[tokio::test]
