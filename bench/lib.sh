@@ -83,3 +83,16 @@ wrk_field() {
       else printf "%d", non2xx
     }' "$1"
 }
+
+# ab_backends <redis port> <cache prefix>: what an A/B script of two core builds runs on: the
+# `heart_bench` database on the machine's MariaDB (`heart-datagen` from A's folder, else from
+# $CARGO_TARGET_DIR/release, in `bin`), a private Redis on <redis port>, and a data folder in
+# $work. Needs A, DB and work set.
+ab_backends() {
+  bin="$A"
+  [ -x "$bin/heart-datagen" ] || bin="${CARGO_TARGET_DIR:-target}/release"
+  export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
+  start_private_redis "$1" "$work/redis.log"
+  export HEART_CACHE_PREFIX="$2"
+  export HEART_DATA_DIR="$work/data"
+}

@@ -29,13 +29,7 @@ cleanup() {
 trap cleanup EXIT
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
 
-bin="$A"
-[ -x "$bin/heart-datagen" ] || bin="${CARGO_TARGET_DIR:-target}/release"
-export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
-REDIS_PORT="${REDIS_PORT:-6391}"
-start_private_redis "$REDIS_PORT" "$work/redis.log"
-export HEART_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" HEART_CACHE_PREFIX="page-ab-$$"
-export HEART_DATA_DIR="$work/data"
+ab_backends "${REDIS_PORT:-6391}" "page-ab-$$"
 . bench/load-env.sh
 print_machine
 bench_data "$DB" "$MEMBERS" "$POSTS"
