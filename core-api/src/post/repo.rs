@@ -59,6 +59,10 @@ pub enum Blocked<'a> {
     /// The viewer's blocked writers, read beforehand: `writer_id NOT IN (…)` is checked on the
     /// covering feed index itself, and an empty list is no filter at all.
     Listed(&'a [i64]),
+    /// The viewer's blocked writers and every suspended member, read beforehand in one list
+    /// ([`hidden_writers`]): the ids statement then needs no subquery on `members` for
+    /// suspended writers, which costs as much as the index scan itself behind a deep offset.
+    ListedWithSuspended(&'a [i64]),
 }
 
 /// What a feed query asks for.
@@ -83,10 +87,12 @@ const SELECT_POSTS: &str =
 const SUSPENDED: &str = "s.suspended_at IS NOT NULL";
 
 /// Past this offset a cold page of a feed that hides blocked writers reads the viewer's blocks
-/// first (one more round trip) instead of an anti-join per skipped index entry.
+/// and the suspended members first (one more round trip) instead of an anti-join and a
+/// subquery probe per skipped index entry.
 pub const LIST_BLOCKS_PAST_OFFSET: i64 = 1_000;
 
-/// Above this many blocked writers the list is not spelled out; the anti-join is used.
+/// Above this many blocked writers and suspended members the list is not spelled out; the
+/// anti-join and the suspended-writers subquery are used.
 pub const MAX_LISTED_BLOCKS: usize = 1_000;
 
 /// The filter on a viewer's listed blocked writers, with their ids added to `binds`. `+ 0`: not a
@@ -133,8 +139,10 @@ pub fn feed_ids_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) {
                 filters.push("NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = p.writer_id)".into());
                 binds.push(subject);
             }
-            Blocked::Listed([]) => {}
-            Blocked::Listed(ids) => filters.push(listed_blocks(ids, &mut binds)),
+            Blocked::Listed([]) | Blocked::ListedWithSuspended([]) => {}
+            Blocked::Listed(ids) | Blocked::ListedWithSuspended(ids) => {
+                filters.push(listed_blocks(ids, &mut binds))
+            }
         }
     }
     // Suspended writers' posts leave every feed. The few suspended ids are read once per statement
@@ -146,6 +154,8 @@ pub fn feed_ids_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) {
             ));
             binds.push(subject);
         }
+        // Listed with the blocked writers above.
+        _ if matches!(query.blocked, Blocked::ListedWithSuspended(_)) => {}
         _ => filters.push(format!(
             "p.writer_id + 0 NOT IN (SELECT s.id FROM members s WHERE {SUSPENDED})"
         )),
@@ -239,8 +249,10 @@ pub fn feed_page_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) 
                 binds.insert(0, query.feed.subject());
                 filters.push("b.blocker_id IS NULL".into());
             }
-            Blocked::Listed([]) => {}
-            Blocked::Listed(ids) => filters.push(listed_blocks(ids, &mut binds)),
+            Blocked::Listed([]) | Blocked::ListedWithSuspended([]) => {}
+            Blocked::Listed(ids) | Blocked::ListedWithSuspended(ids) => {
+                filters.push(listed_blocks(ids, &mut binds))
+            }
         }
     }
     if let Some(after) = query.after {
@@ -285,8 +297,27 @@ pub struct PagePost {
     pub image_keys: Vec<String>,
 }
 
+/// The writers a deep cold page of `viewer`'s feed hides, in one statement: the ones the viewer
+/// blocks, then every suspended member (few: on `members_suspended_idx`). At most
+/// [`MAX_LISTED_BLOCKS`] + 1 ids; more means "too many to list".
+async fn hidden_writers(
+    conn: &mut sqlx::AnyConnection,
+    viewer: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "SELECT blocked_id FROM blocks WHERE blocker_id = ? \
+         UNION ALL SELECT id FROM members WHERE suspended_at IS NOT NULL LIMIT ?",
+    )
+    .bind(viewer)
+    .bind(MAX_LISTED_BLOCKS as i64 + 1)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// One page of a feed, on one connection: one statement, or two when a deep cold page of a feed
-/// that hides blocked writers reads the viewer's blocks first (see [`LIST_BLOCKS_PAST_OFFSET`]).
+/// that hides blocked writers reads the viewer's blocks and the suspended members first (see
+/// [`LIST_BLOCKS_PAST_OFFSET`]).
 pub async fn feed_page(
     db: &Db,
     feed: Feed,
@@ -309,17 +340,11 @@ pub async fn feed_page_listing_blocks_past(
     let mut conn = db.pool.acquire().await?;
     let listed;
     let blocked = if feed.hides_blocked() && offset > list_blocks_past {
-        let rows: Vec<(i64,)> =
-            sqlx::query_as("SELECT blocked_id FROM blocks WHERE blocker_id = ? LIMIT ?")
-                .bind(feed.subject())
-                .bind(MAX_LISTED_BLOCKS as i64 + 1)
-                .fetch_all(&mut *conn)
-                .await?;
-        listed = rows.into_iter().map(|(id,)| id).collect::<Vec<_>>();
+        listed = hidden_writers(&mut conn, feed.subject()).await?;
         if listed.len() > MAX_LISTED_BLOCKS {
             Blocked::AntiJoin
         } else {
-            Blocked::Listed(&listed)
+            Blocked::ListedWithSuspended(&listed)
         }
     } else {
         Blocked::AntiJoin

@@ -19,6 +19,8 @@ struct World {
     blocks: HashSet<(i64, i64)>,
     follows: HashSet<(i64, i64)>,
     images: HashMap<i64, Vec<String>>,
+    /// Suspended members: their posts leave every feed.
+    suspended: HashSet<i64>,
 }
 
 impl World {
@@ -48,11 +50,17 @@ impl World {
         for (post, key) in rows {
             images.entry(post).or_default().push(key);
         }
+        let suspended: Vec<(i64,)> =
+            sqlx::query_as("SELECT id FROM members WHERE suspended_at IS NOT NULL")
+                .fetch_all(pool)
+                .await
+                .unwrap();
         World {
             posts,
             blocks,
             follows,
             images,
+            suspended: suspended.into_iter().map(|(id,)| id).collect(),
         }
     }
 
@@ -61,6 +69,7 @@ impl World {
         let mut posts: Vec<&(i64, i64, i64)> = self
             .posts
             .iter()
+            .filter(|(_, writer, _)| !self.suspended.contains(writer))
             .filter(|(_, writer, _)| match feed {
                 Feed::Home { viewer } => !self.blocks.contains(&(viewer, *writer)),
                 Feed::Writer { writer: w } => *writer == w,
@@ -133,6 +142,24 @@ async fn scatter(app: &TestApp, rng: &mut StdRng, members: &[i64], posts: usize)
     for _ in 0..3 {
         block_someone(app, rng, members).await;
     }
+    if rng.gen_bool(0.5) {
+        suspend_or_restore_someone(app, rng, members).await;
+    }
+}
+
+/// Suspends a random member, or restores one who is suspended (then the feed version moves, as
+/// the moderation service does).
+async fn suspend_or_restore_someone(app: &TestApp, rng: &mut StdRng, members: &[i64]) {
+    let member = members[rng.gen_range(0..members.len())];
+    sqlx::query(
+        "UPDATE members SET suspended_at = CASE WHEN suspended_at IS NULL THEN 1 ELSE NULL END \
+         WHERE id = ?",
+    )
+    .bind(member)
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    app.state.feed_version.bump().await;
 }
 
 /// A random new block, as the block endpoint does it (then the feed version moves).
@@ -230,10 +257,10 @@ async fn scrolling_seeks_and_deep_pages_answer_as_the_offset_does() {
                 loop {
                     let write = rng.gen_bool(0.1);
                     if write {
-                        if rng.gen_bool(0.5) {
-                            delete_some_post(&app, &mut rng).await;
-                        } else {
-                            block_someone(&app, &mut rng, &members).await;
+                        match rng.gen_range(0..3) {
+                            0 => delete_some_post(&app, &mut rng).await,
+                            1 => block_someone(&app, &mut rng, &members).await,
+                            _ => suspend_or_restore_someone(&app, &mut rng, &members).await,
                         }
                     }
                     let world = World::read(&app).await;
