@@ -26,7 +26,6 @@ work="$(mktemp -d)"
 chmod 777 "$work" # MariaDB writes the slow log here
 server_pid=""
 . bench/lib.sh
-mysql_q() { mariadb -uroot -h127.0.0.1 -N --raw -e "$1"; }
 cleanup() {
   stop_pid "$server_pid"
   stop_pid "${redis_pid:-}"

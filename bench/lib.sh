@@ -84,6 +84,9 @@ wrk_field() {
     }' "$1"
 }
 
+# mysql_q <sql>: runs <sql> on the machine's MariaDB as root, rows without headers.
+mysql_q() { mariadb -uroot -h127.0.0.1 -N --raw -e "$1"; }
+
 # ab_backends <redis port> <cache prefix>: what an A/B script of two core builds runs on: the
 # `heart_bench` database on the machine's MariaDB (`heart-datagen` from A's folder, else from
 # $CARGO_TARGET_DIR/release, in `bin`), a private Redis on <redis port>, and a data folder in

@@ -36,7 +36,6 @@ bench_data "$DB" "$MEMBERS" "$POSTS"
 
 API=http://127.0.0.1:8080
 PAGE="$API/post/posts?member_id=1&page=0&size=10"
-mysql_q() { mariadb -uroot -h127.0.0.1 -N --raw -e "$1"; }
 executes() { mysql_q "SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'" | awk '{print $2}'; }
 
 # run <label> <folder>: the core of <folder> on :8080, page 0 under wrk, then MariaDB alone on
