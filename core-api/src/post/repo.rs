@@ -56,13 +56,12 @@ pub enum Blocked<'a> {
     /// A correlated `NOT EXISTS` on `blocks` per index entry: one statement, cheap when the page
     /// is found after few entries (page 0, or a keyset seek), dear behind a deep offset.
     AntiJoin,
-    /// The viewer's blocked writers, read beforehand: `writer_id NOT IN (…)` is checked on the
-    /// covering feed index itself, and an empty list is no filter at all.
-    Listed(&'a [i64]),
     /// The viewer's blocked writers and every suspended member, read beforehand in one list
-    /// ([`hidden_writers`]): the ids statement then needs no subquery on `members` for
-    /// suspended writers, which costs as much as the index scan itself behind a deep offset.
-    ListedWithSuspended(&'a [i64]),
+    /// ([`hidden_writers`]): `writer_id NOT IN (…)` is checked on the covering feed index
+    /// itself, and an empty list is no filter at all. The ids statement then needs no subquery
+    /// on `members` for suspended writers, which behind a deep offset costs as much as the index
+    /// scan itself.
+    Listed(&'a [i64]),
 }
 
 /// What a feed query asks for.
@@ -139,10 +138,8 @@ pub fn feed_ids_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) {
                 filters.push("NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = p.writer_id)".into());
                 binds.push(subject);
             }
-            Blocked::Listed([]) | Blocked::ListedWithSuspended([]) => {}
-            Blocked::Listed(ids) | Blocked::ListedWithSuspended(ids) => {
-                filters.push(listed_blocks(ids, &mut binds))
-            }
+            Blocked::Listed([]) => {}
+            Blocked::Listed(ids) => filters.push(listed_blocks(ids, &mut binds)),
         }
     }
     // Suspended writers' posts leave every feed. The few suspended ids are read once per statement
@@ -155,7 +152,7 @@ pub fn feed_ids_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) {
             binds.push(subject);
         }
         // Listed with the blocked writers above.
-        _ if matches!(query.blocked, Blocked::ListedWithSuspended(_)) => {}
+        _ if matches!(query.blocked, Blocked::Listed(_)) => {}
         _ => filters.push(format!(
             "p.writer_id + 0 NOT IN (SELECT s.id FROM members s WHERE {SUSPENDED})"
         )),
@@ -249,10 +246,8 @@ pub fn feed_page_sql(query: &FeedQuery<'_>, kind: DbKind) -> (String, Vec<i64>) 
                 binds.insert(0, query.feed.subject());
                 filters.push("b.blocker_id IS NULL".into());
             }
-            Blocked::Listed([]) | Blocked::ListedWithSuspended([]) => {}
-            Blocked::Listed(ids) | Blocked::ListedWithSuspended(ids) => {
-                filters.push(listed_blocks(ids, &mut binds))
-            }
+            Blocked::Listed([]) => {}
+            Blocked::Listed(ids) => filters.push(listed_blocks(ids, &mut binds)),
         }
     }
     if let Some(after) = query.after {
@@ -344,7 +339,7 @@ pub async fn feed_page_listing_blocks_past(
         if listed.len() > MAX_LISTED_BLOCKS {
             Blocked::AntiJoin
         } else {
-            Blocked::ListedWithSuspended(&listed)
+            Blocked::Listed(&listed)
         }
     } else {
         Blocked::AntiJoin

@@ -40,7 +40,6 @@ fn feed_statements() -> Vec<Statement> {
             Blocked::AntiJoin,
             Blocked::Listed(&[]),
             Blocked::Listed(&blocked_ids),
-            Blocked::ListedWithSuspended(&blocked_ids),
         ] {
             for (after, offset) in [
                 (None, 0),
