@@ -293,21 +293,39 @@ pub struct PagePost {
 }
 
 /// The writers a deep cold page of `viewer`'s feed hides, in one statement: the ones the viewer
-/// blocks, then every suspended member (few: on `members_suspended_idx`). At most
-/// [`MAX_LISTED_BLOCKS`] + 1 ids; more means "too many to list".
+/// blocks, then every suspended member (few: on `members_suspended_idx`). At most `max` + 1 ids;
+/// more than `max` means "too many to list".
 async fn hidden_writers(
     conn: &mut sqlx::AnyConnection,
     viewer: i64,
+    max: usize,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let rows: Vec<(i64,)> = sqlx::query_as(
         "SELECT blocked_id FROM blocks WHERE blocker_id = ? \
          UNION ALL SELECT id FROM members WHERE suspended_at IS NOT NULL LIMIT ?",
     )
     .bind(viewer)
-    .bind(MAX_LISTED_BLOCKS as i64 + 1)
+    .bind(max as i64 + 1)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// When a feed page lists the writers it hides beforehand instead of an anti-join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListHidden {
+    /// List them only past this offset.
+    pub past_offset: i64,
+    /// Above this many, do not list them.
+    pub max: usize,
+}
+
+impl ListHidden {
+    /// What the core uses: [`LIST_BLOCKS_PAST_OFFSET`] and [`MAX_LISTED_BLOCKS`].
+    pub const DEFAULT: ListHidden = ListHidden {
+        past_offset: LIST_BLOCKS_PAST_OFFSET,
+        max: MAX_LISTED_BLOCKS,
+    };
 }
 
 /// One page of a feed, on one connection: one statement, or two when a deep cold page of a feed
@@ -320,23 +338,23 @@ pub async fn feed_page(
     size: i64,
     offset: i64,
 ) -> Result<Vec<PagePost>, sqlx::Error> {
-    feed_page_listing_blocks_past(db, feed, after, size, offset, LIST_BLOCKS_PAST_OFFSET).await
+    feed_page_listing_hidden(db, feed, after, size, offset, ListHidden::DEFAULT).await
 }
 
-/// [`feed_page`], listing the viewer's blocks first past offset `list_blocks_past`.
-pub async fn feed_page_listing_blocks_past(
+/// [`feed_page`], listing the writers it hides as `list` says.
+pub async fn feed_page_listing_hidden(
     db: &Db,
     feed: Feed,
     after: Option<Cursor>,
     size: i64,
     offset: i64,
-    list_blocks_past: i64,
+    list: ListHidden,
 ) -> Result<Vec<PagePost>, sqlx::Error> {
     let mut conn = db.pool.acquire().await?;
     let listed;
-    let blocked = if feed.hides_blocked() && offset > list_blocks_past {
-        listed = hidden_writers(&mut conn, feed.subject()).await?;
-        if listed.len() > MAX_LISTED_BLOCKS {
+    let blocked = if feed.hides_blocked() && offset > list.past_offset {
+        listed = hidden_writers(&mut conn, feed.subject(), list.max).await?;
+        if listed.len() > list.max {
             Blocked::AntiJoin
         } else {
             Blocked::Listed(&listed)

@@ -83,6 +83,13 @@ impl World {
         posts.into_iter().map(|(id, _, _)| *id).collect()
     }
 
+    /// How many writers a feed's listing statement returns: the viewer's blocks, then every
+    /// suspended member (counted twice when both).
+    fn hidden_from(&self, feed: Feed) -> usize {
+        let viewer = feed.subject();
+        self.blocks.iter().filter(|(a, _)| *a == viewer).count() + self.suspended.len()
+    }
+
     fn page(&self, feed: Feed, number: i64, size: i64) -> Vec<i64> {
         self.feed(feed)
             .into_iter()
@@ -294,23 +301,31 @@ async fn scrolling_seeks_and_deep_pages_answer_as_the_offset_does() {
                     if number > 0 {
                         assert_ne!(read, PageRead::Top);
                     }
-                    // The same page with the blocked writers listed (as a deep cold page is).
-                    let listed = repo::feed_page_listing_blocks_past(
-                        &app.state.db,
-                        feed,
-                        None,
-                        size,
-                        number * size,
-                        -1,
-                    )
-                    .await
-                    .unwrap();
-                    let ids: Vec<i64> = listed.iter().map(|p| p.row.id).collect();
-                    assert_eq!(
-                        ids,
-                        world.page(feed, number, size),
-                        "listed {feed:?} page {number}"
-                    );
+                    // The same page with the hidden writers listed (as a deep cold page is), and
+                    // with a cap on the list at and just below their number: at the cap they are
+                    // listed, below it the anti-join is used; both answer the same.
+                    let hidden = world.hidden_from(feed);
+                    for max in [repo::MAX_LISTED_BLOCKS, hidden, hidden.saturating_sub(1)] {
+                        let listed = repo::feed_page_listing_hidden(
+                            &app.state.db,
+                            feed,
+                            None,
+                            size,
+                            number * size,
+                            repo::ListHidden {
+                                past_offset: -1,
+                                max,
+                            },
+                        )
+                        .await
+                        .unwrap();
+                        let ids: Vec<i64> = listed.iter().map(|p| p.row.id).collect();
+                        assert_eq!(
+                            ids,
+                            world.page(feed, number, size),
+                            "listed {feed:?} page {number}, at most {max} of {hidden} listed"
+                        );
+                    }
                 }
             }
         }
