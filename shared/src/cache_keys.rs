@@ -92,11 +92,9 @@ impl KeySpace {
     /// bytes skip the Ed25519 check (the expiry, key id, revocation and limits are still checked
     /// on every request). The full SHA-256, so no other bytes can share the mark. Value: `1`.
     pub fn verified_token(&self, token: &str) -> String {
-        let hex: String = Sha256::digest(token.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("{}:tok:{hex}", self.prefix)
+        let mut key = format!("{}:tok:", self.prefix);
+        push_hex(&mut key, &Sha256::digest(token.as_bytes()));
+        key
     }
 
     /// The counter of `rule` (the core's or the edge's) for `subject` in fixed window
@@ -134,11 +132,20 @@ impl KeySpace {
 
 /// A short, stable digest (96 bits of SHA-256, hex) of a subject: email, IP, member id, query.
 pub fn digest(subject: &str) -> String {
-    Sha256::digest(subject.as_bytes())
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hex = String::with_capacity(24);
+    push_hex(&mut hex, &Sha256::digest(subject.as_bytes())[..12]);
+    hex
+}
+
+/// Appends `bytes` to `out` in lowercase hex. By table, not `format!` per byte: the edge makes
+/// four or five of these keys on every request.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +164,20 @@ mod tests {
         let mark = keys.verified_token("eyJ.a.b");
         assert!(mark.starts_with("t1:tok:") && mark.len() == "t1:tok:".len() + 64);
         assert_ne!(mark, keys.verified_token("eyJ.a.c"));
+    }
+
+    #[test]
+    fn digests_are_lowercase_hex_of_sha256() {
+        // SHA-256("abc"), FIPS 180-2's first example.
+        let full = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(digest("abc"), full[..24]);
+        assert_eq!(
+            KeySpace::new("t").verified_token("abc"),
+            format!("t:tok:{full}")
+        );
+        let mut out = String::from("x");
+        push_hex(&mut out, &[0x00, 0x0f, 0xa0, 0xff]);
+        assert_eq!(out, "x000fa0ff");
     }
 
     #[test]
