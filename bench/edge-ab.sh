@@ -49,19 +49,7 @@ else
   "$B/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 20 --blocks-per-member 1 >/dev/null
 fi
 
-start() { # start <bin folder>
-  export HEART_CACHE_PREFIX="ab-$RANDOM"
-  [ -f "$1/heart_edge.wasm" ] || { echo "$1/heart_edge.wasm is missing" >&2; exit 2; }
-  HEART_EDGE_COMPONENT="$1/heart_edge.wasm" "$1/heart" >"$work/server.log" 2>&1 &
-  pid=$!
-  wait_ready "$pid" "$work/server.log" http://127.0.0.1:8080/healthz http://127.0.0.1:8081/readyz
-  token="$(login_token http://127.0.0.1:8080)"
-  # Warm: the page cached at the edge, connections pooled, the token marked.
-  for _ in 1 2 3; do
-    curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Accept-Encoding: gzip' "http://127.0.0.1:8080$PAGE"
-    curl -sf -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:8080/member/profile?member_id=2"
-  done
-}
+start() { start_edge_stack "$1" "ab-$RANDOM"; } # start <bin folder>
 stop() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=""; }
 PAGE="/post/posts?member_id=1&page=0&size=10"
 # name|connections|url|extra header

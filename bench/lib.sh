@@ -31,6 +31,24 @@ login_token() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
 
+# start_edge_stack <bin folder> <cache prefix>: the stack (`heart`: the edge on :8080 in front of
+# the core on :8081) of <bin folder> with its `heart_edge.wasm`, logging into $work/server.log; sets
+# pid and token (bench1's), and warms it: the feed page $PAGE cached at the edge, connections to
+# the core pooled, the token's verified mark set.
+start_edge_stack() {
+  : "${work:?start_edge_stack needs work set}" "${PAGE:?start_edge_stack needs PAGE set}"
+  export HEART_CACHE_PREFIX="$2"
+  [ -f "$1/heart_edge.wasm" ] || { echo "$1/heart_edge.wasm is missing" >&2; exit 2; }
+  HEART_EDGE_COMPONENT="$1/heart_edge.wasm" "$1/heart" >"$work/server.log" 2>&1 &
+  pid=$!
+  wait_ready "$pid" "$work/server.log" http://127.0.0.1:8080/healthz http://127.0.0.1:8081/readyz
+  token="$(login_token http://127.0.0.1:8080)"
+  for _ in 1 2 3; do
+    curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Accept-Encoding: gzip' "http://127.0.0.1:8080$PAGE"
+    curl -sf -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:8080/member/profile?member_id=2"
+  done
+}
+
 # start_private_redis <port> <log>: a redis-server of this run's own (so INFO commandstats counts
 # this run's commands only), answering before this returns; sets redis_pid and HEART_REDIS_URL.
 # A port still held by another server (an earlier run's, shutting down) is refused, not shared.
