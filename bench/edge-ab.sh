@@ -23,22 +23,8 @@ MEMBERS="${MEMBERS:-1000}"
 POSTS="${POSTS:-20000}"
 DB=heart_edge_ab
 REDIS_PORT="${REDIS_PORT:-6391}"
-work="$(mktemp -d)"
-pid="" redis_pid=""
 . bench/lib.sh
-cleanup() {
-  stop_pid "$pid"
-  stop_pid "$redis_pid"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
-
-export MALLOC_MMAP_THRESHOLD_=4194304
-export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
-export HEART_DATA_DIR="$work/data"
-. bench/load-env.sh # the scripts run from the repository root
-start_private_redis "$REDIS_PORT" "$work/redis.log"
+edge_bench_setup "$DB" "$REDIS_PORT"
 
 echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "A=${A:-none} B=$B duration $DURATION, $ROUNDS rounds"

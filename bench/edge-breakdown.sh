@@ -20,22 +20,8 @@ ROUNDS="${ROUNDS:-2}"
 DB=heart_edge_ab
 REDIS_PORT="${REDIS_PORT:-6391}"
 ADMIN=http://127.0.0.1:9090/metrics
-work="$(mktemp -d)"
-pid="" redis_pid=""
 . bench/lib.sh
-cleanup() {
-  stop_pid "$pid"
-  stop_pid "$redis_pid"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
-
-export MALLOC_MMAP_THRESHOLD_=4194304
-export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB"
-export HEART_DATA_DIR="$work/data"
-. bench/load-env.sh
-start_private_redis "$REDIS_PORT" "$work/redis.log"
+edge_bench_setup "$DB" "$REDIS_PORT"
 echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "B=$B duration $DURATION, $ROUNDS rounds, 1 connection"
 if mariadb -uroot -h127.0.0.1 -e "USE $DB" 2>/dev/null; then

@@ -31,6 +31,22 @@ login_token() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
 
+# edge_bench_setup <database> <redis port>: what the edge's scripts (edge-ab.sh,
+# edge-breakdown.sh) share: a work folder, removed at exit with the stack and the private Redis
+# they started; wrk checked; the stack's environment (bench/load-env.sh) on <database>; a private
+# Redis on <redis port>.
+edge_bench_setup() {
+  work="$(mktemp -d)"
+  pid="" redis_pid=""
+  trap 'stop_pid "$pid"; stop_pid "$redis_pid"; rm -rf "$work"' EXIT
+  command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
+  export MALLOC_MMAP_THRESHOLD_=4194304
+  export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$1"
+  export HEART_DATA_DIR="$work/data"
+  . bench/load-env.sh # the scripts run from the repository root
+  start_private_redis "$2" "$work/redis.log"
+}
+
 # start_edge_stack <bin folder> <cache prefix>: the stack (`heart`: the edge on :8080 in front of
 # the core on :8081) of <bin folder> with its `heart_edge.wasm`, logging into $work/server.log; sets
 # pid and token (bench1's), and warms it: the feed page $PAGE cached at the edge, connections to
