@@ -47,12 +47,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/console/members/{id}/unsuspend", post(unsuspend))
 }
 
-/// `?status=` of the console's report list.
+/// `?status=&page=` of the console's report list.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConsoleQuery {
     /// `open` (default) or `resolved`.
     pub status: Option<String>,
+    /// Page number from 0 (default 0), 50 reports a page, newest first.
+    pub page: Option<String>,
 }
 
 /// The moderation console: the sign-in form, or (signed in) the open or resolved reports.
@@ -74,12 +76,24 @@ pub async fn home(
         Some("resolved") => (Status::Resolved, "resolved"),
         _ => (Status::Open, "open"),
     };
-    match report_items(&state, session.member_id, status).await {
-        Ok(reports) => page(
-            StatusCode::OK,
-            "reports.html",
-            minijinja::context! { csrf => session.csrf_token, tab, reports },
-        ),
+    let checked = pages::requested_page(query.page.as_deref(), REPORTS_PER_PAGE);
+    let listed = match checked {
+        Ok(checked) => report_items(&state, session.member_id, status, checked)
+            .await
+            .map(|reports| (checked.number, reports)),
+        Err(e) => Err(e),
+    };
+    match listed {
+        Ok((number, reports)) => {
+            // A full page may have older reports behind it.
+            let older = (reports.len() as i64 == REPORTS_PER_PAGE).then_some(number + 1);
+            let newer = (number > 0).then(|| number - 1);
+            page(
+                StatusCode::OK,
+                "reports.html",
+                minijinja::context! { csrf => session.csrf_token, tab, reports, older, newer },
+            )
+        }
         Err(e) => failure(e, Some(&session.csrf_token)),
     }
 }
@@ -88,12 +102,8 @@ async fn report_items(
     state: &AppState,
     admin: i64,
     status: Status,
+    page: Page,
 ) -> Result<Vec<ReportItem>, ApiError> {
-    let page = Page {
-        number: 0,
-        size: REPORTS_PER_PAGE,
-        after: None,
-    };
     let listed = moderation::list_reports(state, admin, status, page).await?;
     let ids: HashSet<i64> = listed
         .reports

@@ -5,8 +5,12 @@ use std::sync::LazyLock;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use heart_shared::ErrorCode;
 use minijinja::Environment;
 use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::paging::{Page, PageQuery};
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -109,4 +113,22 @@ pub struct SuspendedItem {
     pub email: String,
     pub suspended_at: String,
     pub reason: Option<String>,
+}
+
+/// The `?page=` of a list of `size` a page, checked as the API checks it (`GLOBAL_007` for a
+/// negative, too deep or malformed one). Given as text, so that a malformed one gets the
+/// console's error page rather than the API's JSON.
+pub fn requested_page(text: Option<&str>, size: i64) -> Result<Page, ApiError> {
+    let number = match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => None,
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::with_message(ErrorCode::InvalidParameter, "page must be a number")
+        })?),
+    };
+    PageQuery {
+        page: number,
+        size: Some(size),
+        ..PageQuery::default()
+    }
+    .page()
 }

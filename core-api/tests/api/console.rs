@@ -414,3 +414,69 @@ async fn suspending_or_demoting_a_moderator_ends_their_console_session() {
         .await;
     assert_eq!(after.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn the_report_list_pages_past_a_full_page() {
+    let app = TestApp::spawn().await;
+    let admin = app.member("admin").await;
+    make_admin(&app, &admin).await;
+    let mut members = Vec::new();
+    for n in 0..8 {
+        members.push(app.member(&format!("m{n}")).await.id);
+    }
+    // 52 open reports (one per ordered pair of members), the newest with the highest time.
+    let pairs: Vec<(i64, i64)> = members
+        .iter()
+        .flat_map(|&a| members.iter().map(move |&b| (a, b)))
+        .filter(|(a, b)| a != b)
+        .take(52)
+        .collect();
+    for (at, (reporter, target)) in pairs.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO reports (reporter_id, target_id, reason, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(reporter)
+        .bind(target)
+        .bind(format!("reason number {at:02}"))
+        .bind(1_700_000_000 + at as i64)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    }
+    let mut browser = Browser::default();
+    sign_in(&app, &mut browser, [10, 0, 0, 9], &admin.email, PASSWORD).await;
+    let count = |text: &str| text.matches("class=\"card report\"").count();
+
+    let first = browser.get(&app, "/admin/").await.text();
+    assert_eq!(count(&first), 50, "a full first page");
+    assert!(first.contains("reason number 51") && !first.contains("reason number 01"));
+    assert!(
+        first.contains("href=\"/admin/?status=open&amp;page=1\""),
+        "{first}"
+    );
+    assert!(!first.contains("Newer reports"));
+
+    let second = browser.get(&app, "/admin/?status=open&page=1").await.text();
+    assert_eq!(count(&second), 2, "the two oldest");
+    assert!(second.contains("reason number 00") && second.contains("reason number 01"));
+    assert!(second.contains("href=\"/admin/?status=open&amp;page=0\""));
+    assert!(!second.contains("Older reports"));
+
+    let past = browser.get(&app, "/admin/?page=9").await.text();
+    assert_eq!(count(&past), 0);
+    assert!(past.contains("No open reports on this page."), "{past}");
+
+    for bad in ["-1", "x", "99999999999"] {
+        let page = browser.get(&app, &format!("/admin/?page={bad}")).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "page={bad}");
+        assert!(
+            page.text().contains("GLOBAL_007"),
+            "page={bad}: {}",
+            page.text()
+        );
+    }
+
+    let resolved = browser.get(&app, "/admin/?status=resolved").await.text();
+    assert!(resolved.contains("No resolved reports."));
+    assert!(!resolved.contains("Older reports"));
+}
