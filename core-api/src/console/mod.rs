@@ -29,7 +29,7 @@ use crate::paging::Page;
 use crate::post::repo as posts;
 use crate::state::AppState;
 
-/// Reports a console page lists (the oldest of a long queue wait for the next page load).
+/// Reports a page of the console lists (`?page=` reaches the older ones).
 pub const REPORTS_PER_PAGE: i64 = 50;
 /// Posts and reports shown on a member's page.
 const MEMBER_PAGE_ITEMS: i64 = 10;
