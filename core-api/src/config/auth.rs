@@ -35,7 +35,26 @@ pub struct PasswordHashing {
     pub cpu_percent: u32,
 }
 
+/// OWASP's Argon2id configurations of equal strength, as (memory in KiB, passes), one lane each:
+/// less memory is made up for by more passes (the Password Storage Cheat Sheet). The second is
+/// [`PasswordHashing::RECOMMENDED`].
+pub const OWASP_EQUIVALENTS: [(u32, u32); 5] = [
+    (47_104, 1),
+    (19_456, 2),
+    (12_288, 3),
+    (9_216, 4),
+    (7_168, 5),
+];
+
 impl PasswordHashing {
+    /// Whether this cost reaches one of [`OWASP_EQUIVALENTS`]: its memory and its passes both at
+    /// least that configuration's. Outside profile `local` a lower cost is refused.
+    pub fn meets_owasp_minimum(&self) -> bool {
+        OWASP_EQUIVALENTS
+            .iter()
+            .any(|&(memory_kib, passes)| self.memory_kib >= memory_kib && self.iterations >= passes)
+    }
+
     /// OWASP's recommendation for Argon2id: 19 MiB, 2 passes, 1 lane; each hashing thread at most
     /// half a core (measured: the feed's p99 during a login storm 4.6× its p99 alone uncapped,
     /// 2.1× capped, for a quarter fewer logins a second; BENCHMARKS.md).

@@ -303,11 +303,12 @@ impl Config {
                 "token lifetimes: access ≥ 10 s and refresh ≥ access".into(),
             ));
         }
-        if self.profile != Profile::Local
-            && self.password_hashing.memory_kib < PasswordHashing::RECOMMENDED.memory_kib
-        {
+        if self.profile != Profile::Local && !self.password_hashing.meets_owasp_minimum() {
             return Err(ConfigError(
-                "HEART_ARGON2_MEMORY_KIB below 19456 is only allowed in profile local".into(),
+                "HEART_ARGON2_MEMORY_KIB and HEART_ARGON2_ITERATIONS below OWASP's Argon2id \
+                 minimum (19456 KiB and 2 passes, or 47104 × 1, 12288 × 3, 9216 × 4, 7168 × 5) \
+                 are only allowed in profile local"
+                    .into(),
             ));
         }
         if self

@@ -222,7 +222,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         names: &["HEART_ARGON2_MEMORY_KIB", "HEART_ARGON2_ITERATIONS", "HEART_ARGON2_PARALLELISM"],
         default: "`19456`, `2`, `1`",
-        meaning: "Argon2id cost (lower memory only in `local`)",
+        meaning: "Argon2id cost; outside `local` at least one of OWASP's equal-strength pairs (KiB × passes: 19456 × 2, 47104 × 1, 12288 × 3, 9216 × 4, 7168 × 5)",
     },
     Setting {
         names: &["HEART_PASSWORD_HASHING_CPU_PERCENT"],

@@ -245,6 +245,50 @@ fn vars(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// Outside `local` the Argon2id cost must reach one of OWASP's equal-strength configurations: less
+/// memory only with more passes, and never fewer passes than the memory asks for.
+#[test]
+fn an_argon2_cost_below_owasps_configurations_is_refused_outside_local() {
+    let config = |memory: &str, passes: &str| {
+        heart_core::Config::from_vars(&vars(&[
+            ("HEART_PROFILE", "staging"),
+            ("HEART_JWT_SIGNING_KEY", A_SIGNING_KEY),
+            ("HEART_ARGON2_MEMORY_KIB", memory),
+            ("HEART_ARGON2_ITERATIONS", passes),
+        ]))
+    };
+    for (memory, passes) in [
+        ("19456", "2"),
+        ("47104", "1"),
+        ("12288", "3"),
+        ("9216", "4"),
+        ("7168", "5"),
+        ("65536", "3"),
+    ] {
+        if let Err(e) = config(memory, passes) {
+            panic!("{memory} KiB × {passes} refused: {e}");
+        }
+    }
+    for (memory, passes) in [
+        ("19456", "1"),
+        ("19455", "2"),
+        ("12288", "2"),
+        ("9216", "3"),
+        ("7168", "4"),
+        ("7167", "9"),
+        ("1024", "1"),
+    ] {
+        let err = config(memory, passes).unwrap_err().to_string();
+        assert!(err.contains("OWASP"), "{memory} KiB × {passes}: {err}");
+    }
+    // The suite's cheap cost is a `local` matter.
+    assert!(heart_core::Config::from_vars(&vars(&[
+        ("HEART_ARGON2_MEMORY_KIB", "1024"),
+        ("HEART_ARGON2_ITERATIONS", "1"),
+    ]))
+    .is_ok());
+}
+
 /// Weak spot: `staging` (and `local` on a public address) started with the public development key.
 #[test]
 fn the_development_key_is_refused_outside_a_loopback_local_core() {

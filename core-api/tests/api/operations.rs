@@ -53,6 +53,7 @@ async fn profile_names_the_active_profile() {
     let staging = TestApp::spawn_with(&[
         ("HEART_PROFILE", "staging"),
         ("HEART_ARGON2_MEMORY_KIB", "19456"),
+        ("HEART_ARGON2_ITERATIONS", "2"),
         // staging refuses the public development key
         ("HEART_JWT_SIGNING_KEY", crate::hostile_core::A_SIGNING_KEY),
     ])
