@@ -164,6 +164,14 @@ pub async fn replace_avatar(
     now: i64,
 ) -> Result<Option<Option<String>>, sqlx::Error> {
     let mut tx = db.begin().await?;
+    // Write first, read after. SQLite then takes its write lock before reading: two transactions
+    // that had both read failed the later one's write at once with `SQLITE_BUSY`, not after the
+    // busy timeout. MySQL holds the row until commit, so two uploads of one member cannot both
+    // read the same previous key (and leave one new object unreferenced).
+    sqlx::query("UPDATE members SET avatar_key = avatar_key WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     let previous: Option<(Option<String>,)> =
         sqlx::query_as("SELECT avatar_key FROM members WHERE id = ?")
             .bind(id)

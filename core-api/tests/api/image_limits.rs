@@ -203,3 +203,31 @@ async fn no_more_than_the_configured_number_of_images_are_decoded_at_once() {
     assert_eq!(app.state.decodes.peak(), 2);
     assert_eq!(app.state.decodes.running(), 0);
 }
+
+/// Avatars of several members replaced at once all land. Each replacement reads the old key and
+/// writes the new one in one transaction; on SQLite two such transactions that had both read
+/// failed the later write at once with `SQLITE_BUSY` (a `503`), and this test's neighbour above
+/// failed now and then on a loaded machine.
+#[tokio::test]
+async fn avatars_replaced_at_once_all_land() {
+    let app = TestApp::spawn_with(&[("HEART_IMAGE_DECODES", "8")]).await;
+    let mut members = Vec::new();
+    for n in 0..8 {
+        members.push(app.member(&format!("at-once-{n}")).await);
+    }
+    for round in 0..3 {
+        let uploads = members
+            .iter()
+            .map(|member| upload_avatar(&app, member, png(64 + round, 64)));
+        for response in futures_util::future::join_all(uploads).await {
+            assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        }
+    }
+    // Every member has an avatar.
+    let keys: Vec<(Option<String>,)> =
+        sqlx::query_as("SELECT avatar_key FROM members WHERE avatar_key IS NOT NULL")
+            .fetch_all(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(keys.len(), members.len());
+}
