@@ -282,6 +282,15 @@ pub async fn delete(
     now: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut tx = db.begin().await?;
+    // A write first (see `replace_avatar`): on SQLite a transaction that reads before it writes
+    // fails at once with `SQLITE_BUSY` when another one wrote meanwhile.
+    sqlx::query("UPDATE reports SET target_nickname = ?, target_email_sha256 = ?, target_deleted_at = ? WHERE target_id = ?")
+        .bind(nickname)
+        .bind(crate::auth::tokens::sha256_hex(email))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     let sessions: Vec<(String,)> =
         sqlx::query_as("SELECT id FROM sessions WHERE member_id = ? AND revoked_at IS NULL")
             .bind(id)
@@ -294,13 +303,6 @@ pub async fn delete(
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query("UPDATE reports SET target_nickname = ?, target_email_sha256 = ?, target_deleted_at = ? WHERE target_id = ?")
-        .bind(nickname)
-        .bind(crate::auth::tokens::sha256_hex(email))
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
     // Children first: the cascade does this too, but explicit deletes keep MySQL and SQLite alike.
     sqlx::query(
         "DELETE FROM post_images WHERE post_id IN (SELECT id FROM posts WHERE writer_id = ?)",

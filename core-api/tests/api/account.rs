@@ -723,3 +723,32 @@ async fn an_export_pages_through_more_rows_than_one_page() {
     assert_eq!(contents[0], "post 0");
     assert_eq!(contents[449], "post 449");
 }
+
+/// Members deleting their accounts at the same moment all get their deletion. On SQLite a deletion
+/// that read the member's sessions before writing failed at once with `SQLITE_BUSY` (`503`) when
+/// another deletion had written meanwhile.
+#[tokio::test]
+async fn accounts_deleted_at_once_all_go() {
+    let app = TestApp::spawn().await;
+    let mut members = Vec::new();
+    for n in 0..8 {
+        members.push(app.member(&format!("leaving-{n}")).await);
+    }
+    let paths: Vec<String> = members
+        .iter()
+        .map(|member| format!("/member/delete/{}", member.id))
+        .collect();
+    let deletions = members
+        .iter()
+        .zip(&paths)
+        .map(|(member, path)| app.delete_as(member, path));
+    for response in futures_util::future::join_all(deletions).await {
+        assert_eq!(
+            response.status,
+            StatusCode::NO_CONTENT,
+            "{}",
+            response.text()
+        );
+    }
+    assert_eq!(app.count("members").await, 0);
+}
