@@ -199,10 +199,19 @@ impl Db {
     /// transaction, and every later statement on it — reads from an old snapshot, autocommit
     /// writes never committed — was part of it. Here the task finishes the `BEGIN`, and when
     /// nobody is left to take the transaction it is dropped, which queues its `ROLLBACK`.
+    ///
+    /// On SQLite the transaction takes the write lock at once (`BEGIN IMMEDIATE`), waiting for it
+    /// up to the busy timeout: every transaction begun here writes, and a deferred one that read
+    /// first failed its first write at once with `SQLITE_BUSY` (a `503`) when another transaction
+    /// had written meanwhile (two members replacing avatars, or deleting accounts, at once).
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         let pool = self.pool.clone();
+        let statement = match self.kind {
+            DbKind::Sqlite => "BEGIN IMMEDIATE",
+            DbKind::MySql => "BEGIN",
+        };
         #[allow(clippy::disallowed_methods)] // the one place it is called
-        let begun = tokio::spawn(async move { pool.begin().await });
+        let begun = tokio::spawn(async move { pool.begin_with(statement).await });
         match begun.await {
             Ok(result) => result,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),

@@ -164,10 +164,9 @@ pub async fn replace_avatar(
     now: i64,
 ) -> Result<Option<Option<String>>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    // Write first, read after. SQLite then takes its write lock before reading: two transactions
-    // that had both read failed the later one's write at once with `SQLITE_BUSY`, not after the
-    // busy timeout. MySQL holds the row until commit, so two uploads of one member cannot both
-    // read the same previous key (and leave one new object unreferenced).
+    // Lock the member's row before reading it: MySQL then holds it until commit, so two uploads
+    // of one member cannot both read the same previous key (and leave one new object
+    // unreferenced). SQLite's lock is taken by `Db::begin` already.
     sqlx::query("UPDATE members SET avatar_key = avatar_key WHERE id = ?")
         .bind(id)
         .execute(&mut *tx)
@@ -282,15 +281,6 @@ pub async fn delete(
     now: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    // A write first (see `replace_avatar`): on SQLite a transaction that reads before it writes
-    // fails at once with `SQLITE_BUSY` when another one wrote meanwhile.
-    sqlx::query("UPDATE reports SET target_nickname = ?, target_email_sha256 = ?, target_deleted_at = ? WHERE target_id = ?")
-        .bind(nickname)
-        .bind(crate::auth::tokens::sha256_hex(email))
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
     let sessions: Vec<(String,)> =
         sqlx::query_as("SELECT id FROM sessions WHERE member_id = ? AND revoked_at IS NULL")
             .bind(id)
@@ -303,6 +293,13 @@ pub async fn delete(
             .execute(&mut *tx)
             .await?;
     }
+    sqlx::query("UPDATE reports SET target_nickname = ?, target_email_sha256 = ?, target_deleted_at = ? WHERE target_id = ?")
+        .bind(nickname)
+        .bind(crate::auth::tokens::sha256_hex(email))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     // Children first: the cascade does this too, but explicit deletes keep MySQL and SQLite alike.
     sqlx::query(
         "DELETE FROM post_images WHERE post_id IN (SELECT id FROM posts WHERE writer_id = ?)",
