@@ -100,7 +100,7 @@ pub struct StackOptions {
     pub edge_max_concurrency: u32,
     /// The edge host's other limits as `HEART_EDGE_*` settings (`HEART_EDGE_HEADER_TIMEOUT_SECS`,
     /// `HEART_EDGE_BODY_TIMEOUT_SECS`, `HEART_EDGE_MAX_CONNECTIONS`, `HEART_EDGE_PERMIT_WAIT_MS`,
-    /// `HEART_EDGE_MAX_CONCURRENT_UPLOADS`; see `HostConfig::read_limits`).
+    /// `HEART_EDGE_MAX_CONCURRENT_UPLOADS`, `HEART_EDGE_STREAM_TIMEOUT_SECS`; see `HostConfig::read_limits`).
     pub edge_limits: HashMap<String, String>,
 }
 

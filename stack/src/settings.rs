@@ -23,7 +23,12 @@ pub const STACK_SETTINGS: &[Setting] = &[
     Setting {
         names: &["HEART_EDGE_REQUEST_TIMEOUT_SECS", "HEART_EDGE_MAX_CONCURRENCY"],
         default: "`30`, `64`",
-        meaning: "the edge host's time limit per request (uploads included) and pooled instances",
+        meaning: "the edge host's time limit per request until its answer's head (uploads included), and after it per stall of a streamed answer; pooled instances",
+    },
+    Setting {
+        names: &["HEART_EDGE_STREAM_TIMEOUT_SECS"],
+        default: "`1800`",
+        meaning: "how long a streamed answer (a data export) may go on through the edge while it moves, from the request's start; a stream that stands still for the request time limit is cut sooner",
     },
     Setting {
         names: &["HEART_EDGE_HEADER_TIMEOUT_SECS"],

@@ -10,11 +10,13 @@
 //! - [`store`]: what backs Redis connections: real Redis or an in-process [`store::EdgeStore`].
 //! - [`compile`]: the engine and the compiled-component cache.
 //! - [`body`]: per-route body limits, JSON bodies read before an instance, upload deadlines.
+//! - `deadline`: the request time limit until the answer's head, then while a streamed body moves.
 //! - `outbound`: the pooled keep-alive client to the core (the only origin allowed).
 //! - [`telemetry`]: request ids, the JSON access line, `heart_edge_*` metrics.
 
 pub mod body;
 pub mod compile;
+pub(crate) mod deadline;
 pub(crate) mod outbound;
 pub mod server;
 pub mod spin;

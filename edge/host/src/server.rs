@@ -30,6 +30,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::body::{self, BodyLimits};
 use crate::compile;
+use crate::deadline::{self, Deadline};
 use crate::outbound::{self, CorePool, Origin, OutboundPolicy};
 use crate::spin::{self, SpinState, Stores};
 use crate::store::{EdgeStore, RedisTimeouts};
@@ -61,8 +62,12 @@ pub struct HostConfig {
     pub component: PathBuf,
     /// The Spin application variables (`core_url`, `jwks`, `redis_url`, `cache_prefix`, `edge_secret`, …).
     pub variables: HashMap<String, String>,
-    /// Wall-clock limit of one request, and CPU limit of its instance (epoch interruption).
+    /// Wall-clock limit of one request until its answer's head, and CPU limit of its instance
+    /// (epoch interruption); after the head, the longest the answer's body may stand still.
     pub request_timeout: Duration,
+    /// The longest an answer's body may stream while it moves (a data export), from the start
+    /// of the request (see [`crate::deadline`]).
+    pub stream_timeout: Duration,
     /// Instances in the pool; requests beyond wait for a free one.
     pub max_concurrent_requests: u32,
     /// Where compiled components are cached between starts; `None`: compile on every start.
@@ -98,6 +103,7 @@ impl std::fmt::Debug for HostConfig {
             .field("component", &self.component)
             .field("variables", &names)
             .field("request_timeout", &self.request_timeout)
+            .field("stream_timeout", &self.stream_timeout)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("cache_dir", &self.cache_dir)
             .field("redis_timeouts", &self.redis_timeouts)
@@ -111,13 +117,15 @@ impl std::fmt::Debug for HostConfig {
 }
 
 impl HostConfig {
-    /// A configuration with defaults: 30 s per request, 64 instances (at most 32 of them for
+    /// A configuration with defaults: 30 s per request (and per stall of a streamed answer, 30 min
+    /// for the whole stream), 64 instances (at most 32 of them for
     /// uploads), 1 s wait for one, 10 s for a head or a JSON body, 1024 connections, no compile cache.
     pub fn new(component: impl Into<PathBuf>, variables: HashMap<String, String>) -> HostConfig {
         HostConfig {
             component: component.into(),
             variables,
             request_timeout: Duration::from_secs(30),
+            stream_timeout: Duration::from_secs(30 * 60),
             max_concurrent_requests: 64,
             cache_dir: None,
             in_process_store: None,
@@ -145,6 +153,9 @@ impl HostConfig {
         };
         if let Some(secs) = number("HEART_EDGE_REQUEST_TIMEOUT_SECS")? {
             self.request_timeout = Duration::from_secs(secs.max(1));
+        }
+        if let Some(secs) = number("HEART_EDGE_STREAM_TIMEOUT_SECS")? {
+            self.stream_timeout = Duration::from_secs(secs.max(1));
         }
         if let Some(n) = number("HEART_EDGE_MAX_CONCURRENCY")? {
             self.max_concurrent_requests = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
@@ -248,6 +259,7 @@ struct Inner {
     core: Origin,
     pool: CorePool,
     request_timeout: Duration,
+    stream_timeout: Duration,
     header_read_timeout: Duration,
     body_timeout: Duration,
     permit_wait: Duration,
@@ -304,6 +316,7 @@ impl EdgeHost {
                 core,
                 pool: outbound::core_pool(max_concurrent as usize, config.request_timeout),
                 request_timeout: config.request_timeout,
+                stream_timeout: config.stream_timeout,
                 header_read_timeout: config.header_read_timeout,
                 body_timeout: config.body_timeout,
                 permit_wait: config.permit_wait,
@@ -534,9 +547,18 @@ impl EdgeHost {
                 stores: inner.stores.clone(),
             },
         );
-        let ticks = (inner.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        // The head within the request time limit; a streamed body for as long as it moves.
+        let deadline = Deadline::new(inner.request_timeout, inner.stream_timeout);
+        store.set_epoch_deadline(epoch_ticks(deadline.remaining()));
+        let watch = deadline.clone();
+        store.epoch_deadline_callback(move |_| {
+            let left = watch.remaining();
+            if left.is_zero() {
+                Err(wasmtime::Error::msg(deadline::EXPIRED))
+            } else {
+                Ok(wasmtime::UpdateDeadline::Continue(epoch_ticks(left)))
+            }
+        });
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let prepared = store
@@ -557,6 +579,7 @@ impl EdgeHost {
 
         let pre = inner.pre.clone();
         let timeout = inner.request_timeout;
+        let running = deadline.clone();
         let permits = inner.permits.clone();
         let max_concurrent = inner.max_concurrent as usize;
         let task = tokio::spawn(async move {
@@ -568,10 +591,18 @@ impl EdgeHost {
                     .call_handle(&mut store, req, out)
                     .await
             };
-            let result = match tokio::time::timeout(timeout, run).await {
+            let result = match running.run(run).await {
                 Ok(result) => result.map_err(|e| format!("{e:?}")),
-                Err(_) => Err("the component ran past the request time limit".to_owned()),
+                Err(expired) => Err(expired.to_owned()),
             };
+            if let Err(e) = &result {
+                // Before the store (and with it the body's sender) is dropped below.
+                running.cut();
+                if running.is_answered() {
+                    // The client has the head; the body is cut off where it stood.
+                    tracing::warn!(error = %e, "a streamed answer was cut off");
+                }
+            }
             drop(held);
             let in_use = max_concurrent - permits.available_permits();
             metrics::gauge!("heart_edge_permits_in_use").set(in_use as f64);
@@ -579,7 +610,10 @@ impl EdgeHost {
         });
 
         match tokio::time::timeout(timeout, receiver).await {
-            Ok(Ok(Ok(response))) => response,
+            Ok(Ok(Ok(response))) => {
+                deadline.answered();
+                response.map(|body| deadline.track(body))
+            }
             Ok(Ok(Err(code))) => {
                 tracing::error!(error = ?code, "the component answered with an error");
                 contract_error(ErrorCode::Internal, ErrorCode::Internal.default_message())
@@ -686,6 +720,13 @@ fn refuse_early<B>(
 
 fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:?}")
+}
+
+/// `left` in epoch ticks, at least one.
+fn epoch_ticks(left: Duration) -> u64 {
+    u64::try_from(left.as_millis() / EPOCH_TICK.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] while the engine lives.

@@ -14,7 +14,8 @@ use heart_edge_host::telemetry::AccessRecord;
 use heart_edge_host::{EdgeHost, HostConfig};
 use heart_shared::cache_keys::KeySpace;
 use heart_shared::token::{ed25519_jwk, key_id, AccessClaims, Jwk, Jwks};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
 use tokio::net::{TcpListener, TcpStream};
@@ -59,6 +60,7 @@ pub struct FakeCore {
     received: Arc<Mutex<Vec<Received>>>,
     answer: Arc<Mutex<Answer>>,
     delay: Arc<Mutex<Duration>>,
+    stream: Arc<Mutex<Option<Streamed>>>,
     /// TCP connections the edge opened to this core.
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -75,6 +77,7 @@ impl FakeCore {
                 r#"{"size":0,"posts":[],"next_cursor":null}"#.to_owned(),
             ))),
             delay: Arc::default(),
+            stream: Arc::default(),
             connections: Arc::default(),
         };
         let served = core.clone();
@@ -103,13 +106,13 @@ impl FakeCore {
     async fn answer(
         &self,
         request: hyper::Request<hyper::body::Incoming>,
-    ) -> hyper::Response<Full<Bytes>> {
+    ) -> hyper::Response<BoxBody<Bytes, std::convert::Infallible>> {
         let (parts, body) = request.into_parts();
         // A request whose body broke off is not a request the core would act on: not recorded.
         let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
             return hyper::Response::builder()
                 .status(400)
-                .body(Full::new(Bytes::new()))
+                .body(Full::new(Bytes::new()).boxed())
                 .unwrap();
         };
         self.received.lock().unwrap().push(Received {
@@ -125,11 +128,15 @@ impl FakeCore {
         let delay = *self.delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         let (status, content_type, body) = self.answer.lock().unwrap().clone();
+        let body = match *self.stream.lock().unwrap() {
+            None => Full::new(Bytes::from(body)).boxed(),
+            Some(streamed) => streamed.body(),
+        };
         hyper::Response::builder()
             .status(status)
             .header("content-type", content_type)
             .header("x-request-id", "from-core")
-            .body(Full::new(Bytes::from(body)))
+            .body(body)
             .unwrap()
     }
 
@@ -143,9 +150,47 @@ impl FakeCore {
         *self.delay.lock().unwrap() = delay;
     }
 
+    /// From now on, answer with a streamed body: `chunks` chunks of `CHUNK` bytes, each after
+    /// `every`, and then (if `stall`) nothing more, never ending.
+    pub fn answer_streaming(&self, chunks: usize, every: Duration, stall: bool) {
+        *self.stream.lock().unwrap() = Some(Streamed {
+            chunks,
+            every,
+            stall,
+        });
+    }
+
     /// From now on, answer `status` with `body` (JSON).
     pub fn answer_with(&self, status: u16, body: &str) {
         *self.answer.lock().unwrap() = (status, "application/json", body.to_owned());
+    }
+}
+
+/// A streamed answer of the stand-in core (like an export): see [`FakeCore::answer_streaming`].
+#[derive(Debug, Clone, Copy)]
+struct Streamed {
+    chunks: usize,
+    every: Duration,
+    stall: bool,
+}
+
+/// The size of one chunk of a streamed answer.
+pub const CHUNK: usize = 1024;
+
+impl Streamed {
+    fn body(self) -> BoxBody<Bytes, std::convert::Infallible> {
+        let frames = futures_util::stream::unfold(0, move |sent| async move {
+            if sent == self.chunks {
+                if self.stall {
+                    std::future::pending::<()>().await;
+                }
+                return None;
+            }
+            tokio::time::sleep(self.every).await;
+            let frame = hyper::body::Frame::data(Bytes::from(vec![b'z'; CHUNK]));
+            Some((Ok(frame), sent + 1))
+        });
+        StreamBody::new(frames).boxed()
     }
 }
 
@@ -416,6 +461,28 @@ impl TestEdge {
             headers: parts.headers,
             body: body.collect().await.unwrap().to_bytes(),
         }
+    }
+
+    /// `GET path` as `token`: the status, and the body or how it broke off.
+    pub async fn get_streamed(&self, token: &str, path: &str) -> (u16, Result<Bytes, String>) {
+        let stream = TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let request = hyper::Request::get(path)
+            .header("host", "api.example.com")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await;
+        (
+            status,
+            body.map(|b| b.to_bytes()).map_err(|e| e.to_string()),
+        )
     }
 
     /// `GET path` with `Authorization: Bearer token`.

@@ -526,6 +526,85 @@ async fn a_hanging_core_is_cut_off_at_the_time_limit() {
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
 }
 
+/// A streamed answer (a data export) goes on past the request time limit while it moves.
+#[tokio::test]
+async fn a_moving_stream_outlives_the_request_time_limit() {
+    let mut options = Options::on(Backend::InProcess);
+    options.request_timeout = std::time::Duration::from_secs(1);
+    let edge = TestEdge::start_with(options).await;
+    // 3 s in all: a chunk every 200 ms.
+    edge.core
+        .answer_streaming(15, std::time::Duration::from_millis(200), false);
+    let token = edge.signer.token(7, "s");
+    let started = std::time::Instant::now();
+    let (status, body) = edge
+        .get_streamed(&token, "/member/export?member_id=7")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.unwrap().len(), 15 * helpers::CHUNK);
+    assert!(started.elapsed() > std::time::Duration::from_secs(2));
+}
+
+/// A stream that stops moving is cut the request time limit after its last chunk, and its
+/// instance is freed.
+#[tokio::test]
+async fn a_stalled_stream_is_cut_after_the_request_time_limit() {
+    let mut options = Options::on(Backend::InProcess).host(|config| {
+        config.max_concurrent_requests = 1;
+        config.permit_wait = std::time::Duration::from_millis(100);
+    });
+    options.request_timeout = std::time::Duration::from_secs(1);
+    let edge = TestEdge::start_with(options).await;
+    edge.core
+        .answer_streaming(2, std::time::Duration::from_millis(100), true);
+    let token = edge.signer.token(7, "s");
+    let started = std::time::Instant::now();
+    let (status, body) = edge
+        .get_streamed(&token, "/member/export?member_id=7")
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.is_err(), "a cut stream must not look complete");
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(1200) && took < std::time::Duration::from_secs(5),
+        "{took:?}"
+    );
+    // The one instance is free again.
+    edge.core.answer_with(200, r#"{"ok":true}"#);
+    edge.core
+        .answer_streaming(1, std::time::Duration::from_millis(1), false);
+    let (status, body) = edge
+        .get_streamed(&token, "/member/export?member_id=7")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.unwrap().len(), helpers::CHUNK);
+}
+
+/// However it moves, a stream ends at the stream time limit.
+#[tokio::test]
+async fn a_stream_ends_at_the_stream_time_limit() {
+    let mut options = Options::on(Backend::InProcess).host(|config| {
+        config.stream_timeout = std::time::Duration::from_secs(2);
+    });
+    options.request_timeout = std::time::Duration::from_secs(1);
+    let edge = TestEdge::start_with(options).await;
+    // 10 s of chunks, one every 100 ms.
+    edge.core
+        .answer_streaming(100, std::time::Duration::from_millis(100), false);
+    let token = edge.signer.token(7, "s");
+    let started = std::time::Instant::now();
+    let (status, body) = edge
+        .get_streamed(&token, "/member/export?member_id=7")
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.is_err());
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(6),
+        "{took:?}"
+    );
+}
+
 #[tokio::test]
 async fn missing_configuration_is_global_503() {
     let edge = TestEdge::start_with(Options::on(Backend::InProcess).var("jwks", "not json")).await;
