@@ -13,7 +13,9 @@ pub enum Direction {
     Followings,
 }
 
-/// Inserts the follow unless it exists.
+/// Inserts the follow unless it exists. A follow of (or by) a member deleted meanwhile is refused
+/// by the foreign keys: on MySQL not `INSERT IGNORE`, which turns that refusal into a warning
+/// and answers success with nothing written (SQLite's `OR IGNORE` leaves foreign keys alone).
 pub async fn insert_once(
     db: &Db,
     follower: i64,
@@ -25,7 +27,8 @@ pub async fn insert_once(
             "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)"
         }
         DbKind::MySql => {
-            "INSERT IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)"
+            "INSERT INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?) \
+             ON DUPLICATE KEY UPDATE follower_id = follower_id"
         }
     };
     sqlx::query(sql)

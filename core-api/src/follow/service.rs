@@ -26,7 +26,12 @@ pub async fn add(state: &AppState, follower: i64, followee: i64) -> Result<(), A
             "Cannot follow while blocked",
         ));
     }
-    repo::insert_once(&state.db, follower, followee, state.clock.now()).await?;
+    if let Err(e) = repo::insert_once(&state.db, follower, followee, state.clock.now()).await {
+        if members::target_gone(&state.db, follower, &e).await {
+            return Err(ApiError::no_such_member("target_id", followee));
+        }
+        return Err(e.into());
+    }
     state.feed_version.bump().await;
     Ok(())
 }

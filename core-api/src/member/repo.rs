@@ -268,6 +268,14 @@ pub async fn object_keys(db: &Db, id: i64) -> Result<Vec<String>, sqlx::Error> {
     Ok(rows.into_iter().filter_map(|(key,)| key).collect())
 }
 
+/// Whether a write about `caller` and a target (a block, a follow, a report) failed because the
+/// target was deleted since it was checked: a foreign key refused it while `caller` is still
+/// there. (When `caller` is the one gone, the error's own mapping answers `AUTH_010`.)
+pub async fn target_gone(db: &Db, caller: i64, error: &sqlx::Error) -> bool {
+    let refused = matches!(error, sqlx::Error::Database(e) if e.is_foreign_key_violation());
+    refused && matches!(exists(db, caller).await, Ok(true))
+}
+
 /// Deletes member `id` and, by cascade, their sessions, posts, images, blocks, follows and the
 /// reports they filed, plus their verification row. Reports *about* them stay, with a snapshot
 /// (nickname, SHA-256 of the email, deletion time) for moderators. The live sessions are recorded

@@ -125,7 +125,14 @@ pub async fn block(state: &AppState, caller: i64, target: i64) -> Result<(), Api
     if !repo::exists(&state.db, target).await? {
         return Err(ApiError::no_such_member("target_id", target));
     }
-    if !repo::block(&state.db, caller, target, state.clock.now()).await? {
+    let blocked = match repo::block(&state.db, caller, target, state.clock.now()).await {
+        Ok(blocked) => blocked,
+        Err(e) if repo::target_gone(&state.db, caller, &e).await => {
+            return Err(ApiError::no_such_member("target_id", target));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !blocked {
         return Err(ApiError::code(ErrorCode::AlreadyBlocking));
     }
     state.feed_version.bump().await;

@@ -3,7 +3,8 @@
 use crate::db::{Db, DbKind};
 use crate::paging::Page;
 
-/// Inserts the report unless the pair reported already.
+/// Inserts the report unless the pair reported already. A report by (or about) a member deleted
+/// meanwhile is refused by the foreign keys (see `follow::repo::insert_once`).
 pub async fn insert_once(
     db: &Db,
     reporter: i64,
@@ -13,7 +14,8 @@ pub async fn insert_once(
 ) -> Result<(), sqlx::Error> {
     let sql = match db.kind {
         DbKind::Sqlite => "INSERT OR IGNORE INTO reports (reporter_id, target_id, reason, created_at) VALUES (?, ?, ?, ?)",
-        DbKind::MySql => "INSERT IGNORE INTO reports (reporter_id, target_id, reason, created_at) VALUES (?, ?, ?, ?)",
+        DbKind::MySql => "INSERT INTO reports (reporter_id, target_id, reason, created_at) VALUES (?, ?, ?, ?) \
+                          ON DUPLICATE KEY UPDATE reporter_id = reporter_id",
     };
     sqlx::query(sql)
         .bind(reporter)

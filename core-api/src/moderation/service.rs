@@ -30,7 +30,13 @@ pub async fn report(
     if !members::exists(&state.db, target).await? {
         return Err(ApiError::no_such_member("target_id", target));
     }
-    repo::insert_once(&state.db, reporter, target, reason, state.clock.now()).await?;
+    if let Err(e) = repo::insert_once(&state.db, reporter, target, reason, state.clock.now()).await
+    {
+        if members::target_gone(&state.db, reporter, &e).await {
+            return Err(ApiError::no_such_member("target_id", target));
+        }
+        return Err(e.into());
+    }
     Ok(())
 }
 

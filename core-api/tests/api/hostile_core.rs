@@ -211,6 +211,16 @@ async fn a_deleted_members_tokens_stay_refused_after_a_restart() {
         .unwrap();
     let response = forgetful_send(&forgetful, request).await;
     assert_code(&response, "AUTH_010");
+    // MySQL's `INSERT IGNORE` once turned the foreign key's refusal into a warning: 200, no row.
+    let request = axum::http::Request::post("/member/report")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {other_token}"))
+        .body(axum::body::Body::from(
+            json!({ "member_id": kim.id, "target_id": lee.id, "reason": "spam" }).to_string(),
+        ))
+        .unwrap();
+    let response = forgetful_send(&forgetful, request).await;
+    assert_code(&response, "AUTH_010");
 }
 
 async fn forgetful_send(
