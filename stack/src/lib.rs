@@ -100,7 +100,8 @@ pub struct StackOptions {
     pub edge_max_concurrency: u32,
     /// The edge host's other limits as `HEART_EDGE_*` settings (`HEART_EDGE_HEADER_TIMEOUT_SECS`,
     /// `HEART_EDGE_BODY_TIMEOUT_SECS`, `HEART_EDGE_MAX_CONNECTIONS`, `HEART_EDGE_PERMIT_WAIT_MS`,
-    /// `HEART_EDGE_MAX_CONCURRENT_UPLOADS`, `HEART_EDGE_STREAM_TIMEOUT_SECS`; see `HostConfig::read_limits`).
+    /// `HEART_EDGE_MAX_CONCURRENT_UPLOADS`, `HEART_EDGE_STREAM_TIMEOUT_SECS`,
+    /// `HEART_EDGE_MAX_LONG_STREAMS`; see `HostConfig::read_limits`).
     pub edge_limits: HashMap<String, String>,
 }
 
@@ -275,6 +276,7 @@ impl Stack {
         host_config.request_timeout = options.edge_request_timeout;
         host_config.max_concurrent_requests = options.edge_max_concurrency;
         host_config.max_concurrent_uploads = options.edge_max_concurrency.div_ceil(2);
+        host_config.max_long_streams = options.edge_max_concurrency.div_ceil(4);
         host_config.read_limits(|name| options.edge_limits.get(name).cloned())?;
         host_config.in_process_store = Some(shared);
         // Compiling the component is CPU work: keep it off the async workers.

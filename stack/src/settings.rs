@@ -31,6 +31,11 @@ pub const STACK_SETTINGS: &[Setting] = &[
         meaning: "how long a streamed answer (a data export) may go on through the edge while it moves, from the request's start; a stream that stands still for the request time limit is cut sooner",
     },
     Setting {
+        names: &["HEART_EDGE_MAX_LONG_STREAMS"],
+        default: "a quarter of `HEART_EDGE_MAX_CONCURRENCY`",
+        meaning: "streamed answers that may run past the request time limit at once (each holds an instance); one that finds no slot ends at the limit",
+    },
+    Setting {
         names: &["HEART_EDGE_HEADER_TIMEOUT_SECS"],
         default: "`10`",
         meaning: "a client that has not sent its whole request head in this time (or an idle keep-alive connection) is disconnected",

@@ -7,18 +7,23 @@
 //! (the stream time limit). A client that stops reading, or a core that stops sending, ends the
 //! stream `idle` after the last chunk; the instance and its permit are freed then.
 //!
+//! A stream past the request time limit holds its instance for long, so at most
+//! `max_long_streams` may (a slot each, taken without waiting when the limit passes); a stream
+//! that finds none is cut there, and the instances stay free for the API.
+//!
 //! Both the wall clock (the task running the instance) and the CPU (the epoch deadline of the
 //! instance's store) follow the same [`Deadline`].
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -44,12 +49,24 @@ struct Shared {
     cut: AtomicBool,
     /// Milliseconds from `started` to the last chunk taken (or the head).
     last_progress_ms: AtomicU64,
+    /// The slots of streams past the request time limit, and this one's once taken.
+    long_streams: Arc<Semaphore>,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    /// Not past the request time limit yet.
+    NotNeeded,
+    Held(#[allow(dead_code)] OwnedSemaphorePermit),
+    /// None was free: the stream ends at the request time limit.
+    Refused,
 }
 
 impl Deadline {
     /// A deadline starting now: `idle` for the head and between chunks, `max` in all (at least
-    /// `idle`).
-    pub(crate) fn new(idle: Duration, max: Duration) -> Deadline {
+    /// `idle`), past `idle` only with a slot of `long_streams`.
+    pub(crate) fn new(idle: Duration, max: Duration, long_streams: Arc<Semaphore>) -> Deadline {
         Deadline {
             shared: Arc::new(Shared {
                 started: Instant::now(),
@@ -58,6 +75,8 @@ impl Deadline {
                 answered: AtomicBool::new(false),
                 cut: AtomicBool::new(false),
                 last_progress_ms: AtomicU64::new(0),
+                long_streams,
+                slot: Mutex::new(Slot::NotNeeded),
             }),
         }
     }
@@ -93,8 +112,33 @@ impl Deadline {
         if !s.answered.load(Ordering::Acquire) {
             return s.started + s.idle;
         }
+        let request_limit = s.started + s.idle;
+        if Instant::now() >= request_limit && !self.holds_long_stream_slot() {
+            return request_limit;
+        }
         let last = Duration::from_millis(s.last_progress_ms.load(Ordering::Acquire));
         (s.started + last + s.idle).min(s.started + s.max)
+    }
+
+    /// Whether this stream has a long-stream slot, taking one (without waiting) the first time.
+    fn holds_long_stream_slot(&self) -> bool {
+        let mut slot = self
+            .shared
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Slot::NotNeeded = *slot {
+            *slot = match self.shared.long_streams.clone().try_acquire_owned() {
+                Ok(permit) => Slot::Held(permit),
+                Err(_) => {
+                    tracing::warn!(
+                        "no long-stream slot free: the answer ends at the request time limit"
+                    );
+                    Slot::Refused
+                }
+            };
+        }
+        matches!(*slot, Slot::Held(_))
     }
 
     /// What is left before [`Deadline::expires_at`], zero once it has passed.
@@ -170,19 +214,55 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    fn slots(n: usize) -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(n))
+    }
+
+    /// A stream that answers at once and moves every 50 ms for `for_ms`.
+    async fn stream(deadline: Deadline, for_ms: u32) {
+        deadline.answered();
+        for _ in 0..for_ms / 50 {
+            tokio::time::sleep(50 * MS).await;
+            deadline.progressed();
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_past_the_request_time_limit_need_a_slot() {
+        let long_streams = slots(1);
+        let started = Instant::now();
+        let (first, second) = {
+            let first = Deadline::new(300 * MS, 10_000 * MS, long_streams.clone());
+            let second = Deadline::new(300 * MS, 10_000 * MS, long_streams.clone());
+            tokio::join!(
+                first.run(stream(first.clone(), 800)),
+                second.run(stream(second.clone(), 800)),
+            )
+        };
+        // One got the slot and finished; the other was cut at the request time limit.
+        let mut outcomes = [first.is_ok(), second.is_ok()];
+        outcomes.sort_unstable();
+        assert_eq!(outcomes, [false, true]);
+        assert!(started.elapsed() >= 800 * MS);
+        // The slot is free again once its stream is done.
+        assert_eq!(long_streams.available_permits(), 1);
+        let third = Deadline::new(300 * MS, 10_000 * MS, long_streams);
+        assert_eq!(third.run(stream(third.clone(), 500)).await, Ok(()));
+    }
+
     #[tokio::test]
     async fn the_head_has_the_request_time_limit() {
-        let deadline = Deadline::new(200 * MS, 5000 * MS);
+        let deadline = Deadline::new(200 * MS, 5000 * MS, slots(1));
         let slow = deadline.run(tokio::time::sleep(400 * MS)).await;
         assert_eq!(slow, Err(EXPIRED));
-        let deadline = Deadline::new(2000 * MS, 5000 * MS);
+        let deadline = Deadline::new(2000 * MS, 5000 * MS, slots(1));
         let quick = deadline.run(tokio::time::sleep(50 * MS)).await;
         assert_eq!(quick, Ok(()));
     }
 
     #[tokio::test]
     async fn a_moving_body_goes_on_until_the_stream_limit() {
-        let deadline = Deadline::new(300 * MS, 900 * MS);
+        let deadline = Deadline::new(300 * MS, 900 * MS, slots(1));
         let mover = deadline.clone();
         let streaming = async move {
             mover.answered();
@@ -200,7 +280,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_body_ends_idle_after_its_last_chunk() {
-        let deadline = Deadline::new(300 * MS, 10_000 * MS);
+        let deadline = Deadline::new(300 * MS, 10_000 * MS, slots(1));
         let mover = deadline.clone();
         let stalls = async move {
             mover.answered();

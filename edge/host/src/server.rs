@@ -68,6 +68,8 @@ pub struct HostConfig {
     /// The longest an answer's body may stream while it moves (a data export), from the start
     /// of the request (see [`crate::deadline`]).
     pub stream_timeout: Duration,
+    /// Streamed answers past the request time limit at once, at most (see [`crate::deadline`]).
+    pub max_long_streams: u32,
     /// Instances in the pool; requests beyond wait for a free one.
     pub max_concurrent_requests: u32,
     /// Where compiled components are cached between starts; `None`: compile on every start.
@@ -104,6 +106,7 @@ impl std::fmt::Debug for HostConfig {
             .field("variables", &names)
             .field("request_timeout", &self.request_timeout)
             .field("stream_timeout", &self.stream_timeout)
+            .field("max_long_streams", &self.max_long_streams)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("cache_dir", &self.cache_dir)
             .field("redis_timeouts", &self.redis_timeouts)
@@ -118,7 +121,7 @@ impl std::fmt::Debug for HostConfig {
 
 impl HostConfig {
     /// A configuration with defaults: 30 s per request (and per stall of a streamed answer, 30 min
-    /// for the whole stream), 64 instances (at most 32 of them for
+    /// for the whole stream, at most 16 such streams), 64 instances (at most 32 of them for
     /// uploads), 1 s wait for one, 10 s for a head or a JSON body, 1024 connections, no compile cache.
     pub fn new(component: impl Into<PathBuf>, variables: HashMap<String, String>) -> HostConfig {
         HostConfig {
@@ -126,6 +129,7 @@ impl HostConfig {
             variables,
             request_timeout: Duration::from_secs(30),
             stream_timeout: Duration::from_secs(30 * 60),
+            max_long_streams: 16,
             max_concurrent_requests: 64,
             cache_dir: None,
             in_process_store: None,
@@ -157,9 +161,13 @@ impl HostConfig {
         if let Some(secs) = number("HEART_EDGE_STREAM_TIMEOUT_SECS")? {
             self.stream_timeout = Duration::from_secs(secs.max(1));
         }
+        if let Some(n) = number("HEART_EDGE_MAX_LONG_STREAMS")? {
+            self.max_long_streams = u32::try_from(n).unwrap_or(u32::MAX);
+        }
         if let Some(n) = number("HEART_EDGE_MAX_CONCURRENCY")? {
             self.max_concurrent_requests = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
             self.max_concurrent_uploads = self.max_concurrent_requests.div_ceil(2);
+            self.max_long_streams = self.max_concurrent_requests.div_ceil(4);
         }
         if let Some(secs) = number("HEART_EDGE_HEADER_TIMEOUT_SECS")? {
             self.header_read_timeout = Duration::from_secs(secs.max(1));
@@ -260,6 +268,7 @@ struct Inner {
     pool: CorePool,
     request_timeout: Duration,
     stream_timeout: Duration,
+    long_streams: Arc<Semaphore>,
     header_read_timeout: Duration,
     body_timeout: Duration,
     permit_wait: Duration,
@@ -317,6 +326,9 @@ impl EdgeHost {
                 pool: outbound::core_pool(max_concurrent as usize, config.request_timeout),
                 request_timeout: config.request_timeout,
                 stream_timeout: config.stream_timeout,
+                long_streams: Arc::new(Semaphore::new(
+                    config.max_long_streams.min(max_concurrent) as usize
+                )),
                 header_read_timeout: config.header_read_timeout,
                 body_timeout: config.body_timeout,
                 permit_wait: config.permit_wait,
@@ -548,7 +560,11 @@ impl EdgeHost {
             },
         );
         // The head within the request time limit; a streamed body for as long as it moves.
-        let deadline = Deadline::new(inner.request_timeout, inner.stream_timeout);
+        let deadline = Deadline::new(
+            inner.request_timeout,
+            inner.stream_timeout,
+            inner.long_streams.clone(),
+        );
         store.set_epoch_deadline(epoch_ticks(deadline.remaining()));
         let watch = deadline.clone();
         store.epoch_deadline_callback(move |_| {
@@ -812,6 +828,7 @@ mod tests {
                 "HEART_EDGE_MAX_CONNECTIONS" => Some("10".into()),
                 "HEART_EDGE_PERMIT_WAIT_MS" => Some("250".into()),
                 "HEART_EDGE_MAX_CONCURRENCY" => Some("9".into()),
+                "HEART_EDGE_STREAM_TIMEOUT_SECS" => Some("600".into()),
                 _ => None,
             })
             .unwrap();
@@ -819,6 +836,8 @@ mod tests {
         assert_eq!(config.max_connections, 10);
         assert_eq!(config.permit_wait, Duration::from_millis(250));
         assert_eq!(config.max_concurrent_uploads, 5);
+        assert_eq!(config.max_long_streams, 3);
+        assert_eq!(config.stream_timeout, Duration::from_secs(600));
         assert!(config
             .read_limits(|name| (name == "HEART_EDGE_BODY_TIMEOUT_SECS").then(|| "x".into()))
             .is_err());

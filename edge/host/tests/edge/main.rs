@@ -580,6 +580,27 @@ async fn a_stalled_stream_is_cut_after_the_request_time_limit() {
     assert_eq!(body.unwrap().len(), helpers::CHUNK);
 }
 
+/// With no long-stream slot free, a moving stream ends at the request time limit.
+#[tokio::test]
+async fn without_a_long_stream_slot_a_stream_ends_at_the_request_time_limit() {
+    let mut options = Options::on(Backend::InProcess).host(|config| {
+        config.max_long_streams = 0;
+    });
+    options.request_timeout = std::time::Duration::from_secs(1);
+    let edge = TestEdge::start_with(options).await;
+    edge.core
+        .answer_streaming(15, std::time::Duration::from_millis(200), false);
+    let token = edge.signer.token(7, "s");
+    let started = std::time::Instant::now();
+    let (status, body) = edge
+        .get_streamed(&token, "/member/export?member_id=7")
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.is_err());
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_millis(2500), "{took:?}");
+}
+
 /// However it moves, a stream ends at the stream time limit.
 #[tokio::test]
 async fn a_stream_ends_at_the_stream_time_limit() {
