@@ -661,7 +661,10 @@ async fn forward(
     }
 }
 
-/// Streams the core's answer to the client.
+/// Streams the core's answer to the client. When the core's answer breaks off (or the client's
+/// side fails), the body is dropped unfinished, which makes the host abort it: the client sees
+/// the answer break off, never a truncated body that looks complete. (spin-sdk's body sink
+/// finishes the body when dropped, so it is not used here.)
 async fn stream_answer(
     response: IncomingResponse,
     status: u16,
@@ -672,24 +675,60 @@ async fn stream_answer(
         eprintln!("heart-edge: could not build the response headers");
         return;
     };
-    let mut body = outgoing.take_body();
+    let Ok(body) = outgoing.body() else {
+        eprintln!("heart-edge: the response body was already taken");
+        return;
+    };
+    let Ok(sink) = body.write() else {
+        eprintln!("heart-edge: the response body is not writable");
+        return;
+    };
     response_out.set(outgoing);
+    // Writes all of `bytes`, waiting (in the host) while the client's side is full.
+    let write_all = |mut bytes: &[u8]| -> Result<(), String> {
+        while !bytes.is_empty() {
+            let permitted = sink
+                .check_write()
+                .map_err(|e| format!("writing the answer: {e:?}"))?;
+            if permitted == 0 {
+                sink.subscribe().block();
+                continue;
+            }
+            let n = usize::try_from(permitted)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            sink.write(&bytes[..n])
+                .map_err(|e| format!("writing the answer: {e:?}"))?;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    };
     let mut stream = response.take_body_stream();
+    let mut complete = true;
     while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(chunk) => {
-                if let Err(e) = body.send(chunk).await {
-                    eprintln!("heart-edge: writing the answer: {e:?}");
-                    return;
-                }
-            }
-            Err(e) => {
-                eprintln!("heart-edge: reading the core's answer: {e:?}");
-                return;
-            }
+        let written = chunk
+            .map_err(|e| format!("reading the core's answer: {e:?}"))
+            .and_then(|chunk| write_all(&chunk));
+        if let Err(why) = written {
+            eprintln!("heart-edge: {why}; the answer is cut off");
+            complete = false;
+            break;
         }
     }
-    drop(body);
+    drop(stream);
+    if complete {
+        let flushed = sink.flush();
+        drop(sink);
+        if let Err(e) = flushed.map_err(|e| format!("{e:?}")).and_then(|()| {
+            spin_sdk::http::OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
+        }) {
+            eprintln!("heart-edge: finishing the answer: {e}");
+        }
+    } else {
+        // Unfinished: the host aborts the body.
+        drop(sink);
+        drop(body);
+    }
     drop(response);
 }
 

@@ -106,13 +106,13 @@ impl FakeCore {
     async fn answer(
         &self,
         request: hyper::Request<hyper::body::Incoming>,
-    ) -> hyper::Response<BoxBody<Bytes, std::convert::Infallible>> {
+    ) -> hyper::Response<BoxBody<Bytes, std::io::Error>> {
         let (parts, body) = request.into_parts();
         // A request whose body broke off is not a request the core would act on: not recorded.
         let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
             return hyper::Response::builder()
                 .status(400)
-                .body(Full::new(Bytes::new()).boxed())
+                .body(full(Bytes::new()))
                 .unwrap();
         };
         self.received.lock().unwrap().push(Received {
@@ -129,7 +129,7 @@ impl FakeCore {
         tokio::time::sleep(delay).await;
         let (status, content_type, body) = self.answer.lock().unwrap().clone();
         let body = match *self.stream.lock().unwrap() {
-            None => Full::new(Bytes::from(body)).boxed(),
+            None => full(Bytes::from(body)),
             Some(streamed) => streamed.body(),
         };
         hyper::Response::builder()
@@ -151,13 +151,9 @@ impl FakeCore {
     }
 
     /// From now on, answer with a streamed body: `chunks` chunks of `CHUNK` bytes, each after
-    /// `every`, and then (if `stall`) nothing more, never ending.
-    pub fn answer_streaming(&self, chunks: usize, every: Duration, stall: bool) {
-        *self.stream.lock().unwrap() = Some(Streamed {
-            chunks,
-            every,
-            stall,
-        });
+    /// `every`, and then `end`.
+    pub fn answer_streaming(&self, chunks: usize, every: Duration, end: StreamEnd) {
+        *self.stream.lock().unwrap() = Some(Streamed { chunks, every, end });
     }
 
     /// From now on, answer `status` with `body` (JSON).
@@ -171,24 +167,40 @@ impl FakeCore {
 struct Streamed {
     chunks: usize,
     every: Duration,
-    stall: bool,
+    end: StreamEnd,
+}
+
+/// How a streamed answer of the stand-in core ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Whole: the last chunk, then the end of the body.
+    Complete,
+    /// Nothing more, never ending.
+    Stall,
+    /// The body fails (the core's connection is cut without the final chunk).
+    Break,
+}
+
+fn full(bytes: Bytes) -> BoxBody<Bytes, std::io::Error> {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
 /// The size of one chunk of a streamed answer.
 pub const CHUNK: usize = 1024;
 
 impl Streamed {
-    fn body(self) -> BoxBody<Bytes, std::convert::Infallible> {
+    fn body(self) -> BoxBody<Bytes, std::io::Error> {
         let frames = futures_util::stream::unfold(0, move |sent| async move {
             if sent == self.chunks {
-                if self.stall {
-                    std::future::pending::<()>().await;
-                }
-                return None;
+                return match self.end {
+                    StreamEnd::Complete => None,
+                    StreamEnd::Stall => std::future::pending().await,
+                    StreamEnd::Break => Some((Err(std::io::Error::other("cut")), sent + 1)),
+                };
             }
             tokio::time::sleep(self.every).await;
             let frame = hyper::body::Frame::data(Bytes::from(vec![b'z'; CHUNK]));
-            Some((Ok(frame), sent + 1))
+            Some((Ok::<_, std::io::Error>(frame), sent + 1))
         });
         StreamBody::new(frames).boxed()
     }

@@ -15,7 +15,7 @@ mod helpers;
 mod redis_faults;
 
 use heart_shared::edge::FeedKind;
-use helpers::{Backend, Options, Signer, TestEdge};
+use helpers::{Backend, Options, Signer, StreamEnd, TestEdge};
 
 /// Runs `check(backend)` as one test per store: `<name>::redis` and `<name>::in_process`.
 macro_rules! on_both_stores {
@@ -533,8 +533,11 @@ async fn a_moving_stream_outlives_the_request_time_limit() {
     options.request_timeout = std::time::Duration::from_secs(1);
     let edge = TestEdge::start_with(options).await;
     // 3 s in all: a chunk every 200 ms.
-    edge.core
-        .answer_streaming(15, std::time::Duration::from_millis(200), false);
+    edge.core.answer_streaming(
+        15,
+        std::time::Duration::from_millis(200),
+        StreamEnd::Complete,
+    );
     let token = edge.signer.token(7, "s");
     let started = std::time::Instant::now();
     let (status, body) = edge
@@ -556,7 +559,7 @@ async fn a_stalled_stream_is_cut_after_the_request_time_limit() {
     options.request_timeout = std::time::Duration::from_secs(1);
     let edge = TestEdge::start_with(options).await;
     edge.core
-        .answer_streaming(2, std::time::Duration::from_millis(100), true);
+        .answer_streaming(2, std::time::Duration::from_millis(100), StreamEnd::Stall);
     let token = edge.signer.token(7, "s");
     let started = std::time::Instant::now();
     let (status, body) = edge
@@ -572,12 +575,27 @@ async fn a_stalled_stream_is_cut_after_the_request_time_limit() {
     // The one instance is free again.
     edge.core.answer_with(200, r#"{"ok":true}"#);
     edge.core
-        .answer_streaming(1, std::time::Duration::from_millis(1), false);
+        .answer_streaming(1, std::time::Duration::from_millis(1), StreamEnd::Complete);
     let (status, body) = edge
         .get_streamed(&token, "/member/export?member_id=7")
         .await;
     assert_eq!(status, 200);
     assert_eq!(body.unwrap().len(), helpers::CHUNK);
+}
+
+/// A core whose answer breaks off mid-stream: the client sees it break off too, never a
+/// truncated answer that looks whole.
+#[tokio::test]
+async fn a_core_answer_that_breaks_off_breaks_off_for_the_client() {
+    let edge = TestEdge::start(Backend::InProcess).await;
+    edge.core
+        .answer_streaming(3, std::time::Duration::from_millis(10), StreamEnd::Break);
+    let token = edge.signer.token(7, "s");
+    let (status, body) = edge
+        .get_streamed(&token, "/member/export?member_id=7")
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.is_err(), "a broken answer must not look complete");
 }
 
 /// With no long-stream slot free, a moving stream ends at the request time limit.
@@ -588,8 +606,11 @@ async fn without_a_long_stream_slot_a_stream_ends_at_the_request_time_limit() {
     });
     options.request_timeout = std::time::Duration::from_secs(1);
     let edge = TestEdge::start_with(options).await;
-    edge.core
-        .answer_streaming(15, std::time::Duration::from_millis(200), false);
+    edge.core.answer_streaming(
+        15,
+        std::time::Duration::from_millis(200),
+        StreamEnd::Complete,
+    );
     let token = edge.signer.token(7, "s");
     let started = std::time::Instant::now();
     let (status, body) = edge
@@ -610,8 +631,11 @@ async fn a_stream_ends_at_the_stream_time_limit() {
     options.request_timeout = std::time::Duration::from_secs(1);
     let edge = TestEdge::start_with(options).await;
     // 10 s of chunks, one every 100 ms.
-    edge.core
-        .answer_streaming(100, std::time::Duration::from_millis(100), false);
+    edge.core.answer_streaming(
+        100,
+        std::time::Duration::from_millis(100),
+        StreamEnd::Complete,
+    );
     let token = edge.signer.token(7, "s");
     let started = std::time::Instant::now();
     let (status, body) = edge
