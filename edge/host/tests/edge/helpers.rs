@@ -442,6 +442,17 @@ impl TestEdge {
         }
     }
 
+    /// A new HTTP/1.1 connection to the edge.
+    async fn connect(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+        let stream = TcpStream::connect(self.addr).await.unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        sender
+    }
+
     /// Sends a request to the edge.
     pub async fn send(
         &self,
@@ -450,12 +461,7 @@ impl TestEdge {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Answered {
-        let stream = TcpStream::connect(self.addr).await.unwrap();
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
+        let mut sender = self.connect().await;
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -477,12 +483,7 @@ impl TestEdge {
 
     /// `GET path` as `token`: the status, and the body or how it broke off.
     pub async fn get_streamed(&self, token: &str, path: &str) -> (u16, Result<Bytes, String>) {
-        let stream = TcpStream::connect(self.addr).await.unwrap();
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
+        let mut sender = self.connect().await;
         let request = hyper::Request::get(path)
             .header("host", "api.example.com")
             .header("authorization", format!("Bearer {token}"))

@@ -14,6 +14,9 @@ mod front_door;
 mod helpers;
 mod redis_faults;
 
+use std::time::{Duration, Instant};
+
+use heart_edge_host::HostConfig;
 use heart_shared::edge::FeedKind;
 use helpers::{Backend, Options, Signer, StreamEnd, TestEdge};
 
@@ -526,26 +529,36 @@ async fn a_hanging_core_is_cut_off_at_the_time_limit() {
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
 }
 
-/// A streamed answer (a data export) goes on past the request time limit while it moves.
-#[tokio::test]
-async fn a_moving_stream_outlives_the_request_time_limit() {
-    let mut options = Options::on(Backend::InProcess);
-    options.request_timeout = std::time::Duration::from_secs(1);
+/// An export through an edge with a 1 s request time limit (and `configure`d otherwise), whose
+/// core streams `chunks` chunks, one every `every_ms`, then `end`: the status, the body or how it
+/// broke off, and how long it took.
+async fn export_through(
+    configure: fn(&mut HostConfig),
+    chunks: usize,
+    every_ms: u64,
+    end: StreamEnd,
+) -> (u16, Result<bytes::Bytes, String>, Duration) {
+    let mut options = Options::on(Backend::InProcess).host(configure);
+    options.request_timeout = Duration::from_secs(1);
     let edge = TestEdge::start_with(options).await;
-    // 3 s in all: a chunk every 200 ms.
-    edge.core.answer_streaming(
-        15,
-        std::time::Duration::from_millis(200),
-        StreamEnd::Complete,
-    );
+    edge.core
+        .answer_streaming(chunks, Duration::from_millis(every_ms), end);
     let token = edge.signer.token(7, "s");
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let (status, body) = edge
         .get_streamed(&token, "/member/export?member_id=7")
         .await;
+    (status, body, started.elapsed())
+}
+
+/// A streamed answer (a data export) goes on past the request time limit while it moves.
+#[tokio::test]
+async fn a_moving_stream_outlives_the_request_time_limit() {
+    // 3 s in all: a chunk every 200 ms.
+    let (status, body, took) = export_through(|_| {}, 15, 200, StreamEnd::Complete).await;
     assert_eq!(status, 200);
     assert_eq!(body.unwrap().len(), 15 * helpers::CHUNK);
-    assert!(started.elapsed() > std::time::Duration::from_secs(2));
+    assert!(took > Duration::from_secs(2), "{took:?}");
 }
 
 /// A stream that stops moving is cut the request time limit after its last chunk, and its
@@ -554,14 +567,14 @@ async fn a_moving_stream_outlives_the_request_time_limit() {
 async fn a_stalled_stream_is_cut_after_the_request_time_limit() {
     let mut options = Options::on(Backend::InProcess).host(|config| {
         config.max_concurrent_requests = 1;
-        config.permit_wait = std::time::Duration::from_millis(100);
+        config.permit_wait = Duration::from_millis(100);
     });
-    options.request_timeout = std::time::Duration::from_secs(1);
+    options.request_timeout = Duration::from_secs(1);
     let edge = TestEdge::start_with(options).await;
     edge.core
-        .answer_streaming(2, std::time::Duration::from_millis(100), StreamEnd::Stall);
+        .answer_streaming(2, Duration::from_millis(100), StreamEnd::Stall);
     let token = edge.signer.token(7, "s");
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let (status, body) = edge
         .get_streamed(&token, "/member/export?member_id=7")
         .await;
@@ -569,13 +582,12 @@ async fn a_stalled_stream_is_cut_after_the_request_time_limit() {
     assert!(body.is_err(), "a cut stream must not look complete");
     let took = started.elapsed();
     assert!(
-        took >= std::time::Duration::from_millis(1200) && took < std::time::Duration::from_secs(5),
+        took >= Duration::from_millis(1200) && took < Duration::from_secs(5),
         "{took:?}"
     );
     // The one instance is free again.
-    edge.core.answer_with(200, r#"{"ok":true}"#);
     edge.core
-        .answer_streaming(1, std::time::Duration::from_millis(1), StreamEnd::Complete);
+        .answer_streaming(1, Duration::from_millis(1), StreamEnd::Complete);
     let (status, body) = edge
         .get_streamed(&token, "/member/export?member_id=7")
         .await;
@@ -587,13 +599,7 @@ async fn a_stalled_stream_is_cut_after_the_request_time_limit() {
 /// truncated answer that looks whole.
 #[tokio::test]
 async fn a_core_answer_that_breaks_off_breaks_off_for_the_client() {
-    let edge = TestEdge::start(Backend::InProcess).await;
-    edge.core
-        .answer_streaming(3, std::time::Duration::from_millis(10), StreamEnd::Break);
-    let token = edge.signer.token(7, "s");
-    let (status, body) = edge
-        .get_streamed(&token, "/member/export?member_id=7")
-        .await;
+    let (status, body, _) = export_through(|_| {}, 3, 10, StreamEnd::Break).await;
     assert_eq!(status, 200);
     assert!(body.is_err(), "a broken answer must not look complete");
 }
@@ -601,51 +607,23 @@ async fn a_core_answer_that_breaks_off_breaks_off_for_the_client() {
 /// With no long-stream slot free, a moving stream ends at the request time limit.
 #[tokio::test]
 async fn without_a_long_stream_slot_a_stream_ends_at_the_request_time_limit() {
-    let mut options = Options::on(Backend::InProcess).host(|config| {
-        config.max_long_streams = 0;
-    });
-    options.request_timeout = std::time::Duration::from_secs(1);
-    let edge = TestEdge::start_with(options).await;
-    edge.core.answer_streaming(
-        15,
-        std::time::Duration::from_millis(200),
-        StreamEnd::Complete,
-    );
-    let token = edge.signer.token(7, "s");
-    let started = std::time::Instant::now();
-    let (status, body) = edge
-        .get_streamed(&token, "/member/export?member_id=7")
-        .await;
+    let no_slot = |config: &mut HostConfig| config.max_long_streams = 0;
+    let (status, body, took) = export_through(no_slot, 15, 200, StreamEnd::Complete).await;
     assert_eq!(status, 200);
     assert!(body.is_err());
-    let took = started.elapsed();
-    assert!(took < std::time::Duration::from_millis(2500), "{took:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
 }
 
 /// However it moves, a stream ends at the stream time limit.
 #[tokio::test]
 async fn a_stream_ends_at_the_stream_time_limit() {
-    let mut options = Options::on(Backend::InProcess).host(|config| {
-        config.stream_timeout = std::time::Duration::from_secs(2);
-    });
-    options.request_timeout = std::time::Duration::from_secs(1);
-    let edge = TestEdge::start_with(options).await;
+    let two_seconds = |config: &mut HostConfig| config.stream_timeout = Duration::from_secs(2);
     // 10 s of chunks, one every 100 ms.
-    edge.core.answer_streaming(
-        100,
-        std::time::Duration::from_millis(100),
-        StreamEnd::Complete,
-    );
-    let token = edge.signer.token(7, "s");
-    let started = std::time::Instant::now();
-    let (status, body) = edge
-        .get_streamed(&token, "/member/export?member_id=7")
-        .await;
+    let (status, body, took) = export_through(two_seconds, 100, 100, StreamEnd::Complete).await;
     assert_eq!(status, 200);
     assert!(body.is_err());
-    let took = started.elapsed();
     assert!(
-        took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(6),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
         "{took:?}"
     );
 }
