@@ -109,11 +109,11 @@ impl Deadline {
     /// When the request's instance must end.
     pub(crate) fn expires_at(&self) -> Instant {
         let s = &self.shared;
-        if !s.answered.load(Ordering::Acquire) {
-            return s.started + s.idle;
-        }
         let request_limit = s.started + s.idle;
-        if Instant::now() >= request_limit && !self.holds_long_stream_slot() {
+        // Before the head, and past the request limit without a long-stream slot: the limit.
+        if !s.answered.load(Ordering::Acquire)
+            || (Instant::now() >= request_limit && !self.holds_long_stream_slot())
+        {
             return request_limit;
         }
         let last = Duration::from_millis(s.last_progress_ms.load(Ordering::Acquire));

@@ -594,7 +594,6 @@ impl EdgeHost {
         };
 
         let pre = inner.pre.clone();
-        let timeout = inner.request_timeout;
         let running = deadline.clone();
         let permits = inner.permits.clone();
         let max_concurrent = inner.max_concurrent as usize;
@@ -625,7 +624,8 @@ impl EdgeHost {
             result
         });
 
-        match tokio::time::timeout(timeout, receiver).await {
+        // The head, within the same deadline as the instance (the request time limit).
+        match deadline.run(receiver).await {
             Ok(Ok(Ok(response))) => {
                 deadline.answered();
                 response.map(|body| deadline.track(body))
@@ -654,7 +654,7 @@ impl EdgeHost {
             Err(_) => {
                 task.abort();
                 tracing::error!(
-                    limit_secs = timeout.as_secs(),
+                    limit_secs = inner.request_timeout.as_secs(),
                     "request timed out in the edge"
                 );
                 contract_error(
