@@ -151,7 +151,7 @@ impl FakeCore {
     }
 
     /// From now on, answer with a streamed body: `chunks` chunks of `CHUNK` bytes, each after
-    /// `every`, and then `end`.
+    /// `every` (zero: as fast as they are taken), and then `end`.
     pub fn answer_streaming(&self, chunks: usize, every: Duration, end: StreamEnd) {
         *self.stream.lock().unwrap() = Some(Streamed { chunks, every, end });
     }
@@ -198,7 +198,9 @@ impl Streamed {
                     StreamEnd::Break => Some((Err(std::io::Error::other("cut")), sent + 1)),
                 };
             }
-            tokio::time::sleep(self.every).await;
+            if !self.every.is_zero() {
+                tokio::time::sleep(self.every).await;
+            }
             let frame = hyper::body::Frame::data(Bytes::from(vec![b'z'; CHUNK]));
             Some((Ok::<_, std::io::Error>(frame), sent + 1))
         });

@@ -595,6 +595,52 @@ async fn a_stalled_stream_is_cut_after_the_request_time_limit() {
     assert_eq!(body.unwrap().len(), helpers::CHUNK);
 }
 
+/// A client that takes the head of a large answer and then stops reading is cut the request time
+/// limit after the last chunk it took, and frees its instance for the next client.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_and_frees_its_instance() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut options = Options::on(Backend::InProcess).host(|config| {
+        config.max_concurrent_requests = 1;
+        config.permit_wait = Duration::from_millis(100);
+    });
+    options.request_timeout = Duration::from_secs(1);
+    let edge = TestEdge::start_with(options).await;
+    // 64 MiB as fast as it goes: far more than the socket buffers between core, edge and client.
+    edge.core
+        .answer_streaming(64 * 1024, Duration::ZERO, StreamEnd::Complete);
+    let token = edge.signer.token(7, "s");
+    let mut reader = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let request = format!(
+        "GET /member/export?member_id=7 HTTP/1.1\r\nhost: api.example.com\r\nauthorization: Bearer {token}\r\n\r\n"
+    );
+    reader.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 16];
+    reader.read_exact(&mut head).await.unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+    // The client reads nothing more. Within a few seconds its instance is free again.
+    let started = Instant::now();
+    let mut refused = 0;
+    let freed = loop {
+        edge.core
+            .answer_streaming(1, Duration::from_millis(1), StreamEnd::Complete);
+        let (status, body) = edge
+            .get_streamed(&token, "/member/export?member_id=7")
+            .await;
+        if status == 200 {
+            assert_eq!(body.unwrap().len(), helpers::CHUNK);
+            break started.elapsed();
+        }
+        assert_eq!(status, 503, "busy while the slow reader holds the instance");
+        refused += 1;
+        assert!(started.elapsed() < Duration::from_secs(10), "never freed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(refused > 0, "the slow reader never held the instance");
+    assert!(freed >= Duration::from_millis(500), "{freed:?}");
+    drop(reader);
+}
+
 /// A core whose answer breaks off mid-stream: the client sees it break off too, never a
 /// truncated answer that looks whole.
 #[tokio::test]
