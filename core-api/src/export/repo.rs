@@ -178,14 +178,19 @@ pub async fn images_of_posts(
     .await
 }
 
-/// When `member_id`'s last export started, if one ever did.
-async fn last_start(db: &Db, member_id: i64) -> Result<Option<i64>, sqlx::Error> {
-    let started: Option<(i64,)> =
-        sqlx::query_as("SELECT started_at FROM data_exports WHERE member_id = ?")
+/// Starts of one hour's exports, cut ones included: an export that was cut off may be started again
+/// until this many have started in its hour.
+pub const MAX_ATTEMPTS: i64 = 3;
+
+/// `member_id`'s export hour, if one ever started: when its first export started, how many have
+/// started in it, and whether the last one was cut off.
+async fn last_window(db: &Db, member_id: i64) -> Result<Option<(i64, i64, bool)>, sqlx::Error> {
+    let window: Option<(i64, i64, i64)> =
+        sqlx::query_as("SELECT started_at, attempts, cut FROM data_exports WHERE member_id = ?")
             .bind(member_id)
             .fetch_optional(&db.pool)
             .await?;
-    Ok(started.map(|(started_at,)| started_at))
+    Ok(window.map(|(started_at, attempts, cut)| (started_at, attempts, cut != 0)))
 }
 
 /// The seconds from `now` until the next export may start after one at `started_at` (at least 1).
@@ -200,14 +205,19 @@ pub async fn peek_slot(
     now: i64,
     window: i64,
 ) -> Result<Result<(), i64>, sqlx::Error> {
-    Ok(match last_start(db, member_id).await? {
-        Some(started_at) if started_at > now - window => Err(seconds_left(started_at, now, window)),
+    Ok(match last_window(db, member_id).await? {
+        Some((started_at, attempts, cut))
+            if started_at > now - window && !(cut && attempts < MAX_ATTEMPTS) =>
+        {
+            Err(seconds_left(started_at, now, window))
+        }
         _ => Ok(()),
     })
 }
 
-/// Claims `member_id`'s export slot at `now` unless one started less than `window` seconds ago;
-/// otherwise the seconds until the next may start. Racing claims: one wins.
+/// Claims `member_id`'s export slot at `now`: the first export of an hour, or a new start of one
+/// that was cut off (at most [`MAX_ATTEMPTS`] starts an hour). Otherwise the seconds until the
+/// hour is over. Racing claims: one wins.
 pub async fn claim_slot(
     db: &Db,
     member_id: i64,
@@ -225,7 +235,8 @@ pub async fn claim_slot(
         Err(e) => return Err(e),
     }
     let renewed = sqlx::query(
-        "UPDATE data_exports SET started_at = ? WHERE member_id = ? AND started_at <= ?",
+        "UPDATE data_exports SET started_at = ?, attempts = 1, cut = 0 \
+         WHERE member_id = ? AND started_at <= ?",
     )
     .bind(now)
     .bind(member_id)
@@ -235,8 +246,28 @@ pub async fn claim_slot(
     if renewed.rows_affected() == 1 {
         return Ok(Ok(()));
     }
-    let started_at = last_start(db, member_id)
+    let retried = sqlx::query(
+        "UPDATE data_exports SET attempts = attempts + 1, cut = 0 \
+         WHERE member_id = ? AND cut = 1 AND attempts < ?",
+    )
+    .bind(member_id)
+    .bind(MAX_ATTEMPTS)
+    .execute(&db.pool)
+    .await?;
+    if retried.rows_affected() == 1 {
+        return Ok(Ok(()));
+    }
+    let (started_at, _, _) = last_window(db, member_id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
     Ok(Err(seconds_left(started_at, now, window)))
+}
+
+/// Marks `member_id`'s running export as cut off, so it may be started again within its hour.
+pub async fn release_slot(db: &Db, member_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE data_exports SET cut = 1 WHERE member_id = ?")
+        .bind(member_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
 }

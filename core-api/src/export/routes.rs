@@ -22,7 +22,7 @@ pub struct ExportQuery {
 
 /// Downloads everything of the caller's as a zip (extension 2026-12): `member.json` (profile,
 /// follows, followers, blocks, reports made, sessions without secrets), `posts.json` (every post
-/// with its image file names) and `images/…` (the stored objects). Streamed; one per hour. A `HEAD`
+/// with its image file names) and `images/…` (the stored objects). Streamed; one per hour (a cut-off one may be started again, up to three starts an hour). A `HEAD`
 /// answers what a `GET` would (the same checks and headers) and starts nothing.
 #[utoipa::path(get, path = "/member/export", tag = "member", security(("bearer" = [])),
     params(ExportQuery),
@@ -31,7 +31,7 @@ pub struct ExportQuery {
         (status = 400, description = "GLOBAL_007 member_id missing or malformed", body = ErrorBody),
         (status = 401, description = "GLOBAL_103 invalid token, GLOBAL_104 expired, AUTH_010 member gone", body = ErrorBody),
         (status = 403, description = "GLOBAL_105 member_id is not the caller", body = ErrorBody),
-        (status = 429, description = "GLOBAL_106 an export started less than an hour ago (Retry-After)", body = ErrorBody),
+        (status = 429, description = "GLOBAL_106 an export started less than an hour ago and was not cut off, or three did (Retry-After)", body = ErrorBody),
     ))]
 pub async fn export(
     method: Method,

@@ -80,7 +80,8 @@ fn file_name(member_id: i64, now: i64) -> String {
     )
 }
 
-/// Starts the caller's export: `GLOBAL_106` (with `Retry-After`) within an hour of the last one.
+/// Starts the caller's export: `GLOBAL_106` (with `Retry-After`) within an hour of the last one,
+/// unless that one was cut off and fewer than [`repo::MAX_ATTEMPTS`] have started in the hour.
 pub async fn start(state: &AppState, caller: &AuthenticatedMember) -> Result<Export, ApiError> {
     let (member, now) = caller_now(state, caller).await?;
     repo::claim_slot(&state.db, member.id, now, EXPORT_WINDOW_SECS)
@@ -94,7 +95,10 @@ pub async fn start(state: &AppState, caller: &AuthenticatedMember) -> Result<Exp
         let member_id = member.id;
         match write_archive(&state, member, now, &mut zip).await {
             Ok(()) => match zip.finish().await {
-                Ok(()) => tracing::info!(member_id, "data export sent"),
+                Ok(()) => {
+                    tracing::info!(member_id, "data export sent");
+                    return;
+                }
                 Err(ReaderGone) => tracing::info!(member_id, "data export abandoned by the client"),
             },
             Err(ExportError::ReaderGone(_)) => {
@@ -104,6 +108,10 @@ pub async fn start(state: &AppState, caller: &AuthenticatedMember) -> Result<Exp
                 tracing::error!(member_id, error = %crate::error::cause_chain(&error), "data export failed part-way");
                 zip.abort("the export failed").await;
             }
+        }
+        // Cut off: the member may start it again within the hour (up to repo::MAX_ATTEMPTS).
+        if let Err(error) = repo::release_slot(&state.db, member_id).await {
+            tracing::error!(member_id, error = %crate::error::cause_chain(&error), "a cut export's slot was not given back");
         }
     });
     let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {

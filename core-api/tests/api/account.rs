@@ -644,6 +644,112 @@ async fn one_export_per_member_per_hour() {
     assert_eq!(export(&app, &member).await.status, StatusCode::OK);
 }
 
+/// Starts `member`'s export and reads only its first frame, then drops the answer: the phone that
+/// loses its connection part-way through a large archive.
+async fn cut_export(app: &TestApp, member: &TestMember) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let mut request = axum::http::Request::get(format!("/member/export?member_id={}", member.id))
+        .header("authorization", format!("Bearer {}", member.access_token))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40_000,
+        ))));
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let first = body.frame().await.expect("a first frame").unwrap();
+    assert!(first.is_data());
+    drop(body);
+}
+
+/// Whether `member` may start an export now, waiting up to 10 s for a cut one to be given back
+/// (the export's writer notices the dropped answer at its next write).
+async fn export_allowed_soon(app: &TestApp, member: &TestMember) -> bool {
+    let path = format!("/member/export?member_id={}", member.id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let head = app
+            .with_token(Method::HEAD, &path, &member.access_token)
+            .await;
+        if head.status == StatusCode::OK {
+            return true;
+        }
+        // A HEAD has no body: the status and Retry-After of the GET's GLOBAL_106.
+        assert_eq!(head.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(head.header("retry-after").is_some());
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An export the phone stops reading may be started again within its hour, up to three starts;
+/// a completed one still closes the hour.
+#[tokio::test]
+async fn a_cut_export_may_be_started_again_three_times_an_hour() {
+    let app = TestApp::spawn().await;
+    let member = app.member("export-cut").await;
+    let finisher = app.member("export-finisher").await;
+    // About 2 MB of posts.json: far more than the export's channel holds, so the writer is still
+    // writing when the answer is dropped.
+    let now = app.clock.now();
+    let long = "x".repeat(4000);
+    for writer in [member.id, finisher.id] {
+        for _ in 0..500 {
+            sqlx::query(
+                "INSERT INTO posts (writer_id, content, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(writer)
+            .bind(&long)
+            .bind(now)
+            .bind(now)
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap();
+        }
+    }
+    for start in 1..=3 {
+        cut_export(&app, &member).await;
+        if start < 3 {
+            assert!(
+                export_allowed_soon(&app, &member).await,
+                "start {start} was cut: it may be started again"
+            );
+        }
+    }
+    assert!(
+        !export_allowed_soon(&app, &member).await,
+        "three starts in the hour, all cut: the fourth waits for the next hour"
+    );
+    let refused = export(&app, &member).await;
+    assert_code(&refused, "GLOBAL_106");
+    let retry: i64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&retry), "{retry}");
+
+    // A cut and then a whole download: the whole one closes the hour.
+    cut_export(&app, &finisher).await;
+    assert!(export_allowed_soon(&app, &finisher).await);
+    let whole = export(&app, &finisher).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(unzip(&whole.body).len(), 2, "member.json and posts.json");
+    assert_code(&export(&app, &finisher).await, "GLOBAL_106");
+
+    // The next hour starts afresh.
+    app.clock.advance(3600);
+    let login = app.login(&member.email, PASSWORD).await.json();
+    let member = TestMember {
+        access_token: login["access_token"].as_str().unwrap().to_owned(),
+        ..member
+    };
+    assert_eq!(export(&app, &member).await.status, StatusCode::OK);
+}
+
 /// A `HEAD` of the export answers what a `GET` would (status, headers, no body) and starts
 /// nothing: the member's hourly export is still there to take.
 #[tokio::test]
