@@ -13,6 +13,11 @@
 # wrk, the rows the issue names: the cached feed page through the edge and the same page from the
 # core directly, a forwarded request (profile) and the same from the core, at 32 connections and
 # at 1. Every row of the table names what it is compared with.
+#
+# A folder followed by `:split` runs that build as deployed, edge and core as two processes
+# (`heart-edge-host` in front of `heart-core`) instead of the one-process stack, so
+#   A=/var/tmp/bin B=/var/tmp/bin:split bash bench/edge-ab.sh
+# compares the two layouts of one build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A="${A:-}"
@@ -32,11 +37,16 @@ if [ "${KEEP_DATA:-0}" = 1 ] && mariadb -uroot -h127.0.0.1 -e "USE $DB" 2>/dev/n
   echo "reusing database $DB"
 else
   mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-  "$B/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 20 --blocks-per-member 1 >/dev/null
+  "${B%:split}/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 20 --blocks-per-member 1 >/dev/null
 fi
 
-start() { start_edge_stack "$1" "ab-$RANDOM"; } # start <bin folder>
-stop() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=""; }
+start() { # start <bin folder>[:split]
+  case "$1" in
+    *:split) start_split_stack "${1%:split}" "ab-$RANDOM" ;;
+    *) start_edge_stack "$1" "ab-$RANDOM" ;;
+  esac
+}
+stop() { stop_pid "$pid"; stop_pid "$core_pid"; pid="" core_pid=""; }
 PAGE="/post/posts?member_id=1&page=0&size=10"
 # name|connections|url|extra header
 CASES=(

@@ -37,8 +37,8 @@ login_token() {
 # Redis on <redis port>.
 edge_bench_setup() {
   work="$(mktemp -d)"
-  pid="" redis_pid=""
-  trap 'stop_pid "$pid"; stop_pid "$redis_pid"; rm -rf "$work"' EXIT
+  pid="" redis_pid="" core_pid=""
+  trap 'stop_pid "$pid"; stop_pid "$core_pid"; stop_pid "$redis_pid"; rm -rf "$work"' EXIT
   command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
   export MALLOC_MMAP_THRESHOLD_=4194304
   export HEART_DATABASE_URL="mysql://root@127.0.0.1:3306/$1"
@@ -58,6 +58,35 @@ start_edge_stack() {
   HEART_EDGE_COMPONENT="$1/heart_edge.wasm" "$1/heart" >"$work/server.log" 2>&1 &
   pid=$!
   wait_ready "$pid" "$work/server.log" http://127.0.0.1:8080/healthz http://127.0.0.1:8081/readyz
+  token="$(login_token http://127.0.0.1:8080)"
+  for _ in 1 2 3; do
+    curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Accept-Encoding: gzip' "http://127.0.0.1:8080$PAGE"
+    curl -sf -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:8080/member/profile?member_id=2"
+  done
+}
+
+# start_split_stack <bin folder> <cache prefix>: as start_edge_stack, but edge and core as two
+# processes, as they are deployed: `heart-core` on :8081 and `heart-edge-host` on :8080 (the
+# folder's `heart_edge.wasm`), each with its own runtime. Sets pid (the edge) and core_pid.
+start_split_stack() {
+  : "${work:?start_split_stack needs work set}" "${PAGE:?start_split_stack needs PAGE set}"
+  export HEART_CACHE_PREFIX="$2"
+  [ -f "$1/heart_edge.wasm" ] || { echo "$1/heart_edge.wasm is missing" >&2; exit 2; }
+  local secret
+  secret="$(head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 48)"
+  HEART_EDGE_SECRET="$secret" HEART_LISTEN_ADDR=127.0.0.1:8081 HEART_ADMIN_LISTEN_ADDR=127.0.0.1:9091 \
+    "$1/heart-core" >"$work/core.log" 2>&1 &
+  core_pid=$!
+  wait_ready "$core_pid" "$work/core.log" http://127.0.0.1:8081/readyz
+  HEART_EDGE_VAR_CORE_URL=http://127.0.0.1:8081 \
+  HEART_EDGE_VAR_JWKS="$(curl -sf http://127.0.0.1:8081/.well-known/jwks.json)" \
+  HEART_EDGE_VAR_EDGE_SECRET="$secret" \
+  HEART_EDGE_VAR_REDIS_URL="$HEART_REDIS_URL" \
+  HEART_EDGE_VAR_CACHE_PREFIX="$HEART_CACHE_PREFIX" \
+  HEART_EDGE_COMPONENT="$1/heart_edge.wasm" HEART_EDGE_LISTEN=127.0.0.1:8080 \
+    "$1/heart-edge-host" >"$work/server.log" 2>&1 &
+  pid=$!
+  wait_ready "$pid" "$work/server.log" http://127.0.0.1:8080/healthz
   token="$(login_token http://127.0.0.1:8080)"
   for _ in 1 2 3; do
     curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Accept-Encoding: gzip' "http://127.0.0.1:8080$PAGE"
