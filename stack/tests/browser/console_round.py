@@ -4,11 +4,11 @@ Debian's chromium through its chromedriver). Run by the stack's test `console_br
 the members, the report and the posts, and afterwards checks the feeds through the API.
 
     console_round.py --url http://127.0.0.1:PORT --email ADMIN --password PW --member ID
-                     [--screenshots DIR]
+                     [--on-page N] [--screenshots DIR]
 
-Signs in, finds the open report about member ID, opens the member's page (their posts and
-images), goes back and suspends them with a note from the report, and checks the report left the
-open list. Every page must fit the phone's width (no sideways scrolling). Exits 0 on success; any
+Signs in, finds the open report about member ID (following "Older reports" to page N of the list,
+and checking it is on no page before), opens the member's page (their posts and images), goes
+back and suspends them with a note from the report, and checks the report left the open list. Every page must fit the phone's width (no sideways scrolling). Exits 0 on success; any
 failed step raises, with the page's text.
 """
 import argparse
@@ -83,6 +83,8 @@ def main():
     parser.add_argument("--email", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--member", required=True, type=int)
+    parser.add_argument("--on-page", type=int, default=0,
+                        help="the page of the open reports (from 0) the report is on")
     parser.add_argument("--screenshots")
     args = parser.parse_args()
     base = args.url.rstrip("/")
@@ -99,10 +101,30 @@ def main():
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".report, .empty")))
         check("Open reports" in driver.title or "Open reports" in driver.page_source,
               "signed in: the open reports", driver)
-        # The report about the member, with a link to their page.
+        # The report about the member, with a link to their page, on page --on-page of the list.
         link = f"/admin/members/{args.member}"
-        reports = [r for r in driver.find_elements(By.CSS_SELECTOR, ".report")
-                   if r.find_elements(By.CSS_SELECTOR, f"a[href='{link}']")]
+
+        def reports_about_the_member():
+            return [r for r in driver.find_elements(By.CSS_SELECTOR, ".report")
+                    if r.find_elements(By.CSS_SELECTOR, f"a[href='{link}']")]
+
+        for page in range(args.on_page):
+            check(not reports_about_the_member(), f"the report is not on page {page}", driver)
+            shown = len(driver.find_elements(By.CSS_SELECTOR, ".report"))
+            check(shown == 50, f"page {page} is full: {shown} reports", driver)
+            if page == 0:
+                check(not driver.find_elements(By.CSS_SELECTOR, "nav.pages a[rel=prev]"),
+                      "the first page links to no newer one", driver)
+            fits_the_phone(driver, f"reports, page {page}")
+            older = driver.find_elements(By.CSS_SELECTOR, "nav.pages a[rel=next]")
+            check(len(older) == 1, f"page {page} links to older reports", driver)
+            older[0].click()
+            wait.until(EC.url_contains(f"page={page + 1}"))
+            wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".report, .empty")))
+        if args.on_page:
+            check(driver.find_elements(By.CSS_SELECTOR, "nav.pages a[rel=prev]"),
+                  "a later page links back to newer reports", driver)
+        reports = reports_about_the_member()
         check(len(reports) == 1, f"one open report about member {args.member}", driver)
         fits_the_phone(driver, "reports")
         screenshot(driver, args.screenshots, "console-reports.png")
@@ -134,7 +156,7 @@ def main():
         check("spam run, see the report" in driver.page_source, "the note is the reason", driver)
     finally:
         driver.quit()
-    print("console round: signed in, saw the report, suspended the member")
+    print(f"console round: signed in, found the report on page {args.on_page}, suspended the member")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 //! The moderation console in a real browser: headless Chromium (Debian's `chromium` with its
 //! `chromedriver`, driven by Selenium in `stack/tests/browser/console_round.py`) signs in through
-//! the edge, sees a report, suspends the member; then the app's feed, read through the edge's
-//! cache, no longer shows their posts.
+//! the edge, pages through the open reports to the one it is after, suspends the member; then the
+//! app's feed, read through the edge's cache, no longer shows their posts.
 //!
 //! Needs `chromium`, `chromedriver` and Python's `selenium`. Without them the test says it is
 //! skipped, unless `HEART_TEST_BROWSER=1` (as in `.ci/run`), which makes their absence a failure.
@@ -39,6 +39,50 @@ fn missing_browser() -> Option<String> {
     }
 }
 
+/// Reports a page of the console's list holds.
+const REPORTS_PER_PAGE: usize = heart_core::console::REPORTS_PER_PAGE as usize;
+
+/// Files `REPORTS_PER_PAGE + 5` reports about `target`, newer than every report so far, each by a
+/// member of its own (written straight into the database: these members never sign in). Returns
+/// how many.
+async fn bury_under_newer_reports(stack: &TestStack, target: i64) -> usize {
+    let db = &stack.state.db.pool;
+    let now = stack.state.clock.now();
+    let count = REPORTS_PER_PAGE + 5;
+    for n in 0..count {
+        let email = format!("filler-{n}-{}@example.com", std::process::id());
+        sqlx::query(
+            "INSERT INTO members (email, name, nickname, password_hash, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&email)
+        .bind(format!("Filler {n}"))
+        .bind(format!("filler{n}"))
+        .bind("not-a-hash")
+        .bind(now)
+        .bind(now)
+        .execute(db)
+        .await
+        .expect("a filler member");
+        let (reporter,): (i64,) = sqlx::query_as("SELECT id FROM members WHERE email = ?")
+            .bind(&email)
+            .fetch_one(db)
+            .await
+            .expect("its id");
+        sqlx::query(
+            "INSERT INTO reports (reporter_id, target_id, reason, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(reporter)
+        .bind(target)
+        .bind(format!("Filler report {n}"))
+        .bind(now + 1)
+        .execute(db)
+        .await
+        .expect("a filler report");
+    }
+    count
+}
+
 #[tokio::test]
 async fn a_moderator_suspends_a_member_in_a_real_browser_and_the_feed_drops_their_posts() {
     if let Some(missing) = missing_browser() {
@@ -73,6 +117,8 @@ async fn a_moderator_suspends_a_member_in_a_real_browser_and_the_feed_drops_thei
         )
         .await;
     assert_eq!(reported.status, 200, "{}", reported.text());
+    // Newer reports than a page holds, so the moderator finds this one on the list's second page.
+    let newer = bury_under_newer_reports(&stack, reader.id).await;
     let home = format!("/post/posts?member_id={}&page=0&size=10", reader.id);
     assert_eq!(cached_page(&stack, &reader, &home).await.len(), 3);
 
@@ -87,6 +133,8 @@ async fn a_moderator_suspends_a_member_in_a_real_browser_and_the_feed_drops_thei
         PASSWORD,
         "--member",
         &spammer.id.to_string(),
+        "--on-page",
+        &(newer / REPORTS_PER_PAGE).to_string(),
     ]);
     if let Ok(dir) = std::env::var("HEART_SCREENSHOTS_DIR") {
         command.args(["--screenshots", &dir]);
