@@ -263,10 +263,13 @@ pub async fn claim_slot(
     Ok(Err(seconds_left(started_at, now, window)))
 }
 
-/// Marks `member_id`'s running export as cut off, so it may be started again within its hour.
-pub async fn release_slot(db: &Db, member_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE data_exports SET cut = 1 WHERE member_id = ?")
+/// Marks `member_id`'s export claimed at `claimed_at` as cut off, so it may be started again
+/// within its hour. Only that export's hour is marked: a later hour starts after `claimed_at`
+/// (an export can outlast its hour), and its own export is not this one.
+pub async fn release_slot(db: &Db, member_id: i64, claimed_at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE data_exports SET cut = 1 WHERE member_id = ? AND started_at <= ?")
         .bind(member_id)
+        .bind(claimed_at)
         .execute(&db.pool)
         .await?;
     Ok(())

@@ -110,7 +110,7 @@ pub async fn start(state: &AppState, caller: &AuthenticatedMember) -> Result<Exp
             }
         }
         // Cut off: the member may start it again within the hour (up to repo::MAX_ATTEMPTS).
-        if let Err(error) = repo::release_slot(&state.db, member_id).await {
+        if let Err(error) = repo::release_slot(&state.db, member_id, now).await {
             tracing::error!(member_id, error = %crate::error::cause_chain(&error), "a cut export's slot was not given back");
         }
     });

@@ -485,6 +485,23 @@ fn entry<'a>(entries: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
         .1
 }
 
+/// Posts of `writer` with these contents, written straight into the database, all at the same time.
+async fn write_posts(app: &TestApp, writer: i64, contents: impl IntoIterator<Item = String>) {
+    let now = app.clock.now();
+    for content in contents {
+        sqlx::query(
+            "INSERT INTO posts (writer_id, content, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(writer)
+        .bind(content)
+        .bind(now)
+        .bind(now)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    }
+}
+
 async fn export(app: &TestApp, member: &TestMember) -> TestResponse {
     app.get_as(member, &format!("/member/export?member_id={}", member.id))
         .await
@@ -634,44 +651,48 @@ async fn one_export_per_member_per_hour() {
         StatusCode::OK,
         "per member"
     );
+    exports_again_an_hour_later(&app, member).await;
+}
+
+/// An hour later `member` (logged in anew: the access token expired meanwhile) may export again;
+/// returns the member with the new token.
+async fn exports_again_an_hour_later(app: &TestApp, member: TestMember) -> TestMember {
     app.clock.advance(3600);
-    // The access token expired meanwhile: log in again.
     let login = app.login(&member.email, PASSWORD).await.json();
     let member = TestMember {
         access_token: login["access_token"].as_str().unwrap().to_owned(),
         ..member
     };
-    assert_eq!(export(&app, &member).await.status, StatusCode::OK);
+    assert_eq!(export(app, &member).await.status, StatusCode::OK);
+    member
 }
 
 /// Starts `member`'s export and reads only its first frame, then drops the answer: the phone that
 /// loses its connection part-way through a large archive.
 async fn cut_export(app: &TestApp, member: &TestMember) {
+    drop(started_export(app, member).await);
+}
+
+/// Starts `member`'s export and reads its first frame; the rest is left unread.
+async fn started_export(app: &TestApp, member: &TestMember) -> axum::body::Body {
     use http_body_util::BodyExt as _;
-    use tower::ServiceExt as _;
-    let mut request = axum::http::Request::get(format!("/member/export?member_id={}", member.id))
+    let request = axum::http::Request::get(format!("/member/export?member_id={}", member.id))
         .header("authorization", format!("Bearer {}", member.access_token))
         .body(axum::body::Body::empty())
         .unwrap();
-    request
-        .extensions_mut()
-        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            40_000,
-        ))));
-    let response = app.router.clone().oneshot(request).await.unwrap();
+    let response = app.answer_from([127, 0, 0, 1], request).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     let first = body.frame().await.expect("a first frame").unwrap();
     assert!(first.is_data());
-    drop(body);
+    body
 }
 
-/// Whether `member` may start an export now, waiting up to 10 s for a cut one to be given back
-/// (the export's writer notices the dropped answer at its next write).
-async fn export_allowed_soon(app: &TestApp, member: &TestMember) -> bool {
+/// Whether `member` may start an export within `secs` seconds, waiting for a cut one to be given
+/// back (the export's writer notices the dropped answer at its next write).
+async fn export_allowed_within(app: &TestApp, member: &TestMember, secs: u64) -> bool {
     let path = format!("/member/export?member_id={}", member.id);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let head = app
             .with_token(Method::HEAD, &path, &member.access_token)
@@ -698,33 +719,20 @@ async fn a_cut_export_may_be_started_again_three_times_an_hour() {
     let finisher = app.member("export-finisher").await;
     // About 2 MB of posts.json: far more than the export's channel holds, so the writer is still
     // writing when the answer is dropped.
-    let now = app.clock.now();
-    let long = "x".repeat(4000);
     for writer in [member.id, finisher.id] {
-        for _ in 0..500 {
-            sqlx::query(
-                "INSERT INTO posts (writer_id, content, created_at, updated_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(writer)
-            .bind(&long)
-            .bind(now)
-            .bind(now)
-            .execute(&app.state.db.pool)
-            .await
-            .unwrap();
-        }
+        write_posts(&app, writer, (0..500).map(|_| "x".repeat(4000))).await;
     }
     for start in 1..=3 {
         cut_export(&app, &member).await;
         if start < 3 {
             assert!(
-                export_allowed_soon(&app, &member).await,
+                export_allowed_within(&app, &member, 10).await,
                 "start {start} was cut: it may be started again"
             );
         }
     }
     assert!(
-        !export_allowed_soon(&app, &member).await,
+        !export_allowed_within(&app, &member, 2).await,
         "three starts in the hour, all cut: the fourth waits for the next hour"
     );
     let refused = export(&app, &member).await;
@@ -734,20 +742,30 @@ async fn a_cut_export_may_be_started_again_three_times_an_hour() {
 
     // A cut and then a whole download: the whole one closes the hour.
     cut_export(&app, &finisher).await;
-    assert!(export_allowed_soon(&app, &finisher).await);
+    assert!(export_allowed_within(&app, &finisher, 10).await);
     let whole = export(&app, &finisher).await;
     assert_eq!(whole.status, StatusCode::OK);
     assert_eq!(unzip(&whole.body).len(), 2, "member.json and posts.json");
     assert_code(&export(&app, &finisher).await, "GLOBAL_106");
 
     // The next hour starts afresh.
-    app.clock.advance(3600);
-    let login = app.login(&member.email, PASSWORD).await.json();
-    let member = TestMember {
-        access_token: login["access_token"].as_str().unwrap().to_owned(),
-        ..member
-    };
-    assert_eq!(export(&app, &member).await.status, StatusCode::OK);
+    exports_again_an_hour_later(&app, member).await;
+}
+
+/// An export that outlasts its hour and is cut after the next hour's export has completed gives
+/// back only its own hour: the next hour stays closed.
+#[tokio::test]
+async fn a_cut_export_of_an_earlier_hour_leaves_the_next_hour_closed() {
+    let app = TestApp::spawn().await;
+    let member = app.member("export-long").await;
+    write_posts(&app, member.id, (0..500).map(|_| "x".repeat(4000))).await;
+    let slow = started_export(&app, &member).await;
+    let member = exports_again_an_hour_later(&app, member).await;
+    drop(slow);
+    assert!(
+        !export_allowed_within(&app, &member, 3).await,
+        "the earlier hour's cut does not open the next hour"
+    );
 }
 
 /// A `HEAD` of the export answers what a `GET` would (status, headers, no body) and starts
@@ -803,19 +821,7 @@ async fn a_head_of_the_export_starts_nothing() {
 async fn an_export_pages_through_more_rows_than_one_page() {
     let app = TestApp::spawn().await;
     let member = app.member("export-pages").await;
-    let now = app.clock.now();
-    for i in 0..450 {
-        sqlx::query(
-            "INSERT INTO posts (writer_id, content, created_at, updated_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(member.id)
-        .bind(format!("post {i}"))
-        .bind(now)
-        .bind(now)
-        .execute(&app.state.db.pool)
-        .await
-        .unwrap();
-    }
+    write_posts(&app, member.id, (0..450).map(|i| format!("post {i}"))).await;
     let answer = export(&app, &member).await;
     assert_eq!(answer.status, StatusCode::OK);
     let posts: Value = serde_json::from_slice(entry(&unzip(&answer.body), "posts.json")).unwrap();

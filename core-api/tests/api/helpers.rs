@@ -255,17 +255,25 @@ impl TestApp {
         }
     }
 
-    /// Sends `request` as if from `ip`.
-    pub async fn send_from(&self, ip: [u8; 4], mut request: Request<Body>) -> TestResponse {
+    /// The answer to `request` as if from `ip`, its body not read yet (to read part of it).
+    pub async fn answer_from(
+        &self,
+        ip: [u8; 4],
+        mut request: Request<Body>,
+    ) -> axum::response::Response {
         request
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
-        let response = self
-            .router
+        self.router
             .clone()
             .oneshot(request)
             .await
-            .expect("router is infallible");
+            .expect("router is infallible")
+    }
+
+    /// Sends `request` as if from `ip`.
+    pub async fn send_from(&self, ip: [u8; 4], request: Request<Body>) -> TestResponse {
+        let response = self.answer_from(ip, request).await;
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("body").to_bytes().to_vec();
         TestResponse {
