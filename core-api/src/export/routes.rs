@@ -22,8 +22,9 @@ pub struct ExportQuery {
 
 /// Downloads everything of the caller's as a zip (extension 2026-12): `member.json` (profile,
 /// follows, followers, blocks, reports made, sessions without secrets), `posts.json` (every post
-/// with its image file names) and `images/…` (the stored objects). Streamed; one per hour (a cut-off one may be started again, up to three starts an hour). A `HEAD`
-/// answers what a `GET` would (the same checks and headers) and starts nothing.
+/// with its image file names) and `images/…` (the stored objects). Streamed; one per hour (a
+/// cut-off one may be started again, up to three starts an hour). A `HEAD` answers what a `GET`
+/// would (the same checks and headers) and starts nothing.
 #[utoipa::path(get, path = "/member/export", tag = "member", security(("bearer" = [])),
     params(ExportQuery),
     responses(

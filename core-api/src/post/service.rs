@@ -187,7 +187,8 @@ pub async fn feed_read(
         created_at: last.row.created_at,
         id: last.row.id,
     });
-    if let (Some(version), Some(after), None) = (version, next, page.after) {
+    // Only pages by number past 0 have a version here (page 0 and cursor pages are read without).
+    if let (Some(version), Some(after)) = (version, next) {
         scroll.remember(key, version, page.number + 1, after);
     }
     let read_label = match read {

@@ -8,8 +8,9 @@ the members, the report and the posts, and afterwards checks the feeds through t
 
 Signs in, finds the open report about member ID (following "Older reports" to page N of the list,
 and checking it is on no page before), opens the member's page (their posts and images), goes
-back and suspends them with a note from the report, and checks the report left the open list. Every page must fit the phone's width (no sideways scrolling). Exits 0 on success; any
-failed step raises, with the page's text.
+back and suspends them with a note from the report, and checks the report left the open list.
+Every page must fit the phone's width (no sideways scrolling). Exits 0 on success; any failed step
+raises, with the page's text.
 """
 import argparse
 import os

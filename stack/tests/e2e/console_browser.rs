@@ -46,37 +46,34 @@ const REPORTS_PER_PAGE: usize = heart_core::console::REPORTS_PER_PAGE as usize;
 /// member of its own (written straight into the database: these members never sign in). Returns
 /// how many.
 async fn bury_under_newer_reports(stack: &TestStack, target: i64) -> usize {
-    let db = &stack.state.db.pool;
+    use heart_core::member::repo::{self as members, NewMember};
+    use heart_core::moderation::repo as reports;
+    let db = &stack.state.db;
     let now = stack.state.clock.now();
     let count = REPORTS_PER_PAGE + 5;
+    let mut conn = db.pool.acquire().await.expect("a connection");
     for n in 0..count {
-        let email = format!("filler-{n}-{}@example.com", std::process::id());
-        sqlx::query(
-            "INSERT INTO members (email, name, nickname, password_hash, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&email)
-        .bind(format!("Filler {n}"))
-        .bind(format!("filler{n}"))
-        .bind("not-a-hash")
-        .bind(now)
-        .bind(now)
-        .execute(db)
-        .await
-        .expect("a filler member");
-        let (reporter,): (i64,) = sqlx::query_as("SELECT id FROM members WHERE email = ?")
-            .bind(&email)
-            .fetch_one(db)
+        let (email, name, nickname) = (
+            format!("filler-{n}-{}@example.com", std::process::id()),
+            format!("Filler {n}"),
+            format!("filler{n}"),
+        );
+        let filler = NewMember {
+            email: &email,
+            name: &name,
+            nickname: &nickname,
+            password_hash: "not-a-hash",
+        };
+        let reporter = members::insert(&mut conn, &filler, now)
             .await
-            .expect("its id");
-        sqlx::query(
-            "INSERT INTO reports (reporter_id, target_id, reason, created_at) VALUES (?, ?, ?, ?)",
+            .expect("a filler member");
+        reports::insert_once(
+            db,
+            reporter,
+            target,
+            Some(&format!("Filler report {n}")),
+            now + 1,
         )
-        .bind(reporter)
-        .bind(target)
-        .bind(format!("Filler report {n}"))
-        .bind(now + 1)
-        .execute(db)
         .await
         .expect("a filler report");
     }
