@@ -663,6 +663,7 @@ fn valid_samples() -> Vec<(&'static str, Vec<u8>)> {
         ("webp", WEBP_WITH_METADATA.to_vec()),
         ("webp lossy", WEBP_LOSSY.to_vec()),
         ("gif", gif_with_metadata()),
+        ("apng", small_apng()),
     ]
 }
 
@@ -1114,4 +1115,280 @@ fn random_bytes_never_panic() {
         bytes.extend((0..len).map(|_| rng.gen::<u8>()));
         check_stable(&bytes);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Animated PNG (APNG): kept within 4096 px, frame by frame.
+
+/// One frame of an APNG to build: its rectangle, delay, disposal and blending, and its raw
+/// samples (rows of `width` pixels in the image's colour type).
+struct ApngFrame {
+    rect: (u32, u32, u32, u32),
+    delay: (u16, u16),
+    dispose: png::DisposeOp,
+    blend: png::BlendOp,
+    samples: Vec<u8>,
+}
+
+/// An APNG of `width`×`height` in `color` (8-bit; `palette` for an indexed one), made by the `png`
+/// crate: `default` as a default image outside the animation if given, then `frames`, looping
+/// `plays` times; with a tEXt chunk to be removed.
+fn apng(
+    (width, height, color): (u32, u32, png::ColorType),
+    palette: Option<&[u8]>,
+    default: Option<&[u8]>,
+    frames: &[ApngFrame],
+    plays: u32,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(color);
+        if let Some(palette) = palette {
+            encoder.set_palette(palette.to_vec());
+        }
+        encoder
+            .add_text_chunk("Comment".into(), "secret-apng-text".into())
+            .unwrap();
+        encoder
+            .set_animated(u32::try_from(frames.len()).unwrap(), plays)
+            .unwrap();
+        encoder.set_sep_def_img(default.is_some()).unwrap();
+        let mut writer = encoder.write_header().unwrap();
+        if let Some(default) = default {
+            writer.write_image_data(default).unwrap();
+        }
+        for frame in frames {
+            let (x, y, w, h) = frame.rect;
+            writer.reset_frame_position().unwrap();
+            writer.set_frame_dimension(w, h).unwrap();
+            writer.set_frame_position(x, y).unwrap();
+            writer
+                .set_frame_delay(frame.delay.0, frame.delay.1)
+                .unwrap();
+            writer.set_dispose_op(frame.dispose).unwrap();
+            writer.set_blend_op(frame.blend).unwrap();
+            writer.write_image_data(&frame.samples).unwrap();
+        }
+        writer.finish().unwrap();
+    }
+    out
+}
+
+/// What a decoder sees in an APNG: the loop count, whether the default image stands outside the
+/// animation, its colour type, and every image (the default one first) with its frame control
+/// (rectangle, delay, disposal, blending; none for a separate default image) and raw samples.
+#[allow(clippy::type_complexity)]
+fn read_apng(
+    bytes: &[u8],
+) -> (
+    u32,
+    bool,
+    png::ColorType,
+    Vec<(Option<(u32, u32, u32, u32, u16, u16, u8, u8)>, Vec<u8>)>,
+) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let control = reader.info().animation_control.expect("an animation");
+    let separate = reader.info().frame_control.is_none();
+    let color = reader.info().color_type;
+    let count = control.num_frames + u32::from(separate);
+    let mut images = Vec::new();
+    for i in 0..count {
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf.truncate(info.buffer_size());
+        let fc = reader
+            .info()
+            .frame_control
+            .filter(|_| !(i == 0 && separate));
+        let fc = fc.map(|fc| {
+            (
+                fc.x_offset,
+                fc.y_offset,
+                fc.width,
+                fc.height,
+                fc.delay_num,
+                fc.delay_den,
+                fc.dispose_op as u8,
+                fc.blend_op as u8,
+            )
+        });
+        images.push((fc, buf));
+    }
+    (control.num_plays, separate, color, images)
+}
+
+fn filled(pixels: usize, sample: &[u8]) -> Vec<u8> {
+    sample.repeat(pixels)
+}
+
+/// A 6×4 RGB APNG of two frames, the second a 3×2 rectangle at (2, 1), with a tEXt chunk.
+fn small_apng() -> Vec<u8> {
+    let frame = |rect: (u32, u32, u32, u32), colour: &[u8]| ApngFrame {
+        rect,
+        delay: (1, 4),
+        dispose: png::DisposeOp::None,
+        blend: png::BlendOp::Source,
+        samples: filled((rect.2 * rect.3) as usize, colour),
+    };
+    let frames = [frame((0, 0, 6, 4), &RED), frame((2, 1, 3, 2), &BLUE)];
+    apng((6, 4, png::ColorType::Rgb), None, None, &frames, 0)
+}
+
+#[test]
+fn an_apng_keeps_every_frame_with_its_place_and_timing() {
+    let frames = [
+        ApngFrame {
+            rect: (0, 0, 40, 30),
+            delay: (1, 10),
+            dispose: png::DisposeOp::None,
+            blend: png::BlendOp::Source,
+            samples: filled(40 * 30, &[255, 0, 0, 255]),
+        },
+        ApngFrame {
+            rect: (8, 5, 16, 12),
+            delay: (25, 100),
+            dispose: png::DisposeOp::Background,
+            blend: png::BlendOp::Over,
+            samples: filled(16 * 12, &[0, 0, 255, 128]),
+        },
+        ApngFrame {
+            rect: (30, 20, 10, 10),
+            delay: (0, 0),
+            dispose: png::DisposeOp::Previous,
+            blend: png::BlendOp::Source,
+            samples: (0..10 * 10 * 4).map(|i| (i * 7 % 251) as u8).collect(),
+        },
+    ];
+    let upload = apng((40, 30, png::ColorType::Rgba), None, None, &frames, 3);
+    assert!(contains(&upload, b"secret-apng-text"));
+    let clean = clean(&upload);
+    assert_eq!(clean.kind, ImageKind::Png);
+    assert_eq!((clean.width, clean.height), (40, 30));
+    assert_absent(&clean.bytes, &[b"secret-apng-text", b"tEXt"]);
+    let types = png_chunk_types(&clean.bytes);
+    assert!(types.contains(&"acTL".to_owned()), "{types:?}");
+    assert_eq!(types.iter().filter(|t| *t == "fcTL").count(), 3);
+    // The same animation, frame for frame, as the upload decodes to.
+    assert_eq!(read_apng(&clean.bytes), read_apng(&upload));
+    let (plays, separate, color, images) = read_apng(&clean.bytes);
+    assert_eq!((plays, separate, color), (3, false, png::ColorType::Rgba));
+    assert_eq!(images[1].0, Some((8, 5, 16, 12, 25, 100, 1, 1)));
+}
+
+#[test]
+fn an_apng_keeps_its_separate_default_image_and_its_palette() {
+    // Palette: red, blue, green; the default image (for viewers without APNG) is all green.
+    let palette = [255, 0, 0, 0, 0, 255, 0, 255, 0];
+    let frames: Vec<ApngFrame> = [0u8, 1]
+        .iter()
+        .map(|&index| ApngFrame {
+            rect: (0, 0, 24, 8),
+            delay: (1, 2),
+            dispose: png::DisposeOp::None,
+            blend: png::BlendOp::Source,
+            samples: vec![index; 24 * 8],
+        })
+        .collect();
+    let default = vec![2u8; 24 * 8];
+    let upload = apng(
+        (24, 8, png::ColorType::Indexed),
+        Some(&palette),
+        Some(&default),
+        &frames,
+        0,
+    );
+    let clean = clean(&upload);
+    assert_eq!(read_apng(&clean.bytes), read_apng(&upload));
+    let (plays, separate, color, images) = read_apng(&clean.bytes);
+    assert_eq!((plays, separate, color), (0, true, png::ColorType::Indexed));
+    assert_eq!(images.len(), 3);
+    assert_eq!(images[0], (None, default));
+    // A viewer without APNG shows the default image: all green.
+    let (_, _, still) = decode_png(&clean.bytes);
+    assert!(still.chunks(4).all(|p| p == [0, 255, 0, 255]));
+}
+
+#[test]
+fn an_apng_over_4096_pixels_keeps_its_still_image_shrunk() {
+    let (width, height) = (5000u32, 8u32);
+    let frames: Vec<ApngFrame> = [RED, BLUE]
+        .iter()
+        .map(|colour| ApngFrame {
+            rect: (0, 0, width, height),
+            delay: (1, 10),
+            dispose: png::DisposeOp::None,
+            blend: png::BlendOp::Source,
+            samples: filled((width * height) as usize, colour),
+        })
+        .collect();
+    let upload = apng((width, height, png::ColorType::Rgb), None, None, &frames, 0);
+    let clean = clean(&upload);
+    assert_eq!((clean.width, clean.height), (2500, 4));
+    let types = png_chunk_types(&clean.bytes);
+    assert!(
+        !types
+            .iter()
+            .any(|t| t == "acTL" || t == "fcTL" || t == "fdAT"),
+        "{types:?}"
+    );
+    let (_, _, still) = decode_png(&clean.bytes);
+    assert!(
+        still.chunks(4).all(|p| p == [255, 0, 0, 255]),
+        "the first frame, red"
+    );
+}
+
+#[test]
+fn apng_frame_counts_are_checked_before_decoding() {
+    // 90 frame controls on a 4000×3000 canvas: over a billion pixels to decode.
+    let mut fctl = Vec::new();
+    fctl.extend_from_slice(&0u32.to_be_bytes());
+    fctl.extend_from_slice(&4000u32.to_be_bytes());
+    fctl.extend_from_slice(&3000u32.to_be_bytes());
+    fctl.extend_from_slice(&[0; 8]); // offsets
+    fctl.extend_from_slice(&[0, 1, 0, 10, 0, 0]); // delay 1/10, dispose none, blend source
+    let actl = |frames: u32| [frames.to_be_bytes(), 0u32.to_be_bytes()].concat();
+    let bomb = |announced: u32, controls: usize| {
+        [
+            vec![PNG_SIGNATURE.to_vec(), ihdr(4000, 3000, 1, 0)],
+            vec![png_chunk(b"acTL", &actl(announced))],
+            vec![png_chunk(b"fcTL", &fctl); controls],
+            vec![
+                png_chunk(b"IDAT", &zlib_stored(&[0; 501])),
+                png_chunk(b"IEND", b""),
+            ],
+        ]
+        .concat()
+        .concat()
+    };
+    assert_too_large(&bomb(90, 90), "APNG animation");
+    // acTL must count the frames there are (the spec); a lie is a corrupt file.
+    assert!(matches!(
+        sanitize(&bomb(2, 90)),
+        Err(ImageError::NotAnImage)
+    ));
+    assert!(matches!(sanitize(&bomb(0, 0)), Err(ImageError::NotAnImage)));
+}
+
+#[test]
+fn a_corrupt_apng_frame_is_refused() {
+    let frames: Vec<ApngFrame> = [RED, BLUE]
+        .iter()
+        .map(|colour| ApngFrame {
+            rect: (0, 0, 16, 16),
+            delay: (1, 10),
+            dispose: png::DisposeOp::None,
+            blend: png::BlendOp::Source,
+            samples: filled(16 * 16, colour),
+        })
+        .collect();
+    let upload = apng((16, 16, png::ColorType::Rgb), None, None, &frames, 0);
+    assert_eq!(read_apng(&clean(&upload).bytes).3.len(), 2);
+    // The second frame's data cut short (its fdAT chunk dropped) must not pass as an animation.
+    let fdat = upload.windows(4).position(|w| w == b"fdAT").unwrap() - 4;
+    let len = u32::from_be_bytes(upload[fdat..fdat + 4].try_into().unwrap()) as usize;
+    let cut = [&upload[..fdat], &upload[fdat + 12 + len..]].concat();
+    assert!(matches!(sanitize(&cut), Err(ImageError::NotAnImage)));
 }

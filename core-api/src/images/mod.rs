@@ -9,7 +9,9 @@
 //! not taken for an image:
 //!
 //! - PNG is decoded row by row and always re-encoded (a new file: nothing of the upload's data
-//!   stream survives; only the still image is kept, an APNG's animation is not).
+//!   stream survives). An APNG that fits [`MAX_SIDE`] has every frame decoded and written anew
+//!   with its frame control (within [`MAX_ANIMATION_PIXELS`]); a larger or interlaced one keeps
+//!   its still image only.
 //! - JPEG is decoded with a scaled IDCT (a 7000-pixel photo at half size directly). An upright
 //!   one that fits [`MAX_SIDE`] keeps its compressed data, undegraded, metadata segments removed;
 //!   one to turn (EXIF orientation) or to shrink is re-encoded.

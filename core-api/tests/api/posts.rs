@@ -97,6 +97,74 @@ async fn gps_exif_never_reaches_storage() {
     assert_eq!(fixtures::dimensions(&stored), (40, 30));
 }
 
+/// A 12×8 RGBA APNG of three frames (the last a 4×4 rectangle at (8, 4)), looping twice, with a
+/// tEXt chunk.
+fn animated_png() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, 12, 8);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder
+        .add_text_chunk("Comment".into(), "secret-comment".into())
+        .unwrap();
+    encoder.set_animated(3, 2).unwrap();
+    let mut writer = encoder.write_header().unwrap();
+    writer.set_frame_delay(1, 8).unwrap();
+    writer
+        .write_image_data(&[255, 0, 0, 255].repeat(12 * 8))
+        .unwrap();
+    writer
+        .write_image_data(&[0, 255, 0, 255].repeat(12 * 8))
+        .unwrap();
+    writer.set_frame_dimension(4, 4).unwrap();
+    writer.set_frame_position(8, 4).unwrap();
+    writer
+        .write_image_data(&[0, 0, 255, 128].repeat(4 * 4))
+        .unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+#[tokio::test]
+async fn an_animated_png_is_stored_animated_without_its_text() {
+    let app = TestApp::spawn().await;
+    let kim = app.member("kim").await;
+    let upload = animated_png();
+    let post = app
+        .register_post(&kim, "it moves", std::slice::from_ref(&upload))
+        .await
+        .json();
+    let url = post["image_urls"][0].as_str().unwrap();
+    assert!(url.ends_with(".png"), "{url}");
+    let stored = app.fetch_media(url).await;
+    assert!(!fixtures::contains(&stored, b"secret-comment"));
+    // Frame by frame what the upload decodes to: size, place, timing and pixels.
+    let frames = |bytes: &[u8]| {
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes.to_vec()))
+            .read_info()
+            .unwrap();
+        let control = reader.info().animation_control.expect("still animated");
+        let mut frames = Vec::new();
+        for _ in 0..control.num_frames {
+            let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+            let info = reader.next_frame(&mut buf).unwrap();
+            buf.truncate(info.buffer_size());
+            let fc = reader.info().frame_control.unwrap();
+            frames.push((
+                fc.x_offset,
+                fc.y_offset,
+                fc.width,
+                fc.height,
+                fc.delay_num,
+                buf,
+            ));
+        }
+        (control.num_plays, frames)
+    };
+    let (plays, stored_frames) = frames(&stored);
+    assert_eq!((plays, stored_frames.len()), (2, 3));
+    assert_eq!(frames(&stored), frames(&upload));
+}
+
 #[tokio::test]
 async fn orientation_is_applied_not_lost() {
     let app = TestApp::spawn().await;
