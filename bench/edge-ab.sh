@@ -12,7 +12,8 @@
 # machine's MariaDB (database heart_edge_ab, kept between runs with KEEP_DATA=1) and loads, with
 # wrk, the rows the issue names: the cached feed page through the edge and the same page from the
 # core directly, a forwarded request (profile) and the same from the core, at 32 connections and
-# at 1. Every row of the table names what it is compared with.
+# at 1; and the floor, `/healthz` through the edge (a fresh instance that only answers) beside the
+# core's own. Every row of the table names what it is compared with.
 #
 # A folder followed by `:split` runs that build as deployed, edge and core as two processes
 # (`heart-edge-host` in front of `heart-core`) instead of the one-process stack, so
@@ -57,6 +58,8 @@ CASES=(
   "edge: profile, forwarded|1|http://127.0.0.1:8080/member/profile?member_id=2|X-Bench: 1"
   "core direct: profile|1|http://127.0.0.1:8081/member/profile?member_id=2|X-Bench: 1"
   "edge: home feed page 0, cached (gzip)|1|http://127.0.0.1:8080$PAGE|Accept-Encoding: gzip"
+  "edge: /healthz (a fresh instance that only answers)|32|http://127.0.0.1:8080/healthz|X-Bench: 1"
+  "core direct: /healthz|32|http://127.0.0.1:8081/healthz|X-Bench: 1"
 )
 run_case() { # run_case <label> <case> → "rps p50 p99" into $work/<label>.<i>
   local label="$1" i="$2" name c url header t=2
@@ -120,3 +123,4 @@ p50() { awk '{v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/)
 echo "- cached page through the edge ÷ core direct (32 connections): $(mean 0) ÷ $(mean 1) = $(awk -v a="$(mean 0)" -v b="$(mean 1)" 'BEGIN {printf "%.2f×", a/b}')"
 echo "- forwarded ÷ core direct (32 connections): $(mean 2) ÷ $(mean 3) = $(awk -v a="$(mean 2)" -v b="$(mean 3)" 'BEGIN {printf "%.2f×", a/b}')"
 echo "- forwarded p50 − core direct p50 (1 connection): $(p50 4) − $(p50 5) ms = $(awk -v a="$(p50 4)" -v b="$(p50 5)" 'BEGIN {printf "+%.2f ms", a-b}')"
+echo "- the floor: an instance that only answers ÷ the core's page (32 connections): $(mean 7) ÷ $(mean 1) = $(awk -v a="$(mean 7)" -v b="$(mean 1)" 'BEGIN {printf "%.2f×", a/b}'); the cached page is $(awk -v a="$(mean 0)" -v b="$(mean 7)" 'BEGIN {printf "%.0f %%", 100*a/b}') of it"
