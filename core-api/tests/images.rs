@@ -1392,3 +1392,29 @@ fn a_corrupt_apng_frame_is_refused() {
     let cut = [&upload[..fdat], &upload[fdat + 12 + len..]].concat();
     assert!(matches!(sanitize(&cut), Err(ImageError::NotAnImage)));
 }
+
+#[test]
+fn an_animation_control_after_the_image_data_leaves_a_still_image() {
+    // acTL must come before IDAT; after it, viewers show the still image, and so do we.
+    let upload = small_apng();
+    let at = |name: &[u8]| upload.windows(4).position(|w| w == name).unwrap() - 4;
+    let chunk_end = |start: usize| {
+        start + 12 + u32::from_be_bytes(upload[start..start + 4].try_into().unwrap()) as usize
+    };
+    let (actl, idat) = (at(b"acTL"), at(b"IDAT"));
+    let moved = [
+        &upload[..actl],
+        &upload[chunk_end(actl)..chunk_end(idat)],
+        &upload[actl..chunk_end(actl)],
+        &upload[chunk_end(idat)..],
+    ]
+    .concat();
+    let clean = clean(&moved);
+    let types = png_chunk_types(&clean.bytes);
+    assert_eq!(types, ["IHDR", "IDAT", "IEND"]);
+    let (_, _, still) = decode_png(&clean.bytes);
+    assert!(
+        still.chunks(4).all(|p| p == [255, 0, 0, 255]),
+        "the red frame"
+    );
+}

@@ -77,7 +77,8 @@ pub(super) fn sanitize(input: &[u8], cancel: &Cancel) -> Result<CleanImage, Imag
             }
         } else if crc_ok && COLOUR_CHUNKS.contains(&&chunk_type) {
             colour_chunks.push((chunk_type, data));
-        } else if crc_ok && &chunk_type == b"acTL" && animation.is_none() {
+        } else if crc_ok && &chunk_type == b"acTL" && animation.is_none() && !has_data {
+            // (After the image data it is no APNG, only a still image with a stray chunk.)
             animation = Some(u32_be(data, 0)?);
         } else if crc_ok && &chunk_type == b"fcTL" {
             frame_controls = frame_controls.saturating_add(1);
