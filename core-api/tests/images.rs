@@ -1223,14 +1223,22 @@ fn filled(pixels: usize, sample: &[u8]) -> Vec<u8> {
     sample.repeat(pixels)
 }
 
-/// A 6×4 RGB APNG of two frames, the second a 3×2 rectangle at (2, 1), with a tEXt chunk.
-fn small_apng() -> Vec<u8> {
-    let frame = |rect: (u32, u32, u32, u32), colour: &[u8]| ApngFrame {
+/// A frame over `rect` (x, y, width, height) shown for 1/10 s, nothing disposed, replacing what
+/// is under it.
+fn plain_frame(rect: (u32, u32, u32, u32), samples: Vec<u8>) -> ApngFrame {
+    ApngFrame {
         rect,
-        delay: (1, 4),
+        delay: (1, 10),
         dispose: png::DisposeOp::None,
         blend: png::BlendOp::Source,
-        samples: filled((rect.2 * rect.3) as usize, colour),
+        samples,
+    }
+}
+
+/// A 6×4 RGB APNG of two frames, the second a 3×2 rectangle at (2, 1), with a tEXt chunk.
+fn small_apng() -> Vec<u8> {
+    let frame = |rect: (u32, u32, u32, u32), colour: &[u8]| {
+        plain_frame(rect, filled((rect.2 * rect.3) as usize, colour))
     };
     let frames = [frame((0, 0, 6, 4), &RED), frame((2, 1, 3, 2), &BLUE)];
     apng((6, 4, png::ColorType::Rgb), None, None, &frames, 0)
@@ -1283,13 +1291,7 @@ fn an_apng_keeps_its_separate_default_image_and_its_palette() {
     let palette = [255, 0, 0, 0, 0, 255, 0, 255, 0];
     let frames: Vec<ApngFrame> = [0u8, 1]
         .iter()
-        .map(|&index| ApngFrame {
-            rect: (0, 0, 24, 8),
-            delay: (1, 2),
-            dispose: png::DisposeOp::None,
-            blend: png::BlendOp::Source,
-            samples: vec![index; 24 * 8],
-        })
+        .map(|&index| plain_frame((0, 0, 24, 8), vec![index; 24 * 8]))
         .collect();
     let default = vec![2u8; 24 * 8];
     let upload = apng(
@@ -1315,12 +1317,11 @@ fn an_apng_over_4096_pixels_keeps_its_still_image_shrunk() {
     let (width, height) = (5000u32, 8u32);
     let frames: Vec<ApngFrame> = [RED, BLUE]
         .iter()
-        .map(|colour| ApngFrame {
-            rect: (0, 0, width, height),
-            delay: (1, 10),
-            dispose: png::DisposeOp::None,
-            blend: png::BlendOp::Source,
-            samples: filled((width * height) as usize, colour),
+        .map(|colour| {
+            plain_frame(
+                (0, 0, width, height),
+                filled((width * height) as usize, colour),
+            )
         })
         .collect();
     let upload = apng((width, height, png::ColorType::Rgb), None, None, &frames, 0);
@@ -1376,13 +1377,7 @@ fn apng_frame_counts_are_checked_before_decoding() {
 fn a_corrupt_apng_frame_is_refused() {
     let frames: Vec<ApngFrame> = [RED, BLUE]
         .iter()
-        .map(|colour| ApngFrame {
-            rect: (0, 0, 16, 16),
-            delay: (1, 10),
-            dispose: png::DisposeOp::None,
-            blend: png::BlendOp::Source,
-            samples: filled(16 * 16, colour),
-        })
+        .map(|colour| plain_frame((0, 0, 16, 16), filled(16 * 16, colour)))
         .collect();
     let upload = apng((16, 16, png::ColorType::Rgb), None, None, &frames, 0);
     assert_eq!(read_apng(&clean(&upload).bytes).3.len(), 2);
