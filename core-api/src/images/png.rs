@@ -122,6 +122,23 @@ pub(super) fn sanitize(input: &[u8], cancel: &Cancel) -> Result<CleanImage, Imag
     })
 }
 
+/// A PNG reader of `input` past its header, within [`MAX_DECODE_BYTES`], giving rows as
+/// `transformations` say; reads fail once `cancel` is set.
+fn read_info<'a>(
+    input: &'a [u8],
+    cancel: &'a Cancel,
+    transformations: ::png::Transformations,
+) -> Result<::png::Reader<Until<'a>>, ImageError> {
+    let limits = ::png::Limits {
+        bytes: usize::try_from(MAX_DECODE_BYTES).unwrap_or(usize::MAX),
+    };
+    let mut decoder = ::png::Decoder::new_with_limits(Until::new(input, cancel), limits);
+    decoder.set_transformations(transformations);
+    decoder
+        .read_info()
+        .map_err(|_| cancel.or(ImageError::NotAnImage))
+}
+
 /// Decodes the image data to 8-bit RGBA, shrunk to fit [`MAX_SIDE`] as the rows come. Rows are
 /// decoded one at a time (memory: a row or two, and the output); an interlaced image is decoded
 /// whole first, so it must fit [`MAX_DECODE_BYTES`] at full size. Stops when `cancel` is set.
@@ -129,12 +146,11 @@ fn decode(input: &[u8], width: u32, height: u32, cancel: &Cancel) -> Result<Rgba
     use ::png::{ColorType, Transformations};
 
     let bad = |_| cancel.or(ImageError::NotAnImage);
-    let limits = ::png::Limits {
-        bytes: usize::try_from(MAX_DECODE_BYTES).unwrap_or(usize::MAX),
-    };
-    let mut decoder = ::png::Decoder::new_with_limits(Until::new(input, cancel), limits);
-    decoder.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
-    let mut reader = decoder.read_info().map_err(bad)?;
+    let mut reader = read_info(
+        input,
+        cancel,
+        Transformations::EXPAND | Transformations::STRIP_16,
+    )?;
     let (color, _) = reader.output_color_type();
     let to_rgba = |row: &[u8], out: &mut Vec<u8>| {
         out.clear();
@@ -209,12 +225,7 @@ fn animated(
     use ::png::{Compression, Transformations};
 
     let bad = |_| cancel.or(ImageError::NotAnImage);
-    let limits = ::png::Limits {
-        bytes: usize::try_from(MAX_DECODE_BYTES).unwrap_or(usize::MAX),
-    };
-    let mut decoder = ::png::Decoder::new_with_limits(Until::new(input, cancel), limits);
-    decoder.set_transformations(Transformations::IDENTITY);
-    let mut reader = decoder.read_info().map_err(bad)?;
+    let mut reader = read_info(input, cancel, Transformations::IDENTITY)?;
     let info = reader.info();
     let (width, height) = (info.width, info.height);
     let control = info.animation_control.ok_or(ImageError::NotAnImage)?;
@@ -258,9 +269,10 @@ fn animated(
         for image in 0..images {
             cancel.check()?;
             let output = reader.next_frame(&mut frame).map_err(bad)?;
+            // From the origin, so the next frame's size is checked against the whole image.
+            writer.reset_frame_position().map_err(fail)?;
             match reader.info().frame_control {
                 Some(fc) if !(image == 0 && separate_default) => {
-                    writer.reset_frame_position().map_err(fail)?;
                     writer
                         .set_frame_dimension(fc.width, fc.height)
                         .map_err(fail)?;
@@ -273,10 +285,8 @@ fn animated(
                     writer.set_dispose_op(fc.dispose_op).map_err(fail)?;
                     writer.set_blend_op(fc.blend_op).map_err(fail)?;
                 }
-                _ => {
-                    writer.reset_frame_position().map_err(fail)?;
-                    writer.reset_frame_dimension().map_err(fail)?;
-                }
+                // The default image outside the animation: the whole image.
+                _ => writer.reset_frame_dimension().map_err(fail)?,
             }
             let len = output.line_size * usize_from(output.height);
             let data = frame.get(..len).ok_or(ImageError::NotAnImage)?;
