@@ -65,6 +65,21 @@ start_edge_stack() {
   done
 }
 
+# edge_host_env <core origin> <edge secret> <listen address>: sets the array edge_env to the
+# environment `heart-edge-host` runs with on <listen address> in front of the core at <core origin>
+# (which must be answering: its JWKS is read), on $HEART_REDIS_URL and $HEART_CACHE_PREFIX. Run it
+# as `env "${edge_env[@]}" heart-edge-host`, so $! is the host's own pid.
+edge_host_env() {
+  edge_env=(
+    HEART_EDGE_VAR_CORE_URL="$1"
+    HEART_EDGE_VAR_JWKS="$(curl -sf "$1/.well-known/jwks.json")"
+    HEART_EDGE_VAR_EDGE_SECRET="$2"
+    HEART_EDGE_VAR_REDIS_URL="$HEART_REDIS_URL"
+    HEART_EDGE_VAR_CACHE_PREFIX="$HEART_CACHE_PREFIX"
+    HEART_EDGE_LISTEN="$3"
+  )
+}
+
 # start_split_stack <bin folder> <cache prefix>: as start_edge_stack, but edge and core as two
 # processes, as they are deployed: `heart-core` on :8081 and `heart-edge-host` on :8080 (the
 # folder's `heart_edge.wasm`), each with its own runtime. Sets pid (the edge) and core_pid.
@@ -78,12 +93,8 @@ start_split_stack() {
     "$1/heart-core" >"$work/core.log" 2>&1 &
   core_pid=$!
   wait_ready "$core_pid" "$work/core.log" http://127.0.0.1:8081/readyz
-  HEART_EDGE_VAR_CORE_URL=http://127.0.0.1:8081 \
-  HEART_EDGE_VAR_JWKS="$(curl -sf http://127.0.0.1:8081/.well-known/jwks.json)" \
-  HEART_EDGE_VAR_EDGE_SECRET="$secret" \
-  HEART_EDGE_VAR_REDIS_URL="$HEART_REDIS_URL" \
-  HEART_EDGE_VAR_CACHE_PREFIX="$HEART_CACHE_PREFIX" \
-  HEART_EDGE_COMPONENT="$1/heart_edge.wasm" HEART_EDGE_LISTEN=127.0.0.1:8080 \
+  edge_host_env http://127.0.0.1:8081 "$secret" 127.0.0.1:8080
+  env "${edge_env[@]}" HEART_EDGE_COMPONENT="$1/heart_edge.wasm" \
     "$1/heart-edge-host" >"$work/server.log" 2>&1 &
   pid=$!
   wait_ready "$pid" "$work/server.log" http://127.0.0.1:8080/healthz

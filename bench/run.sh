@@ -99,9 +99,10 @@ wrk.body = '{"email":"bench2@example.com","password":"benchmark-pass-1"}'
 LUA
 
 rss() { awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/${1:-$server_pid}/status"; }
-start_server() { # start_server <binary> <ready url>: starts it in the background, waits until ready
+start_server() { # start_server <binary> <ready url> [VAR=value…]: starts it in the background with
+  # those variables added to its environment, and waits until it is ready
   local start; start=$(date +%s%N)
-  "$1" >"$work/server.log" 2>&1 &
+  env "${@:3}" "$1" >"$work/server.log" 2>&1 &
   server_pid=$!
   wait_ready "$server_pid" "$work/server.log" "$2"
   echo "ready after $(( ($(date +%s%N) - start) / 1000000 )) ms"
@@ -312,13 +313,8 @@ export HEART_EDGE_SECRET
 HEART_LISTEN_ADDR=127.0.0.1:8081 HEART_ADMIN_LISTEN_ADDR=127.0.0.1:9091 "$bin/heart-core" >"$work/core.log" 2>&1 &
 core_pid=$!
 wait_ready "$core_pid" "$work/core.log" http://127.0.0.1:8081/readyz
-HEART_EDGE_VAR_CORE_URL=http://127.0.0.1:8081 \
-HEART_EDGE_VAR_JWKS="$(curl -sf http://127.0.0.1:8081/.well-known/jwks.json)" \
-HEART_EDGE_VAR_EDGE_SECRET="$HEART_EDGE_SECRET" \
-HEART_EDGE_VAR_REDIS_URL="$HEART_REDIS_URL" \
-HEART_EDGE_VAR_CACHE_PREFIX="$HEART_CACHE_PREFIX" \
-HEART_EDGE_LISTEN=127.0.0.1:8080 RUST_LOG=warn \
-  start_server "$bin/heart-edge-host" http://127.0.0.1:8080/healthz
+edge_host_env http://127.0.0.1:8081 "$HEART_EDGE_SECRET" 127.0.0.1:8080
+RUST_LOG=warn start_server "$bin/heart-edge-host" http://127.0.0.1:8080/healthz "${edge_env[@]}"
 token="$(login_token $EDGE)"
 curl -s -o /dev/null -H "Authorization: Bearer $token" "$EDGE$page"
 idle_kb="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"

@@ -13,6 +13,7 @@
 //! - `deadline`: the request time limit until the answer's head, then while a streamed body moves.
 //! - `outbound`: the pooled keep-alive client to the core (the only origin allowed).
 //! - [`telemetry`]: request ids, the JSON access line, `heart_edge_*` metrics.
+//! - [`threads`]: `heart-edge-host` serves on one thread per core, each with its own runtime.
 
 pub mod body;
 pub mod compile;
@@ -22,6 +23,7 @@ pub mod server;
 pub mod spin;
 pub mod store;
 pub mod telemetry;
+pub mod threads;
 
 pub use server::{EdgeHost, HostConfig};
 

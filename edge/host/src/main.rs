@@ -1,27 +1,41 @@
-//! `heart-edge-host`: serves the edge component on `HEART_EDGE_LISTEN` (default `127.0.0.1:3000`).
+//! `heart-edge-host`: serves the edge component on `HEART_EDGE_LISTEN` (default `127.0.0.1:3000`),
+//! on `HEART_EDGE_THREADS` threads (default: one per core), each with a runtime of its own.
 //!
 //! Variables come from `HEART_EDGE_VAR_<NAME>` (e.g. `HEART_EDGE_VAR_CORE_URL`); see the README.
 
+use std::net::ToSocketAddrs as _;
+
 use anyhow::Context as _;
+use heart_edge_host::threads::{serve_on_threads, thread_count};
 use heart_edge_host::{EdgeHost, HostConfig};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let config = HostConfig::from_env()?;
-    tracing::info!(?config, "starting the edge host");
+    let threads = thread_count(std::env::var("HEART_EDGE_THREADS").ok())?;
+    tracing::info!(?config, threads, "starting the edge host");
+    // This thread's runtime waits for the shutdown signal; the serving threads have their own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _entered = runtime.enter();
     let host = EdgeHost::new(config)?;
     let listen = std::env::var("HEART_EDGE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    tracing::info!(address = %listener.local_addr()?, "edge listening");
-    host.serve(listener, shutdown_signal()).await?;
-    Ok(())
+    let address = listen
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {listen}"))?
+        .next()
+        .with_context(|| format!("{listen} names no address"))?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let serving = serve_on_threads(&host, address, threads, stopped)?;
+    tracing::info!(address = %serving.address, threads, "edge listening");
+    runtime.block_on(shutdown_signal());
+    stop.send_replace(true);
+    serving.join()
 }
 
 /// Resolves on SIGTERM (Kubernetes) or Ctrl-C.

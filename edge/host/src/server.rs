@@ -259,6 +259,7 @@ impl std::fmt::Debug for EdgeHost {
     }
 }
 
+#[derive(Clone)]
 struct Inner {
     engine: Engine,
     pre: ProxyPre<RequestState>,
@@ -344,6 +345,18 @@ impl EdgeHost {
                     .unwrap_or_else(|| Arc::new(telemetry::log_access)),
             }),
         })
+    }
+
+    /// A host for another thread's runtime (see [`crate::threads`]): the same component, instance
+    /// pool, limits, semaphores and in-process store, with connections of its own (to Redis and
+    /// the core), so none of its requests waits on another thread's I/O.
+    pub fn for_another_thread(&self) -> EdgeHost {
+        let mut inner = (*self.inner).clone();
+        inner.stores = Arc::new(self.inner.stores.sibling());
+        inner.pool = outbound::core_pool(inner.max_concurrent as usize, inner.request_timeout);
+        EdgeHost {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Serves HTTP/1.1 on `listener` until `shutdown` resolves; requests in flight get their time
@@ -597,7 +610,9 @@ impl EdgeHost {
         let running = deadline.clone();
         let permits = inner.permits.clone();
         let max_concurrent = inner.max_concurrent as usize;
-        let task = tokio::spawn(async move {
+        // The instance, from instantiation to the end of its handler, within the deadline (which
+        // also bounds the wait for the head: an instance that has not answered in time ends).
+        let mut instance = Instance(Some(Box::pin(async move {
             let held = (permit, upload_slot);
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
@@ -622,24 +637,37 @@ impl EdgeHost {
             let in_use = max_concurrent - permits.available_permits();
             metrics::gauge!("heart_edge_permits_in_use").set(in_use as f64);
             result
-        });
+        })));
 
-        // The head, within the same deadline as the instance (the request time limit).
-        match deadline.run(receiver).await {
-            Ok(Ok(Ok(response))) => {
+        // The instance runs in this task until it answers the head. A whole answer (a cached page,
+        // an error, a small core answer) has usually ended its instance by then, and no task is
+        // spawned; an instance still streaming its body goes on in a task of its own when
+        // `instance` is dropped.
+        let mut receiver = receiver;
+        let head = tokio::select! {
+            biased;
+            ended = &mut instance => receiver.try_recv().map_err(|_| ended),
+            head = &mut receiver => match head {
+                Ok(head) => Ok(head),
+                // It let go of the answer without setting it: its end says why.
+                Err(_) => Err((&mut instance).await),
+            },
+        };
+        match head {
+            Ok(Ok(response)) => {
                 deadline.answered();
                 response.map(|body| deadline.track(body))
             }
-            Ok(Ok(Err(code))) => {
+            Ok(Err(code)) => {
                 tracing::error!(error = ?code, "the component answered with an error");
                 contract_error(ErrorCode::Internal, ErrorCode::Internal.default_message())
             }
-            Ok(Err(_)) => {
-                // The component ended without answering: it trapped or returned early.
-                let cause = match task.await {
-                    Ok(Ok(())) => "the component never set a response".to_owned(),
-                    Ok(Err(e)) => e,
-                    Err(e) => e.to_string(),
+            Err(ended) => {
+                // The component ended without answering: it trapped, ran past the time limit or
+                // returned early.
+                let cause = match ended {
+                    Ok(()) => "the component never set a response".to_owned(),
+                    Err(e) => e,
                 };
                 tracing::error!(error = %cause, "the component failed");
                 if cause.contains("interrupt") || cause.contains("time limit") {
@@ -651,16 +679,46 @@ impl EdgeHost {
                     contract_error(ErrorCode::Internal, ErrorCode::Internal.default_message())
                 }
             }
-            Err(_) => {
-                task.abort();
-                tracing::error!(
-                    limit_secs = inner.request_timeout.as_secs(),
-                    "request timed out in the edge"
-                );
-                contract_error(
-                    ErrorCode::DependencyUnavailable,
-                    "The request took too long",
-                )
+        }
+    }
+}
+
+/// A request's instance, polled by the task that waits for its answer's head. Dropped before it
+/// has ended (its answer streams on, or the client went away), it goes on in a task of its own:
+/// like a Spin instance, it runs to its end or its deadline, so a request the component has
+/// started (and maybe sent to the core) is never cut off halfway by the client leaving.
+struct Instance<F: Future + Send + 'static>(Option<std::pin::Pin<Box<F>>>)
+where
+    F::Output: Send;
+
+impl<F: Future + Send + 'static> Future for Instance<F>
+where
+    F::Output: Send,
+{
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let Some(running) = self.0.as_mut() else {
+            panic!("an instance polled after it ended");
+        };
+        let output = std::task::ready!(running.as_mut().poll(cx));
+        self.0 = None;
+        std::task::Poll::Ready(output)
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for Instance<F>
+where
+    F::Output: Send,
+{
+    fn drop(&mut self) {
+        if let Some(running) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(running)),
+                Err(_) => tracing::warn!("an instance was dropped outside the runtime: ended"),
             }
         }
     }
@@ -817,6 +875,32 @@ mod tests {
         let response = busy();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+    }
+
+    #[tokio::test]
+    async fn an_instance_let_go_of_before_its_end_runs_on_to_it() {
+        let (ended, mut end) = tokio::sync::oneshot::channel();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let mut instance = Instance(Some(Box::pin(async move {
+            let _ = wait.await;
+            let _ = ended.send("ran to its end");
+        })));
+        // Polled once by the request's task, then dropped (the head was answered, or the client
+        // left) while it waits.
+        let pending = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::pin::Pin::new(&mut instance).poll(cx).is_pending())
+        })
+        .await;
+        assert!(pending);
+        drop(instance);
+        go.send(()).unwrap();
+        let said = tokio::time::timeout(Duration::from_secs(5), &mut end).await;
+        assert_eq!(said.unwrap().unwrap(), "ran to its end");
+
+        // An instance that ended is not run again when dropped.
+        let mut done = Instance(Some(Box::pin(async { 7 })));
+        assert_eq!((&mut done).await, 7);
+        drop(done);
     }
 
     #[test]

@@ -54,6 +54,17 @@ impl Stores {
         }
     }
 
+    /// Stores for another thread: the same allowed address, in-process store and timeouts, and
+    /// Redis connections of its own (a Redis connection is driven by a task of the runtime that
+    /// opened it).
+    pub fn sibling(&self) -> Stores {
+        Stores::new(
+            self.allowed_address.clone(),
+            Some(self.in_process.clone()),
+            self.timeouts,
+        )
+    }
+
     /// The store behind `address`. While Redis is down (its breaker open) opening fails at once,
     /// so the component goes on without the cache without even trying.
     async fn open(&self, address: &str) -> Result<Arc<dyn EdgeStore>, RedisError> {

@@ -310,6 +310,9 @@ pub struct Options {
     pub wrap_store: Option<WrapStore>,
     /// The `redis_url` instead of the backend's (e.g. real Redis through a fault proxy).
     pub redis_url: Option<String>,
+    /// Serve on this many threads of their own, as `heart-edge-host` does, instead of on the
+    /// test's runtime.
+    pub threads: Option<usize>,
 }
 
 impl Options {
@@ -322,7 +325,13 @@ impl Options {
             store: None,
             wrap_store: None,
             redis_url: None,
+            threads: None,
         }
+    }
+
+    pub fn threads(mut self, threads: usize) -> Options {
+        self.threads = Some(threads);
+        self
     }
 
     pub fn redis_url(mut self, url: &str) -> Options {
@@ -421,16 +430,38 @@ impl TestEdge {
             configure(&mut config);
         }
         let host = EdgeHost::new(config).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            host.serve(listener, async {
-                let _ = stop.await;
-            })
-            .await
-            .unwrap();
-        });
+        let addr = match options.threads {
+            None => {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                tokio::spawn(async move {
+                    host.serve(listener, async {
+                        let _ = stop.await;
+                    })
+                    .await
+                    .unwrap();
+                });
+                addr
+            }
+            Some(threads) => {
+                let (stop_threads, stopped) = tokio::sync::watch::channel(false);
+                let serving = heart_edge_host::threads::serve_on_threads(
+                    &host,
+                    "127.0.0.1:0".parse().unwrap(),
+                    threads,
+                    stopped,
+                )
+                .unwrap();
+                let addr = serving.address;
+                tokio::spawn(async move {
+                    let _ = stop.await;
+                    stop_threads.send_replace(true);
+                    tokio::task::spawn_blocking(move || serving.join().unwrap());
+                });
+                addr
+            }
+        };
         TestEdge {
             addr,
             core,

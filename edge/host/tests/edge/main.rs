@@ -316,6 +316,34 @@ async fn errors_not_cached(backend: Backend) {
     assert_eq!(edge.core.received().len(), 4);
 }
 
+on_both_stores!(
+    threads_of_their_own_share_the_limits_and_the_store,
+    threads_share_limits
+);
+/// `heart-edge-host` serves on one thread per core, each with its own runtime, Redis connection
+/// and pool to the core: a member's limit still holds across them (the in-process store is
+/// shared, Redis is one), and every thread forwards and caches.
+async fn threads_share_limits(backend: Backend) {
+    let edge = TestEdge::start_with(
+        Options::on(backend)
+            .threads(2)
+            .var("rate_limit_edge_requests_per_member", "10/60s"),
+    )
+    .await;
+    let token = edge.signer.token(11, "s11");
+    let path = "/post/posts?member_id=11&page=0&size=10";
+    // 16 requests on 16 connections at once: the kernel spreads them over the two threads (all
+    // on one thread has a chance of 1 in 32,768).
+    let answers = futures_util::future::join_all((0..16).map(|_| edge.get_as(&token, path))).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(&statuses[..10], &[200; 10], "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429; 6], "{statuses:?}");
+    // The page was fetched from the core at least once and then served from the cache.
+    let fetched = edge.core.received().len();
+    assert!((1..=10).contains(&fetched), "{fetched} fetches");
+}
+
 on_both_stores!(members_over_their_limit_get_429, member_rate_limit);
 async fn member_rate_limit(backend: Backend) {
     let edge = TestEdge::start_with(
