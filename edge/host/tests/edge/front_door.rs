@@ -63,6 +63,52 @@ async fn slow_heads_are_closed_and_do_not_block_others() {
     );
 }
 
+/// The same hostile clients against `heart-edge-host`'s way of serving, two threads of their own:
+/// slow heads and slow JSON bodies, spread over both threads, hold no instance and starve
+/// neither thread.
+#[tokio::test]
+async fn slow_clients_starve_no_serving_thread() {
+    let edge = TestEdge::start_with(Options::on(Backend::InProcess).threads(2).host(|config| {
+        quick_limits(config);
+        config.max_concurrent_requests = 2;
+    }))
+    .await;
+    let body = "POST /auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{";
+    let mut slow_heads = Vec::new();
+    let mut slow_bodies = Vec::new();
+    for _ in 0..20 {
+        slow_heads.push(start_slow(&edge, "GET /healthz HTTP/1.1\r\nhost: x\r\n").await);
+        slow_bodies.push(start_slow(&edge, body).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let token = edge.signer.token(1, "s1");
+    edge.core.answer_with(200, PAGE);
+    // New connections land on either thread; each is answered at once.
+    for _ in 0..8 {
+        let started = Instant::now();
+        assert_eq!(edge.send("GET", "/healthz", &[], "").await.status, 200);
+        let page = edge.get_as(&token, "/post/posts/1?page=0&size=10").await;
+        assert_eq!(page.status, 200);
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+    let (closed, _) = read_until_closed(&mut slow_heads[0], Duration::from_secs(5)).await;
+    assert!(
+        closed,
+        "a head not finished within the limit closes the connection"
+    );
+    for slow in &mut slow_bodies {
+        let (closed, answer) = read_until_closed(slow, Duration::from_secs(5)).await;
+        assert!(closed);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("GLOBAL_004"), "{answer}");
+    }
+    assert!(edge
+        .core
+        .received()
+        .iter()
+        .all(|r| r.path_and_query != "/auth/login"));
+}
+
 #[tokio::test]
 async fn slow_json_bodies_hold_no_instance_and_are_cut_with_global_004() {
     let edge = TestEdge::start_with(Options::on(Backend::InProcess).host(|config| {
