@@ -633,6 +633,9 @@ impl EdgeHost {
                     tracing::warn!(error = %e, "a streamed answer was cut off");
                 }
             }
+            // The store holds the instance's slot in the engine's pool until it is dropped: it
+            // goes first, so a request that gets the permit next (on any thread) finds a slot.
+            drop(store);
             drop(held);
             let in_use = max_concurrent - permits.available_permits();
             metrics::gauge!("heart_edge_permits_in_use").set(in_use as f64);

@@ -383,6 +383,11 @@ impl TestEdge {
     }
 
     pub async fn start_with(options: Options) -> TestEdge {
+        // The host's log in a failing test's output (the harness keeps it from passing ones).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("heart_edge_host=info")
+            .with_test_writer()
+            .try_init();
         let core = FakeCore::start().await;
         let signer = Signer::generate();
         let prefix = format!("heart-edge-test-{}", random_hex(6));

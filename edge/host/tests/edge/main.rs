@@ -337,11 +337,36 @@ async fn threads_share_limits(backend: Backend) {
     let answers = futures_util::future::join_all((0..16).map(|_| edge.get_as(&token, path))).await;
     let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     statuses.sort_unstable();
-    assert_eq!(&statuses[..10], &[200; 10], "{statuses:?}");
-    assert_eq!(&statuses[10..], &[429; 6], "{statuses:?}");
+    let odd: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status != 200 && a.status != 429)
+        .map(|a| (a.status, String::from_utf8_lossy(&a.body).into_owned()))
+        .collect();
+    assert_eq!(&statuses[..10], &[200; 10], "{statuses:?} {odd:?}");
+    assert_eq!(&statuses[10..], &[429; 6], "{statuses:?} {odd:?}");
     // The page was fetched from the core at least once and then served from the cache.
     let fetched = edge.core.received().len();
     assert!((1..=10).contains(&fetched), "{fetched} fetches");
+}
+
+/// Two threads racing for two instances: a request that gets an instance's permit always finds
+/// its slot in the engine's pool free (the previous holder's store is gone before its permit is
+/// given back), so no request fails for want of a slot that was about to be freed.
+#[tokio::test]
+async fn a_freed_instance_permit_always_comes_with_a_free_slot() {
+    let edge = TestEdge::start_with(Options::on(Backend::InProcess).threads(2).host(|config| {
+        config.max_concurrent_requests = 2;
+        config.permit_wait = Duration::from_secs(30);
+    }))
+    .await;
+    let token = edge.signer.token(12, "s12");
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let wave = (0..16).map(|_| edge.get_as(&token, "/member/profile?member_id=12"));
+        let answers = futures_util::future::join_all(wave).await;
+        statuses.extend(answers.iter().map(|a| a.status));
+    }
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
 }
 
 on_both_stores!(members_over_their_limit_get_429, member_rate_limit);
