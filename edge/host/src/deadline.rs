@@ -154,7 +154,8 @@ impl Deadline {
             tokio::select! {
                 output = &mut work => return Ok(output),
                 () = tokio::time::sleep_until(at) => {
-                    // The body may have moved while this slept: only a deadline still passed ends it.
+                    // The body may have moved while this slept: only a deadline still passed
+                    // ends it.
                     if self.remaining().is_zero() {
                         return Err(EXPIRED);
                     }

@@ -60,7 +60,8 @@ const HYPER_MAX_BUF_BYTES: usize = 1024 * 1024;
 pub struct HostConfig {
     /// The component (`heart_edge.wasm`).
     pub component: PathBuf,
-    /// The Spin application variables (`core_url`, `jwks`, `redis_url`, `cache_prefix`, `edge_secret`, …).
+    /// The Spin application variables (`core_url`, `jwks`, `redis_url`, `cache_prefix`,
+    /// `edge_secret`, …).
     pub variables: HashMap<String, String>,
     /// Wall-clock limit of one request until its answer's head, and CPU limit of its instance
     /// (epoch interruption); after the head, the longest the answer's body may stand still.
@@ -122,7 +123,8 @@ impl std::fmt::Debug for HostConfig {
 impl HostConfig {
     /// A configuration with defaults: 30 s per request (and per stall of a streamed answer, 30 min
     /// for the whole stream, at most 16 such streams), 64 instances (at most 32 of them for
-    /// uploads), 1 s wait for one, 10 s for a head or a JSON body, 1024 connections, no compile cache.
+    /// uploads), 1 s wait for one, 10 s for a head or a JSON body, 1024 connections, no compile
+    /// cache.
     pub fn new(component: impl Into<PathBuf>, variables: HashMap<String, String>) -> HostConfig {
         HostConfig {
             component: component.into(),

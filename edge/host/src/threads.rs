@@ -8,10 +8,10 @@
 //! wake-ups were about a third of a forwarded request's overhead at one connection.
 //!
 //! The threads share the instance pool and its limits (instances, uploads, connections), the
-//! in-process store and the engine. Each thread takes a connection slot before it accepts, so
-//! at the connection cap up to `threads − 1` slots may wait in idle accepts: the cap is never
-//! passed, and may be reached that many connections early. A guest's CPU time holds its thread, as it holds a worker of a
-//! work-stealing runtime; the per-request CPU limit (epoch interruption) bounds it.
+//! in-process store and the engine. Each thread takes a connection slot before it accepts, so at
+//! the connection cap up to `threads − 1` slots may wait in idle accepts: the cap is never passed,
+//! and may be reached that many connections early. A guest's CPU time holds its thread, as it holds
+//! a worker of a work-stealing runtime; the per-request CPU limit (epoch interruption) bounds it.
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
