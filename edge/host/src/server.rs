@@ -147,16 +147,7 @@ impl HostConfig {
 
     /// Reads the host's limits from `HEART_EDGE_*` through `var` (unset: keep the current value).
     pub fn read_limits(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        let number = |name: &str| -> anyhow::Result<Option<u64>> {
-            var(name)
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| {
-                    v.trim()
-                        .parse::<u64>()
-                        .with_context(|| format!("{name} must be a number, not {v:?}"))
-                })
-                .transpose()
-        };
+        let number = |name: &str| read_number(name, var(name));
         if let Some(secs) = number("HEART_EDGE_REQUEST_TIMEOUT_SECS")? {
             self.request_timeout = Duration::from_secs(secs.max(1));
         }
@@ -208,6 +199,19 @@ impl HostConfig {
         config.cache_dir = std::env::var_os("HEART_EDGE_CACHE_DIR").map(PathBuf::from);
         Ok(config)
     }
+}
+
+/// The number in `value`, the setting `name` (unset or blank: `None`; not a number: an error
+/// naming it).
+pub(crate) fn read_number(name: &str, value: Option<String>) -> anyhow::Result<Option<u64>> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .with_context(|| format!("{name} must be a number, not {v:?}"))
+        })
+        .transpose()
 }
 
 /// The data of one request's store.

@@ -138,14 +138,12 @@ fn bind(address: SocketAddr) -> std::io::Result<TcpSocket> {
 /// The threads to serve on: `HEART_EDGE_THREADS` when set (at least 1), else one per core
 /// available to the process (its CPU quota included).
 pub fn thread_count(var: Option<String>) -> anyhow::Result<usize> {
-    match var.filter(|v| !v.trim().is_empty()) {
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .map(|n| n.max(1))
-            .with_context(|| format!("HEART_EDGE_THREADS must be a number, not {v:?}")),
-        None => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
-    }
+    Ok(
+        match crate::server::read_number("HEART_EDGE_THREADS", var)? {
+            Some(n) => usize::try_from(n.max(1)).unwrap_or(usize::MAX),
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        },
+    )
 }
 
 #[cfg(test)]
