@@ -31,6 +31,28 @@ async fn start_slow(edge: &TestEdge, bytes: &str) -> TcpStream {
     stream
 }
 
+/// A login whose JSON body promises 1000 bytes and sends one.
+const SLOW_LOGIN: &str = "POST /auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{";
+
+/// Waits for the edge to cut a slow body: `400 GLOBAL_004`, then the connection closed. Answers
+/// what it sent.
+async fn assert_cut_with_global_004(slow: &mut TcpStream) -> String {
+    let (closed, answer) = read_until_closed(slow, Duration::from_secs(5)).await;
+    assert!(closed);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("GLOBAL_004"), "{answer}");
+    answer
+}
+
+/// No slow login reached the core.
+fn assert_no_login_reached_the_core(edge: &TestEdge) {
+    assert!(edge
+        .core
+        .received()
+        .iter()
+        .all(|r| r.path_and_query != "/auth/login"));
+}
+
 /// Reads what the edge sends until it closes (or `limit` passes): (closed, bytes).
 async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (bool, String) {
     let mut out = Vec::new();
@@ -73,12 +95,11 @@ async fn slow_clients_starve_no_serving_thread() {
         config.max_concurrent_requests = 2;
     }))
     .await;
-    let body = "POST /auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{";
     let mut slow_heads = Vec::new();
     let mut slow_bodies = Vec::new();
     for _ in 0..20 {
         slow_heads.push(start_slow(&edge, "GET /healthz HTTP/1.1\r\nhost: x\r\n").await);
-        slow_bodies.push(start_slow(&edge, body).await);
+        slow_bodies.push(start_slow(&edge, SLOW_LOGIN).await);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let token = edge.signer.token(1, "s1");
@@ -97,16 +118,9 @@ async fn slow_clients_starve_no_serving_thread() {
         "a head not finished within the limit closes the connection"
     );
     for slow in &mut slow_bodies {
-        let (closed, answer) = read_until_closed(slow, Duration::from_secs(5)).await;
-        assert!(closed);
-        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-        assert!(answer.contains("GLOBAL_004"), "{answer}");
+        assert_cut_with_global_004(slow).await;
     }
-    assert!(edge
-        .core
-        .received()
-        .iter()
-        .all(|r| r.path_and_query != "/auth/login"));
+    assert_no_login_reached_the_core(&edge);
 }
 
 #[tokio::test]
@@ -116,10 +130,9 @@ async fn slow_json_bodies_hold_no_instance_and_are_cut_with_global_004() {
         config.max_concurrent_requests = 2;
     }))
     .await;
-    let head = "POST /auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{";
     let mut slow = Vec::new();
     for _ in 0..10 {
-        slow.push(start_slow(&edge, head).await);
+        slow.push(start_slow(&edge, SLOW_LOGIN).await);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Ten slow bodies, two instances: other requests still get one at once.
@@ -133,16 +146,9 @@ async fn slow_json_bodies_hold_no_instance_and_are_cut_with_global_004() {
         200
     );
     assert!(started.elapsed() < Duration::from_millis(500));
-    let (closed, answer) = read_until_closed(&mut slow[0], Duration::from_secs(5)).await;
-    assert!(closed);
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    assert!(answer.contains("GLOBAL_004"), "{answer}");
+    let answer = assert_cut_with_global_004(&mut slow[0]).await;
     assert!(answer.contains("x-request-id"), "{answer}");
-    assert!(edge
-        .core
-        .received()
-        .iter()
-        .all(|r| r.path_and_query != "/auth/login"));
+    assert_no_login_reached_the_core(&edge);
 }
 
 #[tokio::test]
