@@ -7,14 +7,12 @@ use std::net::ToSocketAddrs as _;
 
 use anyhow::Context as _;
 use heart_edge_host::threads::{serve_on_threads, thread_count};
-use heart_edge_host::{EdgeHost, HostConfig};
+use heart_edge_host::{telemetry, EdgeHost, HostConfig};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_logging()?;
     let config = HostConfig::from_env()?;
     let threads = thread_count(std::env::var("HEART_EDGE_THREADS").ok())?;
     tracing::info!(?config, threads, "starting the edge host");
@@ -58,4 +56,23 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// The log on stderr: JSON lines (as the core writes them) unless `HEART_LOG_FORMAT` says
+/// `pretty` or, by default, stderr is a terminal. `RUST_LOG` filters (default `info`).
+fn init_logging() -> anyhow::Result<()> {
+    let json = telemetry::log_is_json(std::env::var("HEART_LOG_FORMAT").ok().as_deref())?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        registry
+            .with(telemetry::json_layer(std::io::stderr))
+            .try_init()?;
+    } else {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init()?;
+    }
+    Ok(())
 }

@@ -29,22 +29,6 @@ pub struct AccessRecord {
 }
 
 impl AccessRecord {
-    /// The JSON line.
-    pub fn to_json(&self) -> String {
-        serde_json::json!({
-            "type": "access",
-            "request_id": self.request_id,
-            "method": self.method,
-            "route": self.route,
-            "status": self.status,
-            "latency_ms": self.latency_us as f64 / 1000.0,
-            "cache": self.cache(),
-            "outcome": self.outcome,
-            "member_id": self.member_id,
-        })
-        .to_string()
-    }
-
     /// `hit`, `miss`, `bypass` on feed reads, else `none`.
     pub fn cache(&self) -> &'static str {
         match self.outcome.as_str() {
@@ -56,13 +40,55 @@ impl AccessRecord {
     }
 }
 
-/// Where access records go; by default one JSON line per request through `tracing` (target
-/// `heart_edge::access`, message = the JSON line).
+/// Where access records go; by default [`log_access`].
 pub type AccessSink = Arc<dyn Fn(&AccessRecord) + Send + Sync>;
 
-/// The default sink.
+/// The default sink: one `tracing` event per request (target `heart_edge::access`, message
+/// `access`) with the record's parts as fields, so the JSON log ([`json_layer`]) writes them as
+/// top-level keys of one line: `type`, `request_id`, `method`, `route`, `status`, `latency_ms`,
+/// `cache`, `outcome` and, when the route had a verified token, `member_id`.
 pub fn log_access(record: &AccessRecord) {
-    tracing::info!(target: "heart_edge::access", "{}", record.to_json());
+    tracing::info!(
+        target: "heart_edge::access",
+        r#type = "access",
+        request_id = %record.request_id,
+        method = %record.method,
+        route = record.route,
+        status = record.status,
+        latency_ms = record.latency_us as f64 / 1000.0,
+        cache = record.cache(),
+        outcome = %record.outcome,
+        member_id = record.member_id,
+        "access"
+    );
+}
+
+/// How `heart-edge-host` writes its log (`HEART_LOG_FORMAT`, as the core reads it): `json`,
+/// `pretty`, or `auto` (the default: JSON unless stderr is a terminal).
+pub fn log_is_json(format: Option<&str>) -> anyhow::Result<bool> {
+    use std::io::IsTerminal as _;
+    match format.map(str::trim) {
+        None | Some("" | "auto") => Ok(!std::io::stderr().is_terminal()),
+        Some("json") => Ok(true),
+        Some("pretty") => Ok(false),
+        Some(other) => anyhow::bail!("HEART_LOG_FORMAT {other:?}: auto, json or pretty"),
+    }
+}
+
+/// The JSON log layer, shaped as the core's (`heart_core::telemetry::init_logging`): one object
+/// per line, an event's fields at the top level beside `timestamp`, `level`, `message` and
+/// `target`.
+pub fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(writer)
 }
 
 /// The request id to use: the client's when well-formed, else a new random one (128 bits, hex).
@@ -126,10 +152,33 @@ mod tests {
         assert_ne!(made, request_id(None));
     }
 
+    /// What [`log_access`] writes through [`json_layer`], parsed.
+    fn logged_line(record: &AccessRecord) -> serde_json::Value {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let written = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(json_layer(move || written.clone()));
+        tracing::subscriber::with_default(subscriber, || log_access(record));
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "one line per request: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
     #[test]
-    fn access_lines_are_json_with_the_cache_result() {
+    fn access_lines_are_flat_json_with_the_cache_result() {
         let record = AccessRecord {
-            request_id: "r".into(),
+            request_id: "r-1".into(),
             method: "GET".into(),
             route: "/post/posts",
             status: 200,
@@ -137,10 +186,50 @@ mod tests {
             outcome: "hit".into(),
             member_id: Some(4),
         };
-        let line: serde_json::Value = serde_json::from_str(&record.to_json()).unwrap();
-        assert_eq!(line["cache"], "hit");
+        let line = logged_line(&record);
+        // Every part is a top-level key of its own type, not text inside `message`.
+        assert_eq!(line["target"], "heart_edge::access");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "access");
+        assert_eq!(line["type"], "access");
+        assert_eq!(line["request_id"], "r-1");
+        assert_eq!(line["method"], "GET");
         assert_eq!(line["route"], "/post/posts");
-        assert_eq!(line["member_id"], 4);
+        assert_eq!(line["status"], 200);
         assert_eq!(line["latency_ms"], 1.5);
+        assert_eq!(line["cache"], "hit");
+        assert_eq!(line["outcome"], "hit");
+        assert_eq!(line["member_id"], 4);
+        assert!(line["timestamp"].is_string());
+    }
+
+    #[test]
+    fn access_lines_without_a_member_leave_it_out() {
+        let record = AccessRecord {
+            request_id: "r-2".into(),
+            method: "POST".into(),
+            route: "unknown",
+            status: 404,
+            latency_us: 20,
+            outcome: "edge".into(),
+            member_id: None,
+        };
+        let line = logged_line(&record);
+        assert_eq!(line["status"], 404);
+        assert_eq!(line["cache"], "none");
+        assert!(line.get("member_id").is_none(), "{line}");
+    }
+
+    #[test]
+    fn the_log_format_is_read_like_the_cores() {
+        assert!(log_is_json(Some("json")).unwrap());
+        assert!(!log_is_json(Some("pretty")).unwrap());
+        let auto = log_is_json(None).unwrap();
+        assert_eq!(log_is_json(Some("auto")).unwrap(), auto);
+        let err = log_is_json(Some("xml")).unwrap_err().to_string();
+        assert!(
+            err.contains("HEART_LOG_FORMAT") && err.contains("xml"),
+            "{err}"
+        );
     }
 }
