@@ -6,6 +6,7 @@
 //! backends (an S3-compatible server, per-test MySQL databases) and reads outputs (mail).
 //!
 //! - [`fixtures`]: PNG/JPEG images (with GPS EXIF) and multipart bodies as the Android app sends them;
+//! - [`log`]: a log writer that keeps the lines, for tests that read them back;
 //! - [`s3`]: a real S3-compatible server (s3s-fs) with fault injection, and the service `heart-s3` runs;
 //! - [`mail`]: the verification mails from an outbox folder or an SMTP sink's Maildir;
 //! - [`mysql`]: a database per test on `HEART_TEST_DATABASE_URL`;
@@ -18,6 +19,7 @@
 
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod log;
 pub mod mail;
 pub mod mysql;
 pub mod round_robin;

@@ -1,6 +1,7 @@
 //! Operations endpoints: health, readiness, profile, metrics, OpenAPI and Swagger UI.
 
 use axum::http::StatusCode;
+use heart_testkit::log::LogCapture;
 
 use crate::helpers::*;
 
@@ -123,20 +124,6 @@ async fn swagger_ui_is_served() {
     assert!(response.text().contains("swagger"), "{}", response.text());
 }
 
-/// A log writer that keeps what it is given, for reading the access lines back.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn every_request_writes_one_access_line_with_route_status_member_and_request_id() {
     let app = TestApp::spawn().await;
@@ -147,7 +134,7 @@ async fn every_request_writes_one_access_line_with_route_status_member_and_reque
     let mut attempts = 0;
     let (text, lines) = loop {
         attempts += 1;
-        let captured = Captured::default();
+        let captured = LogCapture::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .json()
@@ -164,7 +151,7 @@ async fn every_request_writes_one_access_line_with_route_status_member_and_reque
         let answer = app.send(request).await;
         drop(guard);
         assert_eq!(answer.status, StatusCode::OK);
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())

@@ -152,32 +152,29 @@ mod tests {
         assert_ne!(made, request_id(None));
     }
 
-    /// What [`log_access`] writes through [`json_layer`], parsed.
-    fn logged_line(record: &AccessRecord) -> serde_json::Value {
+    /// What [`log_access`] writes through [`json_layer`] for `records`, a parsed line each. (One
+    /// test builds subscribers in this binary: tracing shares each callsite's interest across
+    /// threads, and another thread's subscriber coming and going could drop an event here.)
+    fn logged_lines(records: &[AccessRecord]) -> Vec<serde_json::Value> {
         use tracing_subscriber::layer::SubscriberExt as _;
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let written = buffer.clone();
-        let subscriber = tracing_subscriber::registry().with(json_layer(move || written.clone()));
-        tracing::subscriber::with_default(subscriber, || log_access(record));
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(text.lines().count(), 1, "one line per request: {text}");
-        serde_json::from_str(&text).unwrap()
+        let capture = heart_testkit::log::LogCapture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::registry().with(json_layer(move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || records.iter().for_each(log_access));
+        let text = capture.text();
+        assert_eq!(
+            text.lines().count(),
+            records.len(),
+            "one line per request: {text}"
+        );
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
     }
 
     #[test]
     fn access_lines_are_flat_json_with_the_cache_result() {
-        let record = AccessRecord {
+        let hit = AccessRecord {
             request_id: "r-1".into(),
             method: "GET".into(),
             route: "/post/posts",
@@ -186,8 +183,18 @@ mod tests {
             outcome: "hit".into(),
             member_id: Some(4),
         };
-        let line = logged_line(&record);
+        let unknown = AccessRecord {
+            request_id: "r-2".into(),
+            method: "POST".into(),
+            route: "unknown",
+            status: 404,
+            latency_us: 20,
+            outcome: "edge".into(),
+            member_id: None,
+        };
+        let lines = logged_lines(&[hit, unknown]);
         // Every part is a top-level key of its own type, not text inside `message`.
+        let line = &lines[0];
         assert_eq!(line["target"], "heart_edge::access");
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["message"], "access");
@@ -201,20 +208,9 @@ mod tests {
         assert_eq!(line["outcome"], "hit");
         assert_eq!(line["member_id"], 4);
         assert!(line["timestamp"].is_string());
-    }
-
-    #[test]
-    fn access_lines_without_a_member_leave_it_out() {
-        let record = AccessRecord {
-            request_id: "r-2".into(),
-            method: "POST".into(),
-            route: "unknown",
-            status: 404,
-            latency_us: 20,
-            outcome: "edge".into(),
-            member_id: None,
-        };
-        let line = logged_line(&record);
+        // Without a verified member the key is left out.
+        let line = &lines[1];
+        assert_eq!(line["request_id"], "r-2");
         assert_eq!(line["status"], 404);
         assert_eq!(line["cache"], "none");
         assert!(line.get("member_id").is_none(), "{line}");
