@@ -6,7 +6,7 @@
 
 use std::io::IsTerminal;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderName;
@@ -73,9 +73,29 @@ pub fn metrics_handle() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+/// How often the recorder's histogram samples are folded into its summaries between scrapes.
+pub const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds the recorder's histogram samples into their summaries every [`METRICS_UPKEEP_EVERY`], on
+/// a thread of its own (`metrics-upkeep`). A recorder made by `build_recorder` keeps every sample
+/// until `/metrics` is rendered: with nobody scraping (the local stack, a scrape outage) its memory
+/// would grow with every request.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(METRICS_UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread: samples are kept until scraped");
+    }
 }
 
 /// Where the auth extractor leaves the caller's member id, so the access line can name it.
@@ -148,5 +168,27 @@ impl<B> MakeSpan<B> for RequestSpan {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn the_metrics_recorder_is_kept_up_by_a_thread_of_its_own() {
+        let _handle = super::metrics_handle();
+        // A thread names itself once it runs: look a few times.
+        let mut threads = Vec::new();
+        for _ in 0..100 {
+            threads = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect();
+            if threads.iter().any(|name| name == "metrics-upkeep") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no metrics-upkeep thread among {threads:?}");
     }
 }
