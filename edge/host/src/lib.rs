@@ -6,6 +6,7 @@
 //! core only, a per-request time limit, pooled instances and the compiled component cached on disk.
 //!
 //! - [`server`]: the HTTP server and the per-request instance.
+//! - [`admin`]: `heart-edge-host`'s admin port, `GET /metrics`.
 //! - [`spin`]: Spin's variables and Redis interfaces.
 //! - [`store`]: what backs Redis connections: real Redis or an in-process [`store::EdgeStore`].
 //! - [`compile`]: the engine and the compiled-component cache.
@@ -15,6 +16,7 @@
 //! - [`telemetry`]: request ids, the JSON access line, `heart_edge_*` metrics.
 //! - [`threads`]: `heart-edge-host` serves on one thread per core, each with its own runtime.
 
+pub mod admin;
 pub mod body;
 pub mod compile;
 pub(crate) mod deadline;

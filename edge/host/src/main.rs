@@ -2,6 +2,8 @@
 //! on `HEART_EDGE_THREADS` threads (default: one per core), each with a runtime of its own.
 //!
 //! Variables come from `HEART_EDGE_VAR_<NAME>` (e.g. `HEART_EDGE_VAR_CORE_URL`); see the README.
+//! `HEART_EDGE_ADMIN_LISTEN` (unset: none) is the admin port, `GET /metrics`; the log is JSON on
+//! stderr (`HEART_LOG_FORMAT`, `RUST_LOG`).
 
 use std::net::ToSocketAddrs as _;
 
@@ -23,12 +25,28 @@ fn main() -> anyhow::Result<()> {
     let _entered = runtime.enter();
     let host = EdgeHost::new(config)?;
     let listen = std::env::var("HEART_EDGE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let address = listen
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {listen}"))?
-        .next()
-        .with_context(|| format!("{listen} names no address"))?;
+    let address = resolve(&listen)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The admin port first: a bad address fails before the edge takes requests.
+    match std::env::var("HEART_EDGE_ADMIN_LISTEN")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(admin) => {
+            let admin = resolve(&admin)?;
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind(admin))
+                .with_context(|| format!("binding the admin port {admin}"))?;
+            let metrics = heart_edge_host::admin::install_recorder()?;
+            tracing::info!(address = %listener.local_addr()?, "admin listening: GET /metrics");
+            runtime.spawn(heart_edge_host::admin::serve(
+                listener,
+                metrics,
+                stopped.clone(),
+            ));
+        }
+        None => tracing::info!("no admin port: metrics off (set HEART_EDGE_ADMIN_LISTEN)"),
+    }
     let serving = serve_on_threads(&host, address, threads, stopped)?;
     tracing::info!(address = %serving.address, threads, "edge listening");
     runtime.block_on(shutdown_signal());
@@ -37,6 +55,15 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
+/// The first address `listen` (`host:port`) names.
+fn resolve(listen: &str) -> anyhow::Result<std::net::SocketAddr> {
+    listen
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {listen}"))?
+        .next()
+        .with_context(|| format!("{listen} names no address"))
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {

@@ -10,6 +10,7 @@
 // The core's fault proxy (not every mode is used here).
 #[allow(dead_code)]
 use heart_testkit::fault_proxy;
+mod binary;
 mod front_door;
 mod helpers;
 mod redis_faults;
