@@ -24,6 +24,25 @@ impl Drop for Running {
 }
 
 impl Running {
+    /// Stops it as Kubernetes does (`SIGTERM`): it must exit by itself, and succeed.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("heart-edge-host did not exit within 30 s of SIGTERM");
+    }
+}
+
+impl Running {
     fn start() -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_heart-edge-host"))
             .env("HEART_EDGE_LISTEN", "127.0.0.1:0")
@@ -147,4 +166,7 @@ fn the_binary_logs_flat_json_access_lines_and_serves_its_metrics() {
     // Nothing else is served there.
     assert_eq!(get(&host.admin, "/").0, 404);
     assert_eq!(get(&host.admin, "/metrics/x").0, 404);
+
+    // And it shuts down cleanly when told to.
+    assert!(host.terminate().success());
 }
