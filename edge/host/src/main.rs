@@ -54,7 +54,6 @@ fn main() -> anyhow::Result<()> {
     serving.join()
 }
 
-/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
 /// The first address `listen` (`host:port`) names.
 fn resolve(listen: &str) -> anyhow::Result<std::net::SocketAddr> {
     listen
@@ -64,6 +63,7 @@ fn resolve(listen: &str) -> anyhow::Result<std::net::SocketAddr> {
         .with_context(|| format!("{listen} names no address"))
 }
 
+/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {

@@ -40,9 +40,7 @@ impl Running {
         }
         panic!("heart-edge-host did not exit within 30 s of SIGTERM");
     }
-}
 
-impl Running {
     fn start() -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_heart-edge-host"))
             .env("HEART_EDGE_LISTEN", "127.0.0.1:0")
@@ -169,4 +167,29 @@ fn the_binary_logs_flat_json_access_lines_and_serves_its_metrics() {
 
     // And it shuts down cleanly when told to.
     assert!(host.terminate().success());
+}
+
+/// Idle clients cannot hold the admin port: with all of its connections taken by sockets that
+/// send nothing, a scrape waits, and is answered once the header timeout has cut them.
+#[test]
+fn idle_clients_hold_the_admin_port_no_longer_than_its_header_timeout() {
+    use heart_edge_host::admin::{HEADER_TIMEOUT, MAX_CONNECTIONS};
+    let host = Running::start();
+    let idle: Vec<_> = (0..MAX_CONNECTIONS)
+        .map(|_| std::net::TcpStream::connect(&host.admin).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let (status, _) = get(&host.admin, "/metrics");
+    let waited = started.elapsed();
+    assert_eq!(status, 200);
+    assert!(
+        waited >= HEADER_TIMEOUT - Duration::from_secs(1),
+        "answered after {waited:?} although every connection was taken"
+    );
+    assert!(
+        waited < HEADER_TIMEOUT + Duration::from_secs(15),
+        "{waited:?}"
+    );
+    drop(idle);
 }
