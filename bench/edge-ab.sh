@@ -4,7 +4,8 @@
 # a number from another day.
 #
 #   A=/var/tmp/bin-before B=/var/tmp/heart-release-target/release bash bench/edge-ab.sh
-#   PERF=1 B=… bash bench/edge-ab.sh     # B only, under `perf record` (guest functions named)
+#   PERF=1 B=… bash bench/edge-ab.sh     # B only, under `perf record` (guest functions named);
+#                                        # PERF_CASES="0 2 7" picks the cases (numbers in CASES)
 #
 # A and B are folders holding the release binaries `heart` (the stack: edge on :8080 in front of
 # the core on :8081) and `heart-datagen`, and the component `heart_edge.wasm` the build made (a
@@ -75,16 +76,21 @@ if [ "${PERF:-0}" = 1 ]; then
   command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
   export HEART_EDGE_PERF_MAP=1
   start "$B"
-  for i in 0 2; do
+  for i in ${PERF_CASES:-0 2}; do
     IFS='|' read -r name c url header <<<"${CASES[$i]}"
     echo "== perf: $name"
-    perf record -F 1999 -g -o "$work/perf.data" -p "$pid" -- sleep 6 >/dev/null 2>&1 &
+    # PERF_GRAPH=0: no call graphs (less overhead; the per-request numbers below are closer).
+    perf record -F 1999 $([ "${PERF_GRAPH:-1}" = 1 ] && echo -g) -o "$work/perf.data" -p "$pid" -- sleep 6 >/dev/null 2>&1 &
     perf_pid=$!
-    wrk -t2 -c32 -d6s -H "Authorization: Bearer $token" -H "$header" "$url" | grep Requests/sec
+    rps=$(wrk -t2 -c32 -d6s -H "Authorization: Bearer $token" -H "$header" "$url" | awk '/Requests\/sec/ {print $2}')
+    echo "Requests/sec: $rps"
     wait "$perf_pid" || true
-    perf report -i "$work/perf.data" --no-children --sort dso,symbol --percent-limit 0.7 --stdio 2>/dev/null |
-      grep -v '^$' | grep -v '^#' | grep '%' | head -45
-    perf report -i "$work/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep '%' | head -12
+    perf report -i "$work/perf.data" --no-children --sort dso,symbol --percent-limit "${PERF_LIMIT:-0.7}" --stdio 2>/dev/null |
+      grep -v "^$" | grep -v "^#" | grep "%" | head -"${PERF_LINES:-45}"
+    # The same by library, and as the edge process's CPU µs per request (samples at 1999 Hz of
+    # each thread's running time, over the 6 s of requests): what two cases can be compared by.
+    perf report -i "$work/perf.data" --no-children --sort dso -n -g none --stdio 2>/dev/null | grep '%' | head -12 |
+      awk -v rps="$rps" '{printf "%s  %6.1f µs/request\n", $0, $2 / 1999 * 1e6 / (rps * 6)}'
   done
   stop
   exit 0
