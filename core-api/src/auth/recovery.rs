@@ -10,7 +10,7 @@ use heart_shared::wire::ChangePasswordRequest;
 use heart_shared::{ErrorCode, FieldError};
 
 use super::extractor::AuthenticatedMember;
-use super::service::LOGIN_EMAIL_FACTOR;
+use super::service::{limit_codes, mail_code, CodeLimit, LOGIN_EMAIL_FACTOR};
 use super::tokens::sha256_hex;
 use super::validation::{check_email, check_password, normalize_email};
 use super::{reset_codes, sessions, verification};
@@ -44,14 +44,7 @@ pub async fn send_reset_code(
     let email = normalize_email(email);
     validation(check_email(&email))?;
     let now = state.clock.now();
-    state
-        .rate_limiter
-        .check(RateLimitRule::VerificationSendPerIp, client_ip, now)
-        .await?;
-    state
-        .rate_limiter
-        .check(RateLimitRule::VerificationSendPerEmail, &email, now)
-        .await?;
+    limit_codes(state, CodeLimit::Mail, &email, client_ip, now).await?;
     let Ok(permit) = state.reset_mails.clone().try_acquire_owned() else {
         return Err(ApiError::Busy {
             what: "password reset mail",
@@ -90,19 +83,8 @@ async fn store_and_mail_reset_code(
              your password stays as it is.\n"
         ),
     };
-    if let Err(error) = state.mailer.send(&mail).await {
-        // No code the member never received may stay usable.
-        reset_codes::withdraw(&state.db, email).await?;
-        return Err(ApiError::Unavailable {
-            dependency: "mail",
-            code: ErrorCode::MailNotSent,
-            source: error.into(),
-        });
-    }
-    if state.mailer.backend() == "outbox" {
-        tracing::info!(%email, %code, "password reset code (outbox mail, local development)");
-    }
-    Ok(())
+    let withdraw = reset_codes::withdraw(&state.db, email);
+    mail_code(state, mail, &code, "password reset code", withdraw).await
 }
 
 /// Sets a new password with a mailed reset code; every session of the member ends.
@@ -125,14 +107,7 @@ pub async fn reset_password(
             .chain(check_password("new_password", new_password)),
     )?;
     let now = state.clock.now();
-    state
-        .rate_limiter
-        .check(RateLimitRule::ConfirmPerIp, client_ip, now)
-        .await?;
-    state
-        .rate_limiter
-        .check(RateLimitRule::ConfirmPerEmail, &email, now)
-        .await?;
+    limit_codes(state, CodeLimit::Attempt, &email, client_ip, now).await?;
 
     let Some(row) = reset_codes::find(&state.db, &email).await? else {
         return Err(ApiError::code(ErrorCode::NoVerificationCode));

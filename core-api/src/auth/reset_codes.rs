@@ -7,7 +7,7 @@
 
 use sqlx::FromRow;
 
-use super::tokens::sha256_hex;
+use super::tokens::{code_matches, sha256_hex};
 use super::verification::MAX_FAILED_ATTEMPTS;
 use crate::db::Db;
 
@@ -26,11 +26,7 @@ pub struct ResetCode {
 impl ResetCode {
     /// Whether `code` is this row's code (constant-time comparison of the hashes).
     pub fn matches(&self, code: &str) -> bool {
-        use subtle::ConstantTimeEq as _;
-        sha256_hex(code)
-            .as_bytes()
-            .ct_eq(self.code_hash.as_bytes())
-            .into()
+        code_matches(code, &self.code_hash)
     }
 }
 

@@ -23,6 +23,64 @@ fn require_valid_email(email: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The limits on mailed codes (verification and password reset alike), each counted per IP and
+/// per address.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CodeLimit {
+    /// Sending one: one budget for every code mail we send.
+    Mail,
+    /// Trying one.
+    Attempt,
+}
+
+/// Counts one [`CodeLimit`] for `email` asked from `client_ip`; `GLOBAL_106` past either limit.
+pub(super) async fn limit_codes(
+    state: &AppState,
+    limit: CodeLimit,
+    email: &str,
+    client_ip: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let (per_ip, per_email) = match limit {
+        CodeLimit::Mail => (
+            RateLimitRule::VerificationSendPerIp,
+            RateLimitRule::VerificationSendPerEmail,
+        ),
+        CodeLimit::Attempt => (RateLimitRule::ConfirmPerIp, RateLimitRule::ConfirmPerEmail),
+    };
+    let limiter = &state.rate_limiter;
+    limiter.check(per_ip, client_ip, now).await?;
+    limiter.check(per_email, email, now).await
+}
+
+/// Mails `mail`, which carries `code` (`what`: its kind, for the log). When it cannot be sent
+/// the code is withdrawn first (`withdraw`: no code the member never received may stay usable)
+/// and the answer is `MailNotSent`. With the outbox mailer (local development) the code is
+/// also logged.
+pub(super) async fn mail_code<W>(
+    state: &AppState,
+    mail: OutgoingMail,
+    code: &str,
+    what: &'static str,
+    withdraw: W,
+) -> Result<(), ApiError>
+where
+    W: std::future::Future<Output = Result<(), sqlx::Error>>,
+{
+    if let Err(error) = state.mailer.send(&mail).await {
+        withdraw.await?;
+        return Err(ApiError::Unavailable {
+            dependency: "mail",
+            code: ErrorCode::MailNotSent,
+            source: error.into(),
+        });
+    }
+    if state.mailer.backend() == "outbox" {
+        tracing::info!(email = %mail.to, %code, what, "code mailed to the outbox (local development)");
+    }
+    Ok(())
+}
+
 /// Mails a new verification code to `email`, replacing any earlier one.
 pub async fn send_verification_code(
     state: &AppState,
@@ -32,14 +90,7 @@ pub async fn send_verification_code(
     let email = normalize_email(email);
     require_valid_email(&email)?;
     let now = state.clock.now();
-    state
-        .rate_limiter
-        .check(RateLimitRule::VerificationSendPerIp, client_ip, now)
-        .await?;
-    state
-        .rate_limiter
-        .check(RateLimitRule::VerificationSendPerEmail, &email, now)
-        .await?;
+    limit_codes(state, CodeLimit::Mail, &email, client_ip, now).await?;
     if members::email_exists(&state.db, &email).await? {
         return Err(ApiError::code(ErrorCode::EmailTaken));
     }
@@ -54,19 +105,8 @@ pub async fn send_verification_code(
              Enter it in the app within 5 minutes. If you did not ask for it, ignore this mail.\n"
         ),
     };
-    if let Err(error) = state.mailer.send(&mail).await {
-        // No code the member never received may stay usable.
-        verification::withdraw_code(&state.db, &email).await?;
-        return Err(ApiError::Unavailable {
-            dependency: "mail",
-            code: ErrorCode::MailNotSent,
-            source: error.into(),
-        });
-    }
-    if state.mailer.backend() == "outbox" {
-        tracing::info!(%email, %code, "verification code (outbox mail, local development)");
-    }
-    Ok(())
+    let withdraw = verification::withdraw_code(&state.db, &email);
+    mail_code(state, mail, &code, "verification code", withdraw).await
 }
 
 /// Checks the code mailed to `email`; a correct one marks the email verified for 30 minutes.
@@ -85,14 +125,7 @@ pub async fn confirm_verification_code(
         ));
     }
     let now = state.clock.now();
-    state
-        .rate_limiter
-        .check(RateLimitRule::ConfirmPerIp, client_ip, now)
-        .await?;
-    state
-        .rate_limiter
-        .check(RateLimitRule::ConfirmPerEmail, &email, now)
-        .await?;
+    limit_codes(state, CodeLimit::Attempt, &email, client_ip, now).await?;
 
     let Some(row) = verification::find(&state.db, &email).await? else {
         return Err(ApiError::code(ErrorCode::NoVerificationCode));

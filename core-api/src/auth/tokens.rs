@@ -33,6 +33,15 @@ pub fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Whether `code` hashes to `code_hash` (a stored [`sha256_hex`]), compared in constant time.
+pub fn code_matches(code: &str, code_hash: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    sha256_hex(code)
+        .as_bytes()
+        .ct_eq(code_hash.as_bytes())
+        .into()
+}
+
 /// Signs access tokens and publishes the keys that verify them.
 pub struct TokenIssuer {
     encoding_key: EncodingKey,

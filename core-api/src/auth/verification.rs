@@ -7,9 +7,8 @@
 
 use rand::Rng;
 use sqlx::FromRow;
-use subtle::ConstantTimeEq;
 
-use super::tokens::sha256_hex;
+use super::tokens::{code_matches, sha256_hex};
 use crate::db::Db;
 
 /// How long a code is valid after it was sent.
@@ -47,10 +46,7 @@ pub struct Verification {
 impl Verification {
     /// Whether `code` is this row's code (constant-time comparison of the hashes).
     pub fn matches(&self, code: &str) -> bool {
-        sha256_hex(code)
-            .as_bytes()
-            .ct_eq(self.code_hash.as_bytes())
-            .into()
+        code_matches(code, &self.code_hash)
     }
 }
 
