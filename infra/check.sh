@@ -168,7 +168,11 @@ run_checks() {
   check "shellcheck infra/*.sh infra/cd/*.sh" shellcheck "$src"/infra/*.sh "$src"/infra/cd/*.sh
 
   mkdir -p "$scan/infra" "$scan/helm"
-  cp -r "$src/infra/terraform" "$scan/infra/"
+  # Each environment as Terraform sees it: its folder with its terraform.tfvars, the links to
+  # the shared root module followed (-L). The shared folder itself is left out: on its own it has
+  # no values (checkov would resolve the links to it and judge it with none), and nobody applies it.
+  cp -rL "$src/infra/terraform" "$scan/infra/"
+  rm -rf "$scan/infra/terraform/shared"
   cp -r "$src/deploy" "$src/.github" "$src/docker" "$scan/"
   for values in "$src"/helm/*/values*.yaml; do
     mkdir -p "$scan/helm/$(basename "$(dirname "$values")")"
@@ -250,6 +254,9 @@ self_test() {
   # 17. An alert rule field the pinned Prometheus Operator's PrometheusRule CRD does not have.
   sed -i 's/^          for: 10m$/          forr: 10m/' "$copy/helm/heart-edge/templates/prometheusrule.yaml"
 
+  # 18. One environment forked from the shared root module (its main.tf a copy, not the link).
+  cp --remove-destination "$root/infra/terraform/shared/environment/main.tf" "$copy/infra/terraform/envs/staging/main.tf"
+
   step "self-test: running the checks on a deliberately broken copy in $copy"
   run_checks "$copy" --prepare-only >"$log" 2>&1
   local expect missing=0
@@ -266,7 +273,8 @@ self_test() {
     "SpinAppExecutor containerd-shim-spin exports no traces (deploymentConfig.otel.exporter_otlp_traces_endpoint unset)" \
     "collector: pipeline traces/spanmetrics uses processor filter/spans, which is not defined" \
     "helm/heart-core/dashboards/heart-core.json: panel 1 (Error rate): the id is not a unique integer" \
-    "PrometheusRule heart-edge: spec.groups.0.rules.1: Additional properties are not allowed ('forr' was unexpected)"; do
+    "PrometheusRule heart-edge: spec.groups.0.rules.1: Additional properties are not allowed ('forr' was unexpected)" \
+    "envs/staging/main.tf is not a link to ../../shared/environment/main.tf"; do
     if grep -qF "$expect" "$log"; then
       echo "  caught: $expect"
     else

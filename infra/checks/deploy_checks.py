@@ -121,8 +121,25 @@ def check_versions(root: pathlib.Path) -> Problems:
     else:
         ok(f"cluster-autoscaler image {tag} matches Kubernetes {k8s}")
 
-    # One place: no module or environment may carry its own version numbers.
+    # One root module: every environment is the same Terraform, its own only in terraform.tfvars
+    # and its backend. Its .tf files are links to infra/terraform/shared/environment, so a change
+    # reaches every environment at once and none can drift.
     tf = root / "infra/terraform"
+    shared = sorted(p.name for p in (tf / "shared" / "environment").glob("*.tf"))
+    before = len(problems)
+    for env in sorted((tf / "envs").iterdir()):
+        own = sorted(p.name for p in env.glob("*.tf"))
+        for name in sorted(set(shared) - set(own)):
+            problems.add(f"envs/{env.name}/{name} is missing: link it to ../../shared/environment/{name}")
+        for name in own:
+            path = env / name
+            if not path.is_symlink() or path.resolve() != (tf / "shared" / "environment" / name).resolve():
+                problems.add(f"envs/{env.name}/{name} is not a link to ../../shared/environment/{name}: "
+                             "environments differ only in terraform.tfvars and their backend")
+    if len(problems) == before:
+        ok(f"envs/* all link the one root module in shared/environment ({', '.join(shared)})")
+
+    # One place: no module or environment may carry its own version numbers.
     for env in sorted((tf / "envs").iterdir()):
         tfvars = (env / "terraform.tfvars").read_text()
         if re.search(r"^\s*(kubernetes_version|chart_versions)\s*=", tfvars, re.M):
