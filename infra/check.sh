@@ -146,6 +146,8 @@ run_checks() {
   local deploy="$src/infra/checks/deploy_checks.py"
   check "versions: Kubernetes and add-ons from infra/versions/versions.yaml, within the supported-versions table" \
     python "$deploy" versions "$src"
+  check "environments: every envs/* links the one root module, infra/terraform/shared/environment" \
+    python "$deploy" environments "$src"
   check "load balancer controller IAM policy: the upstream file of the pinned release" python "$deploy" lbc-policy "$src"
   check "OIDC: the CD roles trust exactly the subjects the release workflows send" python "$deploy" oidc "$src"
   check "cluster: default gp3 StorageClass, vpc-cni network policy, RDS MySQL 8.4" python "$deploy" cluster "$src"

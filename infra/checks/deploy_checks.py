@@ -1,6 +1,7 @@
 """Checks that the deployment would work, not only that its files parse (infra/check.sh).
 
     python deploy_checks.py versions ROOT      Kubernetes and add-on pins against the supported-versions table
+    python deploy_checks.py environments ROOT  staging and production link the one root module (shared/environment)
     python deploy_checks.py lbc-policy ROOT    the load balancer controller's IAM policy is the upstream file
     python deploy_checks.py oidc ROOT          the CD role trusts exactly the subjects the workflows send
     python deploy_checks.py cluster ROOT       default gp3 StorageClass, vpc-cni network policy, RDS MySQL 8.4
@@ -121,25 +122,8 @@ def check_versions(root: pathlib.Path) -> Problems:
     else:
         ok(f"cluster-autoscaler image {tag} matches Kubernetes {k8s}")
 
-    # One root module: every environment is the same Terraform, its own only in terraform.tfvars
-    # and its backend. Its .tf files are links to infra/terraform/shared/environment, so a change
-    # reaches every environment at once and none can drift.
-    tf = root / "infra/terraform"
-    shared = sorted(p.name for p in (tf / "shared" / "environment").glob("*.tf"))
-    before = len(problems)
-    for env in sorted((tf / "envs").iterdir()):
-        own = sorted(p.name for p in env.glob("*.tf"))
-        for name in sorted(set(shared) - set(own)):
-            problems.add(f"envs/{env.name}/{name} is missing: link it to ../../shared/environment/{name}")
-        for name in own:
-            path = env / name
-            if not path.is_symlink() or path.resolve() != (tf / "shared" / "environment" / name).resolve():
-                problems.add(f"envs/{env.name}/{name} is not a link to ../../shared/environment/{name}: "
-                             "environments differ only in terraform.tfvars and their backend")
-    if len(problems) == before:
-        ok(f"envs/* all link the one root module in shared/environment ({', '.join(shared)})")
-
     # One place: no module or environment may carry its own version numbers.
+    tf = root / "infra/terraform"
     for env in sorted((tf / "envs").iterdir()):
         tfvars = (env / "terraform.tfvars").read_text()
         if re.search(r"^\s*(kubernetes_version|chart_versions)\s*=", tfvars, re.M):
@@ -158,6 +142,28 @@ def check_versions(root: pathlib.Path) -> Problems:
 
 
 # --- load balancer controller policy ---------------------------------------------------------
+
+def check_environments(root: pathlib.Path) -> Problems:
+    """One root module: every environment is the same Terraform, its own only in terraform.tfvars
+    and its backend. Its .tf files are links to infra/terraform/shared/environment, so a change
+    reaches every environment at once and none can drift."""
+    problems = Problems()
+    tf = root / "infra/terraform"
+    shared_dir = tf / "shared" / "environment"
+    shared = sorted(p.name for p in shared_dir.glob("*.tf"))
+    for env in sorted((tf / "envs").iterdir()):
+        own = sorted(p.name for p in env.glob("*.tf"))
+        for name in sorted(set(shared) - set(own)):
+            problems.add(f"envs/{env.name}/{name} is missing: link it to ../../shared/environment/{name}")
+        for name in own:
+            path = env / name
+            if not path.is_symlink() or path.resolve() != (shared_dir / name).resolve():
+                problems.add(f"envs/{env.name}/{name} is not a link to ../../shared/environment/{name}: "
+                             "environments differ only in terraform.tfvars and their backend")
+    if not problems:
+        ok(f"envs/* all link the one root module in shared/environment ({', '.join(shared)})")
+    return problems
+
 
 def check_lbc_policy(root: pathlib.Path) -> Problems:
     problems = Problems()
@@ -640,7 +646,7 @@ def check_image(root: pathlib.Path, dockerignore: pathlib.Path, dockerfile: path
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("check", choices=["versions", "lbc-policy", "oidc", "cluster", "releases", "compose", "dashboards", "image"])
+    parser.add_argument("check", choices=["versions", "environments", "lbc-policy", "oidc", "cluster", "releases", "compose", "dashboards", "image"])
     parser.add_argument("root", type=pathlib.Path)
     parser.add_argument("--dockerignore", type=pathlib.Path)
     parser.add_argument("--dockerfile", type=pathlib.Path)
@@ -652,7 +658,8 @@ def main() -> int:
             problems = check_image(root, args.dockerignore or root / ".dockerignore",
                                    args.dockerfile or root / "docker/core-api.Dockerfile", args.prepare_only)
         else:
-            problems = {"versions": check_versions, "lbc-policy": check_lbc_policy, "oidc": check_oidc,
+            problems = {"versions": check_versions, "environments": check_environments,
+                        "lbc-policy": check_lbc_policy, "oidc": check_oidc,
                         "cluster": check_cluster, "releases": check_releases, "compose": check_compose,
                         "dashboards": check_dashboards}[args.check](root)
     except (OSError, KeyError, ValueError, StopIteration, yaml.YAMLError) as e:
