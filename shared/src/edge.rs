@@ -246,6 +246,27 @@ impl RouteMatch {
 }
 
 fn template_matches(template: &str, path: &str) -> bool {
+    // The literal start of the template (up to its first `{`) must start the path. Compared
+    // byte by byte, almost every route is ruled out at its first differing byte, before anything
+    // is split: the edge matches every request against the table, and splitting each route
+    // was 2 % of the edge's CPU on a cached page.
+    let (t, p) = (template.as_bytes(), path.as_bytes());
+    let mut i = 0;
+    while i < t.len() && t[i] != b'{' {
+        if p.get(i) != Some(&t[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    if i == t.len() {
+        return p.len() == t.len();
+    }
+    segments_match(template, path)
+}
+
+/// `path` has `template`'s segments: literal ones equal, `{name}` any non-empty one, `{*rest}`
+/// anything non-empty from there on.
+fn segments_match(template: &str, path: &str) -> bool {
     let mut want = template.split('/');
     let mut got = path.split('/');
     loop {
@@ -453,6 +474,52 @@ mod tests {
             Some("page=0&size=10&cursor=MTA6Mg")
         );
         assert_eq!(q(member, "cursor="), q(member, ""));
+    }
+
+    #[test]
+    fn the_fast_path_matches_exactly_what_segments_match() {
+        // Every template, filled in and bent every way a client could: each path is tried
+        // against every route.
+        let mut paths = vec![String::new(), "/".into(), "//".into(), "*".into()];
+        for route in ROUTES {
+            let fill = |with: &str| {
+                route
+                    .template
+                    .split('/')
+                    .map(|s| if s.starts_with('{') { with } else { s })
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            let (filled, empty_params) = (fill("7"), fill(""));
+            for path in [
+                route.template.to_owned(),
+                filled.clone(),
+                empty_params,
+                format!("{filled}/"),
+                format!("{filled}/x"),
+                format!("{filled}x"),
+                format!("/{filled}"),
+                filled.to_uppercase(),
+                filled[..filled.len() - 1].to_owned(),
+                format!("{}é", &filled[..filled.len() - 1]),
+            ] {
+                paths.push(path);
+            }
+        }
+        let mut matched = 0;
+        for route in ROUTES {
+            for path in &paths {
+                let expected = segments_match(route.template, path);
+                assert_eq!(
+                    template_matches(route.template, path),
+                    expected,
+                    "{} against {path:?}",
+                    route.template
+                );
+                matched += usize::from(expected);
+            }
+        }
+        assert!(matched >= ROUTES.len() * 2, "only {matched} paths matched");
     }
 
     #[test]

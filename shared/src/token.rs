@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +78,36 @@ impl std::fmt::Display for KeySetError {
 
 impl std::error::Error for KeySetError {}
 
+/// What a verifier reads of a token's header (RFC 7515): the algorithm and the key id.
+#[derive(Deserialize)]
+struct HeaderFields<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
+}
+
+/// What a verifier reads of a JWKS document: `{"keys": [...]}`, other members ignored.
+#[derive(Deserialize)]
+struct KeySetFields<'a> {
+    #[serde(borrow)]
+    keys: Vec<KeyFields<'a>>,
+}
+
+/// What a verifier reads of one JWK (RFC 7517, RFC 8037): its id, type, curve and public key;
+/// other members (`use`, `alg`, …) are ignored.
+#[derive(Deserialize)]
+struct KeyFields<'a> {
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kty: Cow<'a, str>,
+    #[serde(default, borrow)]
+    crv: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    x: Option<Cow<'a, str>>,
+}
+
 /// Why an access token was refused. Each maps to one contract code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
@@ -119,7 +150,6 @@ impl std::error::Error for TokenError {}
 /// Verifies access tokens against a set of public keys.
 pub struct TokenVerifier {
     keys: Vec<(String, DecodingKey)>,
-    validation: Validation,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -134,20 +164,46 @@ impl std::fmt::Debug for TokenVerifier {
 impl TokenVerifier {
     /// A verifier accepting every Ed25519 key of `jwks`.
     pub fn from_jwks(jwks: &Jwks) -> Result<TokenVerifier, KeySetError> {
-        if jwks.keys.is_empty() {
-            return Err(KeySetError("no keys".into()));
-        }
-        let mut keys = Vec::with_capacity(jwks.keys.len());
-        for jwk in &jwks.keys {
-            let kid = key_id(jwk);
+        TokenVerifier::from_keys(jwks.keys.iter().map(|jwk| {
             let x = match &jwk.algorithm {
                 jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(okp)
                     if okp.curve == jsonwebtoken::jwk::EllipticCurve::Ed25519 =>
                 {
-                    &okp.x
+                    Some(okp.x.as_str())
                 }
-                _ => return Err(KeySetError(format!("key {kid} is not an Ed25519 key"))),
+                _ => None,
             };
+            (key_id(jwk), x)
+        }))
+    }
+
+    /// A verifier from a JWKS JSON document. Only the fields a verifier needs are read
+    /// ([`KeyFields`]): the edge parses its key set on every request (a Spin instance lives for
+    /// one), and reading it as jsonwebtoken's [`Jwk`] cost about a sixth of the edge
+    /// component's own work on a cached page (`BENCHMARKS.md`).
+    pub fn from_jwks_json(json: &str) -> Result<TokenVerifier, KeySetError> {
+        let set: KeySetFields<'_> =
+            serde_json::from_str(json).map_err(|e| KeySetError(e.to_string()))?;
+        TokenVerifier::from_keys(set.keys.iter().map(|key| {
+            let ed25519 = key.kty == "OKP" && key.crv.as_deref() == Some("Ed25519");
+            (
+                key.kid.as_deref().unwrap_or_default(),
+                key.x.as_deref().filter(|_| ed25519),
+            )
+        }))
+    }
+
+    /// A verifier from `(kid, x)` pairs: `x` is the base64url public key of an Ed25519 key,
+    /// `None` for a key of another type (refused).
+    fn from_keys<'a>(
+        keys: impl ExactSizeIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<TokenVerifier, KeySetError> {
+        if keys.len() == 0 {
+            return Err(KeySetError("no keys".into()));
+        }
+        let mut verifier_keys = Vec::with_capacity(keys.len());
+        for (kid, x) in keys {
+            let x = x.ok_or_else(|| KeySetError(format!("key {kid} is not an Ed25519 key")))?;
             let raw = URL_SAFE_NO_PAD
                 .decode(x)
                 .map_err(|_| KeySetError(format!("key {kid} has a malformed x")))?;
@@ -156,19 +212,11 @@ impl TokenVerifier {
             }
             let key = DecodingKey::from_ed_components(x)
                 .map_err(|e| KeySetError(format!("key {kid}: {e}")))?;
-            keys.push((kid.to_owned(), key));
+            verifier_keys.push((kid.to_owned(), key));
         }
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        // Expiry is checked by `verify` against the caller's clock, so both sides use one rule.
-        validation.validate_exp = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        Ok(TokenVerifier { keys, validation })
-    }
-
-    /// A verifier from a JWKS JSON document.
-    pub fn from_jwks_json(json: &str) -> Result<TokenVerifier, KeySetError> {
-        let jwks: Jwks = serde_json::from_str(json).map_err(|e| KeySetError(e.to_string()))?;
-        TokenVerifier::from_jwks(&jwks)
+        Ok(TokenVerifier {
+            keys: verifier_keys,
+        })
     }
 
     /// The key ids this verifier accepts.
@@ -180,7 +228,7 @@ impl TokenVerifier {
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
         let key = self.key_of(token)?;
         let data =
-            jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|e| {
+            jsonwebtoken::decode::<AccessClaims>(token, key, &validation()).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
                 match e.kind() {
                     ErrorKind::InvalidSignature
@@ -195,10 +243,24 @@ impl TokenVerifier {
         accept(data.claims, now)
     }
 
-    /// The key `token`'s header names, if the header is EdDSA and names one of ours.
+    /// The key `token`'s header names, if the header is EdDSA and names one of ours. The header
+    /// is found as `jsonwebtoken::decode_header` finds it (before the last two dots), and only
+    /// its `alg` and `kid` are read ([`HeaderFields`]: the edge reads every token's header, and
+    /// jsonwebtoken's whole `Header` cost about 3 % of a cached page there). `verify` then has
+    /// jsonwebtoken read it again, whole, before it checks the signature.
     fn key_of(&self, token: &str) -> Result<&DecodingKey, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != Algorithm::EdDSA {
+        let header = token
+            .rsplit_once('.')
+            .and_then(|(message, _signature)| message.rsplit_once('.'))
+            .map(|(header, _payload)| header)
+            .ok_or(TokenError::Malformed)?;
+        let json = URL_SAFE_NO_PAD
+            .decode(header)
+            .map_err(|_| TokenError::Malformed)?;
+        let header: HeaderFields<'_> =
+            serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+        let alg: Algorithm = header.alg.parse().map_err(|_| TokenError::Malformed)?;
+        if alg != Algorithm::EdDSA {
             return Err(TokenError::BadSignature);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
@@ -219,6 +281,17 @@ fn accept(claims: AccessClaims, now: i64) -> Result<AccessClaims, TokenError> {
         return Err(TokenError::Expired);
     }
     Ok(claims)
+}
+
+/// How `verify` has jsonwebtoken check a token: EdDSA, `exp` and `sub` present. Expiry itself is
+/// checked by `accept` against the caller's clock, so both sides use one rule. Made per check,
+/// not per verifier: the edge builds a verifier on every request but checks a signature once per
+/// token, and a `Validation` is three hash sets.
+fn validation() -> Validation {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_exp = false;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation
 }
 
 /// What a token says of itself, read **without** checking its signature: only to be trusted for a
@@ -415,6 +488,108 @@ mod tests {
         let v = TokenVerifier::from_jwks_json(&json).unwrap();
         assert_eq!(v.kids().collect::<Vec<_>>(), vec![key_id(&s.jwk)]);
         assert!(TokenVerifier::from_jwks_json(r#"{"keys":[]}"#).is_err());
+    }
+
+    #[test]
+    fn the_lean_jwks_reading_refuses_and_accepts_what_jsonwebtoken_does() {
+        let s = signer();
+        let x = match &s.jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(okp) => okp.x.clone(),
+            _ => unreachable!(),
+        };
+        let kid = key_id(&s.jwk);
+        let lean = |json: &str| {
+            TokenVerifier::from_jwks_json(json)
+                .map(|v| v.kids().map(str::to_owned).collect::<Vec<_>>())
+        };
+        let full = |json: &str| {
+            serde_json::from_str::<Jwks>(json)
+                .map_err(|e| KeySetError(e.to_string()))
+                .and_then(|jwks| TokenVerifier::from_jwks(&jwks))
+                .map(|v| v.kids().map(str::to_owned).collect::<Vec<_>>())
+        };
+        let ed = |extra: &str| {
+            format!(
+                r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"{kid}"{extra}}}]}}"#
+            )
+        };
+        // Accepted by both, with the same key ids.
+        for json in [
+            ed(""),
+            ed(r#","use":"sig","alg":"EdDSA""#),
+            format!(r#"{{"keys":[{{"x":"{x}","crv":"Ed25519","kty":"OKP"}}]}}"#),
+            format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"a\u002fb"}}]}}"#),
+        ] {
+            assert_eq!(lean(&json).unwrap(), full(&json).unwrap(), "{json}");
+        }
+        assert_eq!(lean(&ed("")).unwrap(), vec![kid.to_owned()]);
+        // Refused by both.
+        for json in [
+            r#"{"keys":[]}"#.to_owned(),
+            "{}".to_owned(),
+            "not json".to_owned(),
+            format!(r#"{{"keys":[{{"kty":"OKP","crv":"X25519","x":"{x}"}}]}}"#),
+            r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"r"}]}"#.to_owned(),
+            r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]}"#.to_owned(),
+            r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"***"}]}"#.to_owned(),
+            format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":7}}]}}"#),
+        ] {
+            assert!(lean(&json).is_err(), "lean accepted {json}");
+            assert!(full(&json).is_err(), "jsonwebtoken accepted {json}");
+        }
+        // A key of another type is named in the refusal.
+        assert_eq!(
+            lean(r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"r"}]}"#),
+            Err(KeySetError("key r is not an Ed25519 key".into()))
+        );
+    }
+
+    #[test]
+    fn the_lean_header_reading_finds_the_key_jsonwebtoken_would() {
+        let s = signer();
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![s.jwk.clone()],
+        })
+        .unwrap();
+        let kid = key_id(&s.jwk);
+        // `key_of` as it was: jsonwebtoken's whole header.
+        let by_jsonwebtoken = |token: &str| -> Result<(), TokenError> {
+            let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+            if header.alg != Algorithm::EdDSA {
+                return Err(TokenError::BadSignature);
+            }
+            let k = header.kid.ok_or(TokenError::UnknownKey)?;
+            (k == kid).then_some(()).ok_or(TokenError::UnknownKey)
+        };
+        let good = sign(&s, Some(kid), &claims(2_000));
+        let (_, rest) = good.split_once('.').unwrap();
+        let with_header = |json: &str| format!("{}.{rest}", URL_SAFE_NO_PAD.encode(json));
+        let tokens = [
+            good.clone(),
+            sign(&s, None, &claims(2_000)),
+            sign(&s, Some("other"), &claims(2_000)),
+            with_header(&format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#)),
+            with_header(&format!(r#"{{"alg":"none","kid":"{kid}"}}"#)),
+            with_header(&format!(r#"{{"kid":"{kid}"}}"#)),
+            with_header(&format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#)),
+            with_header(&format!(r#"{{"alg":"EdDSA","kid":"{kid}","alg":"EdDSA"}}"#)),
+            with_header(r#"{"alg":"EdDSA","kid":7}"#),
+            with_header("[]"),
+            format!("x.{good}"),
+            format!("{good}.x"),
+            good.replacen('.', "", 1),
+            "a.b".to_owned(),
+            "..".to_owned(),
+            String::new(),
+        ];
+        for token in &tokens {
+            assert_eq!(
+                v.key_of(token).map(|_| ()),
+                by_jsonwebtoken(token),
+                "{token}"
+            );
+        }
+        assert!(v.key_of(&good).is_ok());
     }
 
     #[test]
