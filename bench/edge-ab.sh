@@ -5,7 +5,8 @@
 #
 #   A=/var/tmp/bin-before B=/var/tmp/heart-release-target/release bash bench/edge-ab.sh
 #   PERF=1 B=… bash bench/edge-ab.sh     # B only, under `perf record` (guest functions named);
-#                                        # PERF_CASES="0 2 7" picks the cases (numbers in CASES)
+#                                        # PERF_CASES="0 2 7" picks the cases (numbers in CASES),
+#                                        # PERF_KEEP=<folder> keeps the recordings
 #
 # A and B are folders holding the release binaries `heart` (the stack: edge on :8080 in front of
 # the core on :8081) and `heart-datagen`, and the component `heart_edge.wasm` the build made (a
@@ -85,6 +86,12 @@ if [ "${PERF:-0}" = 1 ]; then
     rps=$(wrk -t2 -c32 -d6s -H "Authorization: Bearer $token" -H "$header" "$url" | awk '/Requests\/sec/ {print $2}')
     echo "Requests/sec: $rps"
     wait "$perf_pid" || true
+    # PERF_KEEP=<folder>: keep the recording as <folder>/perf-case-<n>.data (and the perf map
+    # that names the guest's functions) for `perf report --children` and the like.
+    if [ -n "${PERF_KEEP:-}" ]; then
+      mkdir -p "$PERF_KEEP" && cp "$work/perf.data" "$PERF_KEEP/perf-case-$i.data"
+      cp "/tmp/perf-$pid.map" "$PERF_KEEP/" 2>/dev/null || true
+    fi
     perf report -i "$work/perf.data" --no-children --sort dso,symbol --percent-limit "${PERF_LIMIT:-0.7}" --stdio 2>/dev/null |
       grep -v "^$" | grep -v "^#" | grep "%" | head -"${PERF_LINES:-45}"
     # The same by library, and as the edge process's CPU µs per request (samples at 1999 Hz of
