@@ -162,23 +162,22 @@ pub fn mark_verified(
 }
 
 /// `EVALSHA` of `script` (its text and its SHA-1, written out in heart-shared), falling back to
-/// `EVAL` when Redis does not know it yet.
+/// `EVAL` when Redis does not know it yet: the same call with the script's text in the SHA's
+/// place (the arguments are not copied for the fallback that almost never comes).
 fn eval(
     connection: &Connection,
     (script, sha): (&str, &str),
     arguments: Vec<RedisParameter>,
 ) -> Result<Vec<RedisResult>, CacheUnavailable> {
-    let mut with_sha = vec![RedisParameter::Binary(sha.as_bytes().to_vec())];
-    with_sha.extend(arguments.iter().cloned());
-    match connection.execute("EVALSHA", &with_sha) {
+    let mut call = Vec::with_capacity(arguments.len() + 1);
+    call.push(RedisParameter::Binary(sha.as_bytes().to_vec()));
+    call.extend(arguments);
+    match connection.execute("EVALSHA", &call) {
         Ok(results) => Ok(results),
         // Redis answers `NOSCRIPT`; hosts built on redis-rs (Spin's too) spell it `NoScriptError`.
         Err(e) if is_no_script(&format!("{e:?}")) => {
-            let mut with_script = vec![RedisParameter::Binary(script.as_bytes().to_vec())];
-            with_script.extend(arguments);
-            connection
-                .execute("EVAL", &with_script)
-                .map_err(unavailable)
+            call[0] = RedisParameter::Binary(script.as_bytes().to_vec());
+            connection.execute("EVAL", &call).map_err(unavailable)
         }
         Err(e) => Err(unavailable(e)),
     }

@@ -258,6 +258,43 @@ async fn feed_cache(backend: Backend) {
     assert_eq!(&again.body[..], fresh.as_bytes());
 }
 
+/// Redis forgets scripts (a restart, a failover, `SCRIPT FLUSH`): the gate's `EVALSHA` is then
+/// answered `NOSCRIPT`, and the component sends the script whole (`EVAL`) and goes on. Real Redis
+/// only: the in-process store knows the edge's scripts by heart.
+#[tokio::test]
+async fn scripts_redis_has_forgotten_are_sent_whole() {
+    if std::env::var_os("HEART_TEST_REDIS_URL").is_none() {
+        eprintln!("skipped: HEART_TEST_REDIS_URL is not set");
+        return;
+    }
+    let edge = TestEdge::start(Backend::Redis).await;
+    let client = redis::Client::open(helpers::redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+    let token = edge.signer.token(5, "s5");
+    let page = r#"{"size":1,"posts":[{"id":1}],"next_cursor":null}"#;
+    edge.core.answer_with(200, page);
+    // A miss, not a bypass: the gate answered (and the new token's mark was set, by the other
+    // script), and the page was stored.
+    let first = edge.get_as(&token, "/post/posts/9?page=0&size=10").await;
+    assert_eq!(first.header("x-heart-cache"), Some("miss"));
+    let second = edge.get_as(&token, "/post/posts/9?page=0&size=10").await;
+    assert_eq!(second.header("x-heart-cache"), Some("hit"));
+    assert_eq!(edge.core.received().len(), 1);
+    let known: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(heart_shared::edge::GATE_SCRIPT_SHA1)
+        .arg(heart_shared::edge::VERIFIED_SCRIPT_SHA1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(known, vec![1, 1], "both scripts are known to Redis again");
+}
+
 on_both_stores!(home_feed_is_cached_per_viewer, home_feed_per_viewer);
 async fn home_feed_per_viewer(backend: Backend) {
     let edge = TestEdge::start(backend).await;
