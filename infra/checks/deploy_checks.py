@@ -141,7 +141,7 @@ def check_versions(root: pathlib.Path) -> Problems:
     return problems
 
 
-# --- load balancer controller policy ---------------------------------------------------------
+# --- environments ----------------------------------------------------------------------------
 
 def check_environments(root: pathlib.Path) -> Problems:
     """One root module: every environment is the same Terraform, its own only in terraform.tfvars
@@ -164,6 +164,8 @@ def check_environments(root: pathlib.Path) -> Problems:
         ok(f"envs/* all link the one root module in shared/environment ({', '.join(shared)})")
     return problems
 
+
+# --- load balancer controller policy ---------------------------------------------------------
 
 def check_lbc_policy(root: pathlib.Path) -> Problems:
     problems = Problems()
