@@ -6,7 +6,10 @@
 #   A=/var/tmp/bin-before B=/var/tmp/heart-release-target/release bash bench/edge-ab.sh
 #   PERF=1 B=… bash bench/edge-ab.sh     # B only, under `perf record` (guest functions named);
 #                                        # PERF_CASES="0 2 7" picks the cases (numbers in CASES),
-#                                        # PERF_KEEP=<folder> keeps the recordings
+#                                        # PERF_KEEP=<folder> keeps the recordings,
+#                                        # PERF_GRAPH=dwarf names the host's callers too
+#   SYSCALLS=1 A=… B=… bash bench/edge-ab.sh  # system calls, page faults and context switches
+#                                        # of the edge process per request (PERF_CASES too)
 #
 # A and B are folders holding the release binaries `heart` (the stack: edge on :8080 in front of
 # the core on :8081) and `heart-datagen`, and the component `heart_edge.wasm` the build made (a
@@ -81,7 +84,14 @@ if [ "${PERF:-0}" = 1 ]; then
     IFS='|' read -r name c url header <<<"${CASES[$i]}"
     echo "== perf: $name"
     # PERF_GRAPH=0: no call graphs (less overhead; the per-request numbers below are closer).
-    perf record -F 1999 $([ "${PERF_GRAPH:-1}" = 1 ] && echo -g) -o "$work/perf.data" -p "$pid" -- sleep 6 >/dev/null 2>&1 &
+    # PERF_GRAPH=dwarf: call graphs of the host's own functions too (its release build keeps no
+    # frame pointers), at a quarter of the rate; the recording is large.
+    case "${PERF_GRAPH:-1}" in
+      0) graph=(-F 1999) ;;
+      dwarf) graph=(-F 499 --call-graph dwarf,32768) ;;
+      *) graph=(-F 1999 -g) ;;
+    esac
+    perf record "${graph[@]}" -o "$work/perf.data" -p "$pid" -- sleep 6 >/dev/null 2>&1 &
     perf_pid=$!
     rps=$(wrk -t2 -c32 -d6s -H "Authorization: Bearer $token" -H "$header" "$url" | awk '/Requests\/sec/ {print $2}')
     echo "Requests/sec: $rps"
@@ -92,14 +102,41 @@ if [ "${PERF:-0}" = 1 ]; then
       mkdir -p "$PERF_KEEP" && cp "$work/perf.data" "$PERF_KEEP/perf-case-$i.data"
       cp "/tmp/perf-$pid.map" "$PERF_KEEP/" 2>/dev/null || true
     fi
-    perf report -i "$work/perf.data" --no-children --sort dso,symbol --percent-limit "${PERF_LIMIT:-0.7}" --stdio 2>/dev/null |
-      grep -v "^$" | grep -v "^#" | grep "%" | head -"${PERF_LINES:-45}"
-    # The same by library, and as the edge process's CPU µs per request (samples at 1999 Hz of
-    # each thread's running time, over the 6 s of requests): what two cases can be compared by.
-    perf report -i "$work/perf.data" --no-children --sort dso -n -g none --stdio 2>/dev/null | grep '%' | head -12 |
-      awk -v rps="$rps" '{printf "%s  %6.1f µs/request\n", $0, $2 / 1999 * 1e6 / (rps * 6)}'
+    # (`|| true`: `head` ending the pipe early is not a failure.)
+    perf report -i "$work/perf.data" --no-inline --no-children --sort dso,symbol -g none --percent-limit "${PERF_LIMIT:-0.7}" --stdio 2>/dev/null |
+      grep -v "^$" | grep -v "^#" | grep "%" | head -"${PERF_LINES:-45}" || true
+    # The same by library, and as the edge process's CPU µs per request (samples at 1999 Hz, 499
+    # with dwarf, of each thread's running time, over the 6 s of requests): what two cases can be
+    # compared by.
+    hz=1999
+    [ "${PERF_GRAPH:-1}" = dwarf ] && hz=499
+    perf report -i "$work/perf.data" --no-inline --no-children --sort dso -n -g none --stdio 2>/dev/null | grep '%' | head -12 |
+      awk -v rps="$rps" -v hz="$hz" '{printf "%s  %6.1f µs/request\n", $0, $2 / hz * 1e6 / (rps * 6)}' || true
   done
   stop
+  exit 0
+fi
+
+if [ "${SYSCALLS:-0}" = 1 ]; then
+  # SYSCALLS=1: for A and B, the edge process's system calls, page faults and context switches
+  # per request (`perf stat` of the edge process over one wrk run of each case in PERF_CASES).
+  command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
+  events=raw_syscalls:sys_enter,syscalls:sys_enter_mprotect,syscalls:sys_enter_madvise,syscalls:sys_enter_ioctl,page-faults,context-switches
+  for label in A B; do
+    dir="${!label}"
+    [ -n "$dir" ] || continue
+    start "$dir"
+    for i in ${PERF_CASES:-0 2 7}; do
+      IFS='|' read -r name c url header <<<"${CASES[$i]}"
+      perf stat -x, -e "$events" -o "$work/stat.csv" -p "$pid" -- sleep 6 >/dev/null 2>&1 &
+      perf_pid=$!
+      requests=$(wrk -t2 -c32 -d6s -H "Authorization: Bearer $token" -H "$header" "$url" | awk '/requests in/ {print $1}')
+      wait "$perf_pid" || true
+      echo "== $label ($dir) $name: $requests requests; per request:"
+      awk -F, -v n="$requests" '$1 ~ /^[0-9]+$/ {printf "  %-32s %8.2f\n", $3, $1 / n}' "$work/stat.csv"
+    done
+    stop
+  done
   exit 0
 fi
 
