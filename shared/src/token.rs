@@ -349,6 +349,12 @@ mod tests {
         }
     }
 
+    /// A verifier accepting the public keys of `signers`.
+    fn verifier_of(signers: &[&Signer]) -> TokenVerifier {
+        let keys = signers.iter().map(|s| s.jwk.clone()).collect();
+        TokenVerifier::from_jwks(&Jwks { keys }).unwrap()
+    }
+
     fn sign(signer: &Signer, kid: Option<&str>, claims: &AccessClaims) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = kid.map(str::to_owned);
@@ -358,10 +364,7 @@ mod tests {
     #[test]
     fn accepts_a_token_signed_by_a_known_key() {
         let s = signer();
-        let v = TokenVerifier::from_jwks(&Jwks {
-            keys: vec![s.jwk.clone()],
-        })
-        .unwrap();
+        let v = verifier_of(&[&s]);
         let got = v
             .verify(&sign(&s, Some(key_id(&s.jwk)), &claims(2_000)), 1_500)
             .unwrap();
@@ -372,10 +375,7 @@ mod tests {
     #[test]
     fn accepts_every_key_of_the_set_for_rotation() {
         let (old, new) = (signer(), signer());
-        let v = TokenVerifier::from_jwks(&Jwks {
-            keys: vec![new.jwk.clone(), old.jwk.clone()],
-        })
-        .unwrap();
+        let v = verifier_of(&[&new, &old]);
         assert!(v
             .verify(&sign(&old, Some(key_id(&old.jwk)), &claims(2_000)), 1_500)
             .is_ok());
@@ -387,10 +387,7 @@ mod tests {
     #[test]
     fn expired_token_is_expired_not_invalid() {
         let s = signer();
-        let v = TokenVerifier::from_jwks(&Jwks {
-            keys: vec![s.jwk.clone()],
-        })
-        .unwrap();
+        let v = verifier_of(&[&s]);
         let err = v
             .verify(&sign(&s, Some(key_id(&s.jwk)), &claims(2_000)), 2_000)
             .unwrap_err();
@@ -401,10 +398,7 @@ mod tests {
     #[test]
     fn token_of_another_key_under_a_known_kid_has_a_bad_signature() {
         let (ours, theirs) = (signer(), signer());
-        let v = TokenVerifier::from_jwks(&Jwks {
-            keys: vec![ours.jwk.clone()],
-        })
-        .unwrap();
+        let v = verifier_of(&[&ours]);
         let err = v
             .verify(
                 &sign(&theirs, Some(key_id(&ours.jwk)), &claims(2_000)),
@@ -418,10 +412,7 @@ mod tests {
     #[test]
     fn unknown_or_missing_kid_is_refused() {
         let s = signer();
-        let v = TokenVerifier::from_jwks(&Jwks {
-            keys: vec![s.jwk.clone()],
-        })
-        .unwrap();
+        let v = verifier_of(&[&s]);
         assert_eq!(
             v.verify(&sign(&s, Some("nope"), &claims(2_000)), 1_500),
             Err(TokenError::UnknownKey)
@@ -435,10 +426,7 @@ mod tests {
     #[test]
     fn expired_token_with_a_bad_signature_is_invalid_not_expired() {
         let (ours, theirs) = (signer(), signer());
-        let v = TokenVerifier::from_jwks(&Jwks {
-            keys: vec![ours.jwk.clone()],
-        })
-        .unwrap();
+        let v = verifier_of(&[&ours]);
         let err = v
             .verify(
                 &sign(&theirs, Some(key_id(&ours.jwk)), &claims(1_000)),
@@ -451,10 +439,7 @@ mod tests {
     #[test]
     fn garbage_and_hmac_tokens_are_refused() {
         let s = signer();
-        let v = TokenVerifier::from_jwks(&Jwks {
-            keys: vec![s.jwk.clone()],
-        })
-        .unwrap();
+        let v = verifier_of(&[&s]);
         assert_eq!(v.verify("not.a.jwt", 1), Err(TokenError::Malformed));
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(key_id(&s.jwk).to_owned());
@@ -547,10 +532,7 @@ mod tests {
     #[test]
     fn the_lean_header_reading_finds_the_key_jsonwebtoken_would() {
         let s = signer();
-        let v = TokenVerifier::from_jwks(&Jwks {
-            keys: vec![s.jwk.clone()],
-        })
-        .unwrap();
+        let v = verifier_of(&[&s]);
         let kid = key_id(&s.jwk);
         // `key_of` as it was: jsonwebtoken's whole header.
         let by_jsonwebtoken = |token: &str| -> Result<(), TokenError> {
@@ -595,10 +577,7 @@ mod tests {
     #[test]
     fn unverified_reading_agrees_with_verify_on_everything_but_the_signature() {
         let (ours, theirs) = (signer(), signer());
-        let v = TokenVerifier::from_jwks(&Jwks {
-            keys: vec![ours.jwk.clone()],
-        })
-        .unwrap();
+        let v = verifier_of(&[&ours]);
         let kid = key_id(&ours.jwk);
         let good = sign(&ours, Some(kid), &claims(2_000));
         assert_eq!(
