@@ -29,8 +29,7 @@ macro_rules! on_both_stores {
             /// tests; the README's test command runs on a machine with nothing installed.
             #[tokio::test]
             async fn redis() {
-                if std::env::var_os("HEART_TEST_REDIS_URL").is_none() {
-                    eprintln!("skipped: HEART_TEST_REDIS_URL is not set");
+                if crate::helpers::real_redis_url().is_none() {
                     return;
                 }
                 super::$check(super::Backend::Redis).await;
@@ -263,8 +262,7 @@ async fn feed_cache(backend: Backend) {
 /// only: the in-process store knows the edge's scripts by heart.
 #[tokio::test]
 async fn scripts_redis_has_forgotten_are_sent_whole() {
-    if std::env::var_os("HEART_TEST_REDIS_URL").is_none() {
-        eprintln!("skipped: HEART_TEST_REDIS_URL is not set");
+    if helpers::real_redis_url().is_none() {
         return;
     }
     let edge = TestEdge::start(Backend::Redis).await;

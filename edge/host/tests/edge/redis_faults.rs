@@ -30,10 +30,7 @@ const FEED: &str = "/post/posts/4?page=0&size=10";
 const BYPASSED_WITHIN: Duration = Duration::from_millis(250);
 
 async fn edge_behind_proxy() -> Option<(Proxy, TestEdge)> {
-    let Ok(redis) = std::env::var("HEART_TEST_REDIS_URL") else {
-        eprintln!("skipped: HEART_TEST_REDIS_URL is not set");
-        return None;
-    };
+    let redis = crate::helpers::real_redis_url()?;
     let (proxy, via) = proxy_to(&redis).await;
     let edge = TestEdge::start_with(Options::on(Backend::Redis).redis_url(&via)).await;
     Some((proxy, edge))
