@@ -76,26 +76,39 @@ run_case() { # run_case <label> <case> → "rps p50 p99" into $work/<label>.<i>
   echo "  $label $name ($c): $(tail -1 "$work/$label.$i")"
 }
 
-if [ "${PERF:-0}" = 1 ]; then
+# watched_load <case> <perf command and options…>: one 6 s wrk run of <case> at 32 connections
+# while `perf <command>` watches the edge process; sets name to the case's, wrk's output in
+# $work/wrk.out.
+watched_load() {
+  local c url header perf_pid
+  IFS='|' read -r name c url header <<<"${CASES[$1]}"
+  shift
+  perf "$@" -p "$pid" -- sleep 6 >/dev/null 2>&1 &
+  perf_pid=$!
+  wrk -t2 -c32 -d6s -H "Authorization: Bearer $token" -H "$header" "$url" >"$work/wrk.out"
+  wait "$perf_pid" || true
+}
+if [ "${PERF:-0}" = 1 ] || [ "${SYSCALLS:-0}" = 1 ]; then
   command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
+fi
+
+if [ "${PERF:-0}" = 1 ]; then
   export HEART_EDGE_PERF_MAP=1
   start "$B"
+  # PERF_GRAPH=0: no call graphs (less overhead; the per-request numbers below are closer).
+  # PERF_GRAPH=dwarf: call graphs of the host's own functions too (its release build keeps no
+  # frame pointers), at a quarter of the rate; the recording is large.
+  hz=1999
+  case "${PERF_GRAPH:-1}" in
+    0) graph=(-F "$hz") ;;
+    dwarf) hz=499; graph=(-F "$hz" --call-graph "dwarf,32768") ;;
+    *) graph=(-F "$hz" -g) ;;
+  esac
   for i in ${PERF_CASES:-0 2}; do
-    IFS='|' read -r name c url header <<<"${CASES[$i]}"
+    watched_load "$i" record "${graph[@]}" -o "$work/perf.data"
+    rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
     echo "== perf: $name"
-    # PERF_GRAPH=0: no call graphs (less overhead; the per-request numbers below are closer).
-    # PERF_GRAPH=dwarf: call graphs of the host's own functions too (its release build keeps no
-    # frame pointers), at a quarter of the rate; the recording is large.
-    case "${PERF_GRAPH:-1}" in
-      0) graph=(-F 1999) ;;
-      dwarf) graph=(-F 499 --call-graph dwarf,32768) ;;
-      *) graph=(-F 1999 -g) ;;
-    esac
-    perf record "${graph[@]}" -o "$work/perf.data" -p "$pid" -- sleep 6 >/dev/null 2>&1 &
-    perf_pid=$!
-    rps=$(wrk -t2 -c32 -d6s -H "Authorization: Bearer $token" -H "$header" "$url" | awk '/Requests\/sec/ {print $2}')
     echo "Requests/sec: $rps"
-    wait "$perf_pid" || true
     # PERF_KEEP=<folder>: keep the recording as <folder>/perf-case-<n>.data (and the perf map
     # that names the guest's functions) for `perf report --children` and the like.
     if [ -n "${PERF_KEEP:-}" ]; then
@@ -105,11 +118,8 @@ if [ "${PERF:-0}" = 1 ]; then
     # (`|| true`: `head` ending the pipe early is not a failure.)
     perf report -i "$work/perf.data" --no-inline --no-children --sort dso,symbol -g none --percent-limit "${PERF_LIMIT:-0.7}" --stdio 2>/dev/null |
       grep -v "^$" | grep -v "^#" | grep "%" | head -"${PERF_LINES:-45}" || true
-    # The same by library, and as the edge process's CPU µs per request (samples at 1999 Hz, 499
-    # with dwarf, of each thread's running time, over the 6 s of requests): what two cases can be
-    # compared by.
-    hz=1999
-    [ "${PERF_GRAPH:-1}" = dwarf ] && hz=499
+    # The same by library, and as the edge process's CPU µs per request (samples at $hz of each
+    # thread's running time, over the 6 s of requests): what two cases can be compared by.
     perf report -i "$work/perf.data" --no-inline --no-children --sort dso -n -g none --stdio 2>/dev/null | grep '%' | head -12 |
       awk -v rps="$rps" -v hz="$hz" '{printf "%s  %6.1f µs/request\n", $0, $2 / hz * 1e6 / (rps * 6)}' || true
   done
@@ -120,18 +130,14 @@ fi
 if [ "${SYSCALLS:-0}" = 1 ]; then
   # SYSCALLS=1: for A and B, the edge process's system calls, page faults and context switches
   # per request (`perf stat` of the edge process over one wrk run of each case in PERF_CASES).
-  command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
   events=raw_syscalls:sys_enter,syscalls:sys_enter_mprotect,syscalls:sys_enter_madvise,syscalls:sys_enter_ioctl,page-faults,context-switches
   for label in A B; do
     dir="${!label}"
     [ -n "$dir" ] || continue
     start "$dir"
     for i in ${PERF_CASES:-0 2 7}; do
-      IFS='|' read -r name c url header <<<"${CASES[$i]}"
-      perf stat -x, -e "$events" -o "$work/stat.csv" -p "$pid" -- sleep 6 >/dev/null 2>&1 &
-      perf_pid=$!
-      requests=$(wrk -t2 -c32 -d6s -H "Authorization: Bearer $token" -H "$header" "$url" | awk '/requests in/ {print $1}')
-      wait "$perf_pid" || true
+      watched_load "$i" stat -x, -e "$events" -o "$work/stat.csv"
+      requests=$(awk '/requests in/ {print $1}' "$work/wrk.out")
       echo "== $label ($dir) $name: $requests requests; per request:"
       awk -F, -v n="$requests" '$1 ~ /^[0-9]+$/ {printf "  %-32s %8.2f\n", $3, $1 / n}' "$work/stat.csv"
     done
