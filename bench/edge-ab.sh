@@ -10,6 +10,9 @@
 #                                        # PERF_GRAPH=dwarf names the host's callers too
 #   SYSCALLS=1 A=… B=… bash bench/edge-ab.sh  # system calls, page faults and context switches
 #                                        # of the edge process per request (PERF_CASES too)
+#   CPU=1 A=… B=… bash bench/edge-ab.sh  # CPU µs per request of every process a request touches
+#                                        # (edge, core, Redis, MariaDB, wrk), without perf;
+#                                        # CPU_CASES="0 1 2 3 7" picks the cases
 #
 # A and B are folders holding the release binaries `heart` (the stack: edge on :8080 in front of
 # the core on :8081) and `heart-datagen`, and the component `heart_edge.wasm` the build made (a
@@ -140,6 +143,54 @@ if [ "${SYSCALLS:-0}" = 1 ]; then
       requests=$(awk '/requests in/ {print $1}' "$work/wrk.out")
       echo "== $label ($dir) $name: $requests requests; per request:"
       awk -F, -v n="$requests" '$1 ~ /^[0-9]+$/ {printf "  %-32s %8.2f\n", $3, $1 / n}' "$work/stat.csv"
+    done
+    stop
+  done
+  exit 0
+fi
+
+# cpu_ticks <pid>: the process's user + system CPU so far, in clock ticks (0 without a pid).
+cpu_ticks() {
+  if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
+    # Fields 14 and 15 (utime, stime), counted after the command's closing parenthesis.
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+  else
+    echo 0
+  fi
+}
+
+if [ "${CPU:-0}" = 1 ]; then
+  # CPU=1: for A and B, the CPU each process spends per request over one 8 s wrk run of each
+  # case (from /proc/<pid>/stat, so nothing slows the load): the edge host, the core, this run's
+  # Redis, the machine's MariaDB and wrk itself; "idle" is what the two cores did not use.
+  command -v /usr/bin/time >/dev/null || { echo "/usr/bin/time is missing: apt-get install time" >&2; exit 2; }
+  hz=$(getconf CLK_TCK)
+  mariadb_pid=$(pgrep -o mariadbd || pgrep -o mysqld || true)
+  for label in A B; do
+    dir="${!label}"
+    [ -n "$dir" ] || continue
+    start "$dir"
+    echo "== $label ($dir): CPU µs per request"
+    printf '  %-52s %8s %7s %7s %7s %7s %7s %7s %7s\n' case req/s edge core redis mariadb wrk all idle
+    for i in ${CPU_CASES:-0 1 2 3 7}; do
+      IFS='|' read -r name c url header <<<"${CASES[$i]}"
+      procs=("$pid" "$core_pid" "$redis_pid" "$mariadb_pid")
+      before=(); for p in "${procs[@]}"; do before+=("$(cpu_ticks "$p")"); done
+      /usr/bin/time -f '%e %U %S' -o "$work/time.out" \
+        wrk -t2 -c"$c" -d"$DURATION" --timeout 10s -H "Authorization: Bearer $token" -H "$header" "$url" >"$work/wrk.out"
+      after=(); for p in "${procs[@]}"; do after+=("$(cpu_ticks "$p")"); done
+      requests=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+      rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+      read -r elapsed wrk_user wrk_sys <"$work/time.out"
+      awk -v name="$name ($c)" -v rps="$rps" -v n="$requests" -v hz="$hz" -v cores="$(nproc)" \
+        -v el="$elapsed" -v wu="$wrk_user" -v ws="$wrk_sys" \
+        -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
+          split(b, B, " "); split(a, A, " "); all = 0
+          line = sprintf("  %-52s %8.0f", name, rps)
+          for (k = 1; k <= 4; k++) { us = (A[k] - B[k]) / hz * 1e6 / n; all += us; line = line sprintf(" %7.1f", us) }
+          w = (wu + ws) * 1e6 / n; all += w
+          printf "%s %7.1f %7.1f %7.1f\n", line, w, all, cores * el * 1e6 / n - all
+        }'
     done
     stop
   done

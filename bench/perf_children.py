@@ -26,7 +26,7 @@ HASH_SUFFIX = re.compile(r"::h[0-9a-f]{16}$")
 def stacks(recording):
     """The stacks of `recording`, each leaf first, as demangled function names."""
     script = subprocess.run(
-        ["perf", "script", "-i", recording, "-F", "comm,tid,ip,sym"],
+        ["perf", "script", "--no-inline", "-i", recording, "-F", "comm,tid,ip,sym"],
         check=True,
         capture_output=True,
         text=True,
