@@ -11,7 +11,8 @@
 #   SYSCALLS=1 A=… B=… bash bench/edge-ab.sh  # system calls, page faults and context switches
 #                                        # of the edge process per request (PERF_CASES too)
 #   CPU=1 A=… B=… bash bench/edge-ab.sh  # CPU µs per request of every process a request touches
-#                                        # (edge, core, Redis, MariaDB, wrk), without perf;
+#                                        # (edge, core, Redis, MariaDB, wrk), without perf, and
+#                                        # Redis' commands per request (INFO commandstats);
 #                                        # CPU_CASES="0 1 2 3 7" picks the cases
 #
 # A and B are folders holding the release binaries `heart` (the stack: edge on :8080 in front of
@@ -175,6 +176,7 @@ if [ "${CPU:-0}" = 1 ]; then
     for i in ${CPU_CASES:-0 1 2 3 7}; do
       IFS='|' read -r name c url header <<<"${CASES[$i]}"
       procs=("$pid" "$core_pid" "$redis_pid" "$mariadb_pid")
+      redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
       before=(); for p in "${procs[@]}"; do before+=("$(cpu_ticks "$p")"); done
       /usr/bin/time -f '%e %U %S' -o "$work/time.out" \
         wrk -t2 -c"$c" -d"$DURATION" --timeout 10s -H "Authorization: Bearer $token" -H "$header" "$url" >"$work/wrk.out"
@@ -191,6 +193,11 @@ if [ "${CPU:-0}" = 1 ]; then
           w = (wu + ws) * 1e6 / n; all += w
           printf "%s %7.1f %7.1f %7.1f\n", line, w, all, cores * el * 1e6 / n - all
         }'
+      # Redis' own count of the commands (a script's inner calls apart from it): per request,
+      # the calls and the µs Redis timed inside each command.
+      redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v n="$requests" '
+        /^cmdstat_/ && $1 !~ /config/ {sub("cmdstat_", "", $1); r = r sprintf(" %s %.2f× %.1f µs;", $1, $3 / n, $5 / n)}
+        END {print "    Redis per request:" r}'
     done
     stop
   done
