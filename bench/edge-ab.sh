@@ -163,19 +163,21 @@ cpu_ticks() {
 if [ "${CPU:-0}" = 1 ]; then
   # CPU=1: for A and B, the CPU each process spends per request over one 8 s wrk run of each
   # case (from /proc/<pid>/stat, so nothing slows the load): the edge host, the core, this run's
-  # Redis, the machine's MariaDB and wrk itself; "idle" is what the two cores did not use.
+  # Redis, the machine's MariaDB and wrk itself; "idle" is what the two cores did not use. A
+  # build without `:split` runs edge and core in one process: its "edge" column holds both.
   command -v /usr/bin/time >/dev/null || { echo "/usr/bin/time is missing: apt-get install time" >&2; exit 2; }
   hz=$(getconf CLK_TCK)
+  cores=$(nproc)
   mariadb_pid=$(pgrep -o mariadbd || pgrep -o mysqld || true)
   for label in A B; do
     dir="${!label}"
     [ -n "$dir" ] || continue
     start "$dir"
+    procs=("$pid" "$core_pid" "$redis_pid" "$mariadb_pid")
     echo "== $label ($dir): CPU µs per request"
     printf '  %-52s %8s %7s %7s %7s %7s %7s %7s %7s\n' case req/s edge core redis mariadb wrk all idle
     for i in ${CPU_CASES:-0 1 2 3 7}; do
       IFS='|' read -r name c url header <<<"${CASES[$i]}"
-      procs=("$pid" "$core_pid" "$redis_pid" "$mariadb_pid")
       redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
       before=(); for p in "${procs[@]}"; do before+=("$(cpu_ticks "$p")"); done
       /usr/bin/time -f '%e %U %S' -o "$work/time.out" \
@@ -184,7 +186,7 @@ if [ "${CPU:-0}" = 1 ]; then
       requests=$(awk '/requests in/ {print $1}' "$work/wrk.out")
       rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
       read -r elapsed wrk_user wrk_sys <"$work/time.out"
-      awk -v name="$name ($c)" -v rps="$rps" -v n="$requests" -v hz="$hz" -v cores="$(nproc)" \
+      awk -v name="$name ($c)" -v rps="$rps" -v n="$requests" -v hz="$hz" -v cores="$cores" \
         -v el="$elapsed" -v wu="$wrk_user" -v ws="$wrk_sys" \
         -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
           split(b, B, " "); split(a, A, " "); all = 0
