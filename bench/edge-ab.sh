@@ -14,6 +14,8 @@
 #                                        # (edge, core, Redis, MariaDB, wrk), without perf, and
 #                                        # Redis' commands per request (INFO commandstats);
 #                                        # CPU_CASES="0 1 2 3 7" picks the cases
+#   UPLOADS=1 A=… B=… bash bench/edge-ab.sh  # the edge's resident memory under 16 concurrent
+#                                        # 10 MB uploads (as bench/run.sh), ROUNDS times
 #
 # A and B are folders holding the release binaries `heart` (the stack: edge on :8080 in front of
 # the core on :8081) and `heart-datagen`, and the component `heart_edge.wasm` the build made (a
@@ -202,6 +204,25 @@ if [ "${CPU:-0}" = 1 ]; then
         END {print "    Redis per request:" r}'
     done
     stop
+  done
+  exit 0
+fi
+
+if [ "${UPLOADS:-0}" = 1 ]; then
+  # UPLOADS=1: A and B alternating, the edge process's resident memory at idle, at its peak under
+  # 16 concurrent 10 MB uploads (bench/lib.sh's upload_memory, as bench/run.sh measures it) and
+  # 3 s after they ended. Run the builds with `:split`: a one-process build holds the core too.
+  for round in $(seq 1 "$ROUNDS"); do
+    for label in A B; do
+      dir="${!label}"
+      [ -n "$dir" ] || continue
+      start "$dir"
+      upload_memory "$pid" http://127.0.0.1:8080 "$token"
+      sleep 3
+      after_kb="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
+      echo "round $round, $label ($dir): answers $(sort "$work/uploads.txt" | uniq -c | tr '\n' ' ')idle $((idle_kb / 1024)) MB, peak $((peak_kb / 1024)) MB (+$(((peak_kb - idle_kb) / 1024)) MB), 3 s later $((after_kb / 1024)) MB"
+      stop
+    done
   done
   exit 0
 fi

@@ -122,6 +122,39 @@ start_private_redis() {
   export HEART_REDIS_URL="redis://127.0.0.1:$1"
 }
 
+# upload_memory <edge pid> <api base> <token>: 16 concurrent uploads of a 10 MB part each through
+# the edge (random bytes: the core refuses them as images after reading them, so each 10 MB goes
+# through the edge whole), while the edge's resident memory is sampled every 20 ms. Sets idle_kb
+# (before) and peak_kb, and the answers' status codes in $work/uploads.txt.
+upload_memory() {
+  local edge_pid="$1" api="$2" token="$3" now_kb
+  local upload_pids=()
+  if [ ! -f "$work/upload.body" ]; then
+    {
+      printf -- '--b\r\nContent-Disposition: form-data; name="member_id"\r\n\r\n1\r\n'
+      printf -- '--b\r\nContent-Disposition: form-data; name="content"\r\n\r\nbig\r\n'
+      printf -- '--b\r\nContent-Disposition: form-data; name="files"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+      head -c 10000000 /dev/urandom
+      printf -- '\r\n--b--\r\n'
+    } >"$work/upload.body"
+  fi
+  idle_kb="$(awk '/VmRSS/ {print $2}' "/proc/$edge_pid/status")"
+  peak_kb="$idle_kb"
+  : >"$work/uploads.txt"
+  for _ in $(seq 16); do
+    curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $token" \
+      -H 'Content-Type: multipart/form-data; boundary=b' --data-binary @"$work/upload.body" \
+      "$api/post/registerPost" >>"$work/uploads.txt" &
+    upload_pids+=($!)
+  done
+  while kill -0 "${upload_pids[@]}" 2>/dev/null; do
+    now_kb="$(awk '/VmRSS/ {print $2}' "/proc/$edge_pid/status")"
+    [ "$now_kb" -gt "$peak_kb" ] && peak_kb="$now_kb"
+    sleep 0.02
+  done
+  wait "${upload_pids[@]}" 2>/dev/null || true
+}
+
 # print_machine: what the numbers were measured on, and when, and of which commit.
 print_machine() {
   echo "== machine"

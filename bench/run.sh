@@ -317,31 +317,8 @@ edge_host_env http://127.0.0.1:8081 "$HEART_EDGE_SECRET" 127.0.0.1:8080
 RUST_LOG=warn start_server "$bin/heart-edge-host" http://127.0.0.1:8080/healthz "${edge_env[@]}"
 token="$(login_token $EDGE)"
 curl -s -o /dev/null -H "Authorization: Bearer $token" "$EDGE$page"
-idle_kb="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
 echo "edge host resident memory at idle: $(rss)"
-# 16 concurrent uploads of a 10 MB part each (random bytes: the core refuses them as images after
-# reading them, so each 10 MB goes through the edge whole).
-head -c 10000000 /dev/urandom >"$work/10mb.bin"
-{
-  printf -- '--b\r\nContent-Disposition: form-data; name="member_id"\r\n\r\n1\r\n'
-  printf -- '--b\r\nContent-Disposition: form-data; name="content"\r\n\r\nbig\r\n'
-  printf -- '--b\r\nContent-Disposition: form-data; name="files"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
-  cat "$work/10mb.bin"
-  printf -- '\r\n--b--\r\n'
-} >"$work/upload.body"
-peak_kb="$idle_kb"
-upload_pids=()
-for _ in $(seq 16); do
-  curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $token" \
-    -H 'Content-Type: multipart/form-data; boundary=b' --data-binary @"$work/upload.body" \
-    "$EDGE/post/registerPost" >>"$work/uploads.txt" &
-  upload_pids+=($!)
-done
-while kill -0 "${upload_pids[@]}" 2>/dev/null; do
-  now_kb="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
-  [ "$now_kb" -gt "$peak_kb" ] && peak_kb="$now_kb"
-  sleep 0.02
-done
+upload_memory "$server_pid" "$EDGE" "$token"
 echo "16 concurrent 10 MB uploads: answers $(sort "$work/uploads.txt" | uniq -c | tr '\n' ' ')"
 echo "edge host resident memory: idle $((idle_kb / 1024)) MB, peak during the uploads $((peak_kb / 1024)) MB, +$(((peak_kb - idle_kb) / 1024)) MB"
 echo "| edge host resident memory under 16 concurrent 10 MB uploads | idle $((idle_kb / 1024)) MB, peak $((peak_kb / 1024)) MB, **+$(((peak_kb - idle_kb) / 1024)) MB** |" >>"$work/other.md"
