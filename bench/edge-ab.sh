@@ -19,7 +19,11 @@
 #
 # A and B are folders holding the release binaries `heart` (the stack: edge on :8080 in front of
 # the core on :8081) and `heart-datagen`, and the component `heart_edge.wasm` the build made (a
-# release binary names the one in its target directory, which the next build overwrites). Each round starts the stack on a private Redis and the
+# release binary names the one in its target directory, which the next build overwrites). To
+# build B from a second checkout (a git worktree) into the same target directory, build it after
+# copying A out; cargo compares modification times only, so going back to the first checkout
+# needs its changed files touched. Check with `cmp` that the two `heart_edge.wasm` differ when the
+# component does. Each round starts the stack on a private Redis and the
 # machine's MariaDB (database heart_edge_ab, kept between runs with KEEP_DATA=1) and loads, with
 # wrk, the rows the issue names: the cached feed page through the edge and the same page from the
 # core directly, a forwarded request (profile) and the same from the core, at 32 connections and

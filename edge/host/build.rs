@@ -18,18 +18,18 @@ fn main() {
     }
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let edge_dir = manifest_dir.parent().unwrap_or(&manifest_dir).to_path_buf();
+    // Relative to this package (edge/host), so cargo looks in the checkout being built: with
+    // absolute paths, a second checkout of the repository (a git worktree) built into the same
+    // target directory would be checked against the first one's files and keep its component.
     for watched in [
-        "component/src",
-        "component/Cargo.toml",
-        "../Cargo.toml",
-        "../Cargo.lock",
-        "../shared/src",
-        "../shared/Cargo.toml",
+        "../component/src",
+        "../component/Cargo.toml",
+        "../../Cargo.toml",
+        "../../Cargo.lock",
+        "../../shared/src",
+        "../../shared/Cargo.toml",
     ] {
-        println!(
-            "cargo:rerun-if-changed={}",
-            edge_dir.join(watched).display()
-        );
+        println!("cargo:rerun-if-changed={watched}");
     }
 
     ensure_wasm_target();
