@@ -631,3 +631,69 @@ fn assert_whole(answered: &crate::helpers::Answered, status: u16, body: &str) {
     );
     assert_eq!(answered.header("transfer-encoding"), None);
 }
+
+/// Sends `head` (its lines, without the blank line) and `body` on a fresh connection, and reads
+/// the answer until the edge closes.
+async fn send_raw(edge: &TestEdge, head: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(edge.addr).await.unwrap();
+    let request = format!("{head}\r\nhost: x\r\nconnection: close\r\n\r\n{body}");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    read_until_closed(&mut stream, Duration::from_secs(10))
+        .await
+        .1
+}
+
+#[tokio::test]
+async fn requests_without_a_body_reach_the_core_without_one() {
+    let edge = TestEdge::start(Backend::InProcess).await;
+    let token = edge.signer.token(5, "s5");
+    let auth = format!("authorization: Bearer {token}");
+
+    // A GET declaring no body, and a POST declaring an empty one: sent without a body.
+    let answer = send_raw(
+        &edge,
+        &format!("GET /member/profile?member_id=2 HTTP/1.1\r\n{auth}"),
+        "",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = send_raw(&edge, "POST /auth/login HTTP/1.1\r\ncontent-length: 0", "").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A GET that declares a body, and a POST with one: the body is passed on.
+    let answer = send_raw(
+        &edge,
+        &format!("GET /member/profile?member_id=3 HTTP/1.1\r\n{auth}\r\ncontent-length: 5"),
+        "hello",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = send_raw(
+        &edge,
+        "POST /auth/login HTTP/1.1\r\ncontent-length: 2",
+        "{}",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let received = edge.core.received();
+    let seen: Vec<_> = received
+        .iter()
+        .map(|r| {
+            (
+                r.method.as_str(),
+                r.header("content-length"),
+                r.header("transfer-encoding"),
+                &r.body[..],
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GET", None, None, &b""[..]),
+            ("POST", Some("0"), None, &b""[..]),
+            ("GET", Some("5"), None, &b"hello"[..]),
+            ("POST", Some("2"), None, &b"{}"[..]),
+        ]
+    );
+}
