@@ -24,7 +24,7 @@ fn quick_limits(config: &mut heart_edge_host::HostConfig) {
     config.permit_wait = Duration::from_millis(300);
 }
 
-/// Opens a connection and sends `bytes` without finishing the request.
+/// Opens a connection and sends `bytes`: a whole request, or the start of one never finished.
 async fn start_slow(edge: &TestEdge, bytes: &str) -> TcpStream {
     let mut stream = TcpStream::connect(edge.addr).await.unwrap();
     stream.write_all(bytes.as_bytes()).await.unwrap();
@@ -635,9 +635,8 @@ fn assert_whole(answered: &crate::helpers::Answered, status: u16, body: &str) {
 /// Sends `head` (its lines, without the blank line) and `body` on a fresh connection, and reads
 /// the answer until the edge closes.
 async fn send_raw(edge: &TestEdge, head: &str, body: &str) -> String {
-    let mut stream = TcpStream::connect(edge.addr).await.unwrap();
     let request = format!("{head}\r\nhost: x\r\nconnection: close\r\n\r\n{body}");
-    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut stream = start_slow(edge, &request).await;
     read_until_closed(&mut stream, Duration::from_secs(10))
         .await
         .1
@@ -649,31 +648,30 @@ async fn requests_without_a_body_reach_the_core_without_one() {
     let token = edge.signer.token(5, "s5");
     let auth = format!("authorization: Bearer {token}");
 
-    // A GET declaring no body, and a POST declaring an empty one: sent without a body.
-    let answer = send_raw(
-        &edge,
-        &format!("GET /member/profile?member_id=2 HTTP/1.1\r\n{auth}"),
-        "",
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let answer = send_raw(&edge, "POST /auth/login HTTP/1.1\r\ncontent-length: 0", "").await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    // A GET that declares a body, and a POST with one: the body is passed on.
-    let answer = send_raw(
-        &edge,
-        &format!("GET /member/profile?member_id=3 HTTP/1.1\r\n{auth}\r\ncontent-length: 5"),
-        "hello",
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let answer = send_raw(
-        &edge,
-        "POST /auth/login HTTP/1.1\r\ncontent-length: 2",
-        "{}",
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let requests = [
+        // A GET declaring no body, and a POST declaring an empty one: the core gets no body.
+        (
+            format!("GET /member/profile?member_id=2 HTTP/1.1\r\n{auth}"),
+            "",
+        ),
+        (
+            "POST /auth/login HTTP/1.1\r\ncontent-length: 0".to_owned(),
+            "",
+        ),
+        // A GET that declares a body, and a POST with one: the body is passed on.
+        (
+            format!("GET /member/profile?member_id=3 HTTP/1.1\r\n{auth}\r\ncontent-length: 5"),
+            "hello",
+        ),
+        (
+            "POST /auth/login HTTP/1.1\r\ncontent-length: 2".to_owned(),
+            "{}",
+        ),
+    ];
+    for (head, body) in &requests {
+        let answer = send_raw(&edge, head, body).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
 
     let received = edge.core.received();
     let seen: Vec<_> = received
