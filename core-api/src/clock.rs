@@ -12,6 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Clock {
     /// Seconds added to the system time (0 in production; tests advance it).
     offset: Arc<AtomicI64>,
+    /// The system time this clock stands still at, once a test froze it (0: it follows the
+    /// system time).
+    frozen_at: Arc<AtomicI64>,
 }
 
 impl Default for Clock {
@@ -25,19 +28,56 @@ impl Clock {
     pub fn system() -> Clock {
         Clock {
             offset: Arc::new(AtomicI64::new(0)),
+            frozen_at: Arc::new(AtomicI64::new(0)),
         }
     }
 
     /// Seconds since the Unix epoch.
     pub fn now(&self) -> i64 {
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        system + self.offset.load(Ordering::Relaxed)
+        let frozen_at = self.frozen_at.load(Ordering::Relaxed);
+        let base = if frozen_at != 0 {
+            frozen_at
+        } else {
+            system_secs()
+        };
+        base + self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Stops this clock (and every clone of it) at the present second, so only
+    /// [`Clock::advance`] moves it: a test that checks an expiry from one second before it
+    /// must not fail because a real second passed meanwhile. For tests.
+    pub fn freeze(&self) {
+        let _ =
+            self.frozen_at
+                .compare_exchange(0, system_secs(), Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Moves this clock (and every clone of it) forward by `secs`. For tests.
     pub fn advance(&self, secs: i64) {
         self.offset.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+/// The system time, in whole seconds since the Unix epoch.
+fn system_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let clock = Clock::system();
+        clock.freeze();
+        let frozen = clock.now();
+        // Past the next whole second of the system clock.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(clock.clone().now(), frozen);
+        clock.advance(59);
+        assert_eq!(clock.now(), frozen + 59);
     }
 }

@@ -162,6 +162,7 @@ async fn an_expired_token_is_global_104() {
 #[tokio::test]
 async fn access_token_lifetime_is_configurable() {
     let app = TestApp::spawn_with(&[("HEART_ACCESS_TOKEN_TTL_SECS", "60")]).await;
+    app.clock.freeze();
     let member = app.member("ttl").await;
     app.clock.advance(59);
     assert_eq!(
@@ -331,6 +332,7 @@ async fn reusing_a_rotated_token_after_the_grace_period_revokes_the_session() {
 #[tokio::test]
 async fn the_direct_predecessor_may_be_presented_once_within_30_seconds() {
     let app = TestApp::spawn().await;
+    app.clock.freeze();
     let member = app.member("race").await;
     // Two requests of one phone race: both present the same token.
     let winner = app.reissue(json!(member.id), &member.refresh_token).await;
