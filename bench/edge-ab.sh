@@ -23,7 +23,10 @@
 # build B from a second checkout (a git worktree) into the same target directory, build it after
 # copying A out; cargo compares modification times only, so going back to the first checkout
 # needs its changed files touched. Check with `cmp` that the two `heart_edge.wasm` differ when the
-# component does. Each round starts the stack on a private Redis and the
+# component does. To compare one build under two environments (an allocator's tunables, say), B
+# can be a folder of symlinks to A's files whose `heart-edge-host` is a script that runs
+# `exec env NAME=value /path/to/A/heart-edge-host "$@"` (exec keeps the process id the script
+# measures). Each round starts the stack on a private Redis and the
 # machine's MariaDB (database heart_edge_ab, kept between runs with KEEP_DATA=1) and loads, with
 # wrk, the rows the issue names: the cached feed page through the edge and the same page from the
 # core directly, a forwarded request (profile) and the same from the core, at 32 connections and
