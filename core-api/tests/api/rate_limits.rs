@@ -1,4 +1,7 @@
 //! Rate limits: per IP and per email on the auth endpoints, `429` `GLOBAL_106` with `Retry-After`.
+//!
+//! The tests that count requests freeze the clock first: windows are fixed (aligned to the
+//! epoch), and a burst that crossed a window's end in real time would be counted in two.
 
 use axum::http::StatusCode;
 use serde_json::json;
@@ -20,6 +23,7 @@ fn assert_rate_limited(response: &TestResponse) {
 async fn verification_sends_are_limited_per_email() {
     let app =
         TestApp::spawn_with(&[("HEART_RATE_LIMIT_VERIFICATION_SEND_PER_EMAIL", "2/600")]).await;
+    app.clock.freeze();
     let email = unique_email("limit");
     assert_eq!(app.send_code(&email).await.status, StatusCode::ACCEPTED);
     assert_eq!(app.send_code(&email).await.status, StatusCode::ACCEPTED);
@@ -35,6 +39,7 @@ async fn verification_sends_are_limited_per_email() {
 #[tokio::test]
 async fn verification_sends_are_limited_per_ip() {
     let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_VERIFICATION_SEND_PER_IP", "2/600")]).await;
+    app.clock.freeze();
     for _ in 0..2 {
         let r = app
             .post_json_from(
@@ -66,6 +71,7 @@ async fn verification_sends_are_limited_per_ip() {
 #[tokio::test]
 async fn wrong_codes_are_limited_per_email() {
     let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_CONFIRM_PER_EMAIL", "3/600")]).await;
+    app.clock.freeze();
     let email = unique_email("guess");
     app.send_code(&email).await;
     for _ in 0..3 {
@@ -77,6 +83,7 @@ async fn wrong_codes_are_limited_per_email() {
 #[tokio::test]
 async fn confirmations_are_limited_per_ip() {
     let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_CONFIRM_PER_IP", "1/600")]).await;
+    app.clock.freeze();
     let body = json!({ "email": unique_email("c"), "verification_code": "00000000" });
     assert_code(
         &app.post_json_from([10, 1, 0, 1], "/auth/confirmVerificationCode", body.clone())
@@ -92,6 +99,7 @@ async fn confirmations_are_limited_per_ip() {
 #[tokio::test]
 async fn joins_are_limited_per_ip() {
     let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_JOIN_PER_IP", "1/3600")]).await;
+    app.clock.freeze();
     let body =
         |e: String| json!({ "email": e, "name": "n", "nickname": "k", "password": PASSWORD });
     assert_code(
@@ -108,6 +116,7 @@ async fn joins_are_limited_per_ip() {
 #[tokio::test]
 async fn logins_are_limited_per_ip_and_email_pair_without_locking_the_owner_out() {
     let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_LOGIN_PER_EMAIL", "3/300")]).await;
+    app.clock.freeze();
     let email = unique_email("victim");
     app.sign_up(&email, PASSWORD).await;
     let login_from = |ip: [u8; 4], password: &'static str| {
@@ -157,6 +166,7 @@ async fn logins_are_limited_per_ip_and_email_pair_without_locking_the_owner_out(
 #[tokio::test]
 async fn logins_are_limited_per_ip_and_the_window_passes() {
     let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_LOGIN_PER_IP", "2/60")]).await;
+    app.clock.freeze();
     let ip = [10, 4, 0, 1];
     for _ in 0..2 {
         assert_code(
@@ -193,6 +203,7 @@ async fn logins_are_limited_per_ip_and_the_window_passes() {
 #[tokio::test]
 async fn reissues_are_limited_per_member() {
     let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_REISSUE_PER_MEMBER", "1/60")]).await;
+    app.clock.freeze();
     let member = app.member("re").await;
     let first = app.reissue(json!(member.id), &member.refresh_token).await;
     assert_eq!(first.status, StatusCode::OK);
@@ -208,6 +219,7 @@ async fn reissues_are_limited_per_member() {
 #[tokio::test]
 async fn reissues_are_limited_per_ip() {
     let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_REISSUE_PER_IP", "1/60")]).await;
+    app.clock.freeze();
     assert_code(
         &app.post_json_from(
             [10, 5, 0, 1],
@@ -234,6 +246,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_ip_is_limited() {
         ("HEART_RATE_LIMIT_LOGIN_PER_IP", "1/60"),
     ])
     .await;
+    app.clock.freeze();
     let login = |forwarded: &'static str| {
         axum::http::Request::post("/auth/login")
             .header("content-type", "application/json")
