@@ -43,6 +43,25 @@ impl Clock {
         base + self.offset.load(Ordering::Relaxed)
     }
 
+    /// This clock as a [`SystemTime`]: the system's, to the nanosecond, while it runs free;
+    /// the second it stands at once frozen. (The stack gives it to the edge component as its wall
+    /// clock, so one clock rules both sides in tests.)
+    pub fn system_time(&self) -> SystemTime {
+        let offset = self.offset.load(Ordering::Relaxed);
+        let frozen_at = self.frozen_at.load(Ordering::Relaxed);
+        let base = if frozen_at != 0 {
+            UNIX_EPOCH + std::time::Duration::from_secs(frozen_at.unsigned_abs())
+        } else {
+            SystemTime::now()
+        };
+        let shift = std::time::Duration::from_secs(offset.unsigned_abs());
+        if offset >= 0 {
+            base + shift
+        } else {
+            base - shift
+        }
+    }
+
     /// Stops this clock (and every clone of it) at the present second, so only
     /// [`Clock::advance`] moves it: a test that checks an expiry from one second before it
     /// must not fail because a real second passed meanwhile. For tests.
@@ -79,5 +98,20 @@ mod tests {
         assert_eq!(clock.clone().now(), frozen);
         clock.advance(59);
         assert_eq!(clock.now(), frozen + 59);
+    }
+
+    #[test]
+    fn the_system_time_follows_the_clock() {
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let clock = Clock::system();
+        let free = clock.system_time();
+        assert!((secs(free) - system_secs()).abs() <= 1);
+        clock.freeze();
+        assert_eq!(secs(clock.system_time()), clock.now());
+        assert_eq!(clock.system_time(), clock.system_time());
+        clock.advance(-30);
+        assert_eq!(secs(clock.system_time()), clock.now());
+        clock.advance(90);
+        assert_eq!(secs(clock.system_time()), clock.now());
     }
 }

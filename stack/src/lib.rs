@@ -256,6 +256,8 @@ impl Stack {
             None => Some(Arc::new(SharedStore(shared.clone()))),
         };
 
+        // One clock for both sides: the edge's token expiry and rate-limit windows read the core's.
+        let edge_clock = clock.clone();
         let core = App::build_with_cache(config, clock, embedded_cache)
             .await
             .map_err(|e| anyhow::anyhow!(heart_core::error::cause_chain(&e)))?;
@@ -279,6 +281,7 @@ impl Stack {
         host_config.max_long_streams = options.edge_max_concurrency.div_ceil(4);
         host_config.read_limits(|name| options.edge_limits.get(name).cloned())?;
         host_config.in_process_store = Some(shared);
+        host_config.wall_clock = Some(Arc::new(move || edge_clock.system_time()));
         // Compiling the component is CPU work: keep it off the async workers.
         let edge = tokio::task::spawn_blocking(move || EdgeHost::new(host_config))
             .await

@@ -27,7 +27,7 @@ pub mod store;
 pub mod telemetry;
 pub mod threads;
 
-pub use server::{EdgeHost, HostConfig};
+pub use server::{EdgeHost, HostConfig, WallClock};
 
 /// The component `build.rs` built for `wasm32-wasip2` along with this host, if it did.
 pub const BUILT_COMPONENT: Option<&str> = option_env!("HEART_EDGE_COMPONENT_WASM");

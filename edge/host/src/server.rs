@@ -96,6 +96,28 @@ pub struct HostConfig {
     pub max_concurrent_uploads: u32,
     /// Where access records go; `None`: one JSON line per request through `tracing`.
     pub access_log: Option<AccessSink>,
+    /// The wall clock the component reads (`wasi:clocks/wall-clock`: token expiry, rate-limit
+    /// windows); `None`: the system's. The stack gives the core's clock, so a test that freezes
+    /// it freezes the edge's windows too.
+    pub wall_clock: Option<WallClock>,
+}
+
+/// A wall clock for the component (see [`HostConfig::wall_clock`]).
+pub type WallClock = Arc<dyn Fn() -> std::time::SystemTime + Send + Sync>;
+
+/// [`WallClock`] as the `wasi:clocks/wall-clock` of one instance.
+struct ComponentClock(WallClock);
+
+impl wasmtime_wasi::HostWallClock for ComponentClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        (self.0)()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for HostConfig {
@@ -142,6 +164,7 @@ impl HostConfig {
             permit_wait: Duration::from_secs(1),
             max_concurrent_uploads: 32,
             access_log: None,
+            wall_clock: None,
         }
     }
 
@@ -285,6 +308,7 @@ struct Inner {
     connections: Arc<Semaphore>,
     limits: BodyLimits,
     access_log: AccessSink,
+    wall_clock: Option<WallClock>,
 }
 
 impl EdgeHost {
@@ -349,6 +373,7 @@ impl EdgeHost {
                 access_log: config
                     .access_log
                     .unwrap_or_else(|| Arc::new(telemetry::log_access)),
+                wall_clock: config.wall_clock,
             }),
         })
     }
@@ -566,7 +591,7 @@ impl EdgeHost {
         let mut store = Store::new(
             &inner.engine,
             RequestState {
-                wasi: WasiCtx::builder().inherit_stderr().build(),
+                wasi: wasi_ctx(inner.wall_clock.as_ref()),
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 hooks: OutboundPolicy {
@@ -806,6 +831,17 @@ fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
 }
 
 /// `left` in epoch ticks, at least one.
+/// One instance's WASI context: stderr inherited (the component's panics reach the log), the
+/// host's wall clock when one is set.
+fn wasi_ctx(clock: Option<&WallClock>) -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    builder.inherit_stderr();
+    if let Some(clock) = clock {
+        builder.wall_clock(ComponentClock(clock.clone()));
+    }
+    builder.build()
+}
+
 fn epoch_ticks(left: Duration) -> u64 {
     u64::try_from(left.as_millis() / EPOCH_TICK.as_millis())
         .unwrap_or(u64::MAX)

@@ -1,5 +1,7 @@
 //! Rate limits through the edge: the edge's own (per member, per client address) and the core's.
-//! Windows are an hour long so a window boundary cannot fall inside a test.
+//! Each test freezes the stack's clock (the core's, which the edge component reads too): windows
+//! are fixed to the epoch, so a test that ran across the end of one would have its requests
+//! counted in two.
 
 use serde_json::json;
 
@@ -24,6 +26,7 @@ async fn the_edge_limits_each_member() {
     let stack =
         TestStack::start_with(Setup::default().edge("rate_limit_edge_requests_per_member", "3/1h"))
             .await;
+    stack.state.clock.freeze();
     let busy = stack.member("busy").await;
     let calm = stack.member("calm").await;
     let profile = format!("/member/profile?member_id={}", busy.id);
@@ -43,6 +46,15 @@ async fn the_edge_limits_each_member() {
     // Other members, and public routes of the same client, are not affected.
     assert_eq!(stack.get_as(&calm, &profile).await.status, 200);
     assert_eq!(stack.login(&busy.email).await.status, 200);
+
+    // The edge reads the stack's one clock: an hour on, its tokens have expired and its window
+    // has turned, so the member is let in again with a new session.
+    stack.state.clock.advance(3600);
+    let refused = stack.get_as(&busy, &profile).await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    refused.assert_error("GLOBAL_104");
+    let next_hour = stack.session(busy.id, &busy.email).await;
+    assert_eq!(stack.get_as(&next_hour, &profile).await.status, 200);
 }
 
 #[tokio::test]
@@ -50,6 +62,7 @@ async fn the_edge_limits_each_client_address() {
     let stack =
         TestStack::start_with(Setup::default().edge("rate_limit_edge_requests_per_ip", "4/1h"))
             .await;
+    stack.state.clock.freeze();
     let wrong_login = json!({ "email": "nobody@example.com", "password": "wrong-pass-1" });
     for _ in 0..4 {
         stack
@@ -81,6 +94,7 @@ async fn the_cores_limits_pass_through_the_edge() {
     let stack =
         TestStack::start_with(Setup::default().core("HEART_RATE_LIMIT_LOGIN_PER_EMAIL", "2/1h"))
             .await;
+    stack.state.clock.freeze();
     let member = stack.member("guessed").await;
     let wrong = json!({ "email": member.email, "password": "wrong-pass-1" });
     // The member() helper logged in once already.

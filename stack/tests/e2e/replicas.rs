@@ -150,6 +150,12 @@ async fn rate_limits_are_counted_once_for_all_replicas() {
         return;
     };
     let [a, b] = [&cluster.replicas[0], &cluster.replicas[1]];
+    // One rate-limit window for the whole test, the same second on both replicas.
+    a.state.clock.freeze();
+    b.state.clock.freeze();
+    b.state
+        .clock
+        .advance(a.state.clock.now() - b.state.clock.now());
 
     // The core's limit on logins per email: one login by the helper, then three wrong passwords,
     // each on another replica: the fifth attempt is refused whichever replica gets it.

@@ -297,8 +297,9 @@ static ROUND_TRIPS: AtomicUsize = AtomicUsize::new(0);
 
 #[tokio::test]
 async fn one_round_trip_per_request_and_bad_tokens_count_per_address() {
-    let mut options =
-        Options::on(Backend::InProcess).var("rate_limit_edge_requests_per_ip", "12/60s");
+    let mut options = Options::on(Backend::InProcess)
+        .frozen_clock()
+        .var("rate_limit_edge_requests_per_ip", "12/60s");
     options.wrap_store = Some(|store| Arc::new(CountingGlobal(store)) as Arc<dyn EdgeStore>);
     let edge = TestEdge::start_with(options).await;
     let token = edge.signer.token(8, "s8");

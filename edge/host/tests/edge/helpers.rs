@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -323,6 +323,8 @@ pub struct Options {
     /// Serve on this many threads of their own, as `heart-edge-host` does, instead of on the
     /// test's runtime.
     pub threads: Option<usize>,
+    /// The component's wall clock stands still at the edge's start (see [`Options::frozen_clock`]).
+    pub frozen_clock: bool,
 }
 
 impl Options {
@@ -336,7 +338,16 @@ impl Options {
             wrap_store: None,
             redis_url: None,
             threads: None,
+            frozen_clock: false,
         }
+    }
+
+    /// The component's wall clock stands still at the second the edge starts, so a test's
+    /// requests all fall in one rate-limit window (windows are fixed to the epoch: a burst that
+    /// crossed a window's end would be counted in two, and a limit test would flake).
+    pub fn frozen_clock(mut self) -> Options {
+        self.frozen_clock = true;
+        self
     }
 
     pub fn threads(mut self, threads: usize) -> Options {
@@ -433,6 +444,14 @@ impl TestEdge {
         config.cache_dir = Some(compile_cache_dir());
         config.max_concurrent_requests = 8;
         config.request_timeout = options.request_timeout;
+        if options.frozen_clock {
+            let secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let frozen = UNIX_EPOCH + Duration::from_secs(secs);
+            config.wall_clock = Some(Arc::new(move || frozen));
+        }
         config.in_process_store = Some(match options.wrap_store {
             Some(wrap) => wrap(in_process.clone()),
             None => in_process.clone() as Arc<dyn EdgeStore>,

@@ -15,7 +15,7 @@ mod front_door;
 mod helpers;
 mod redis_faults;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use heart_edge_host::HostConfig;
 use heart_shared::edge::FeedKind;
@@ -85,6 +85,23 @@ async fn expired_token(backend: Backend) {
         edge.signer
             .token_with(1, "s1", -5, heart_shared::token::key_id(&edge.signer.jwk));
     edge.get_as(&expired, "/auth/verifyAccessToken")
+        .await
+        .assert_error(401, "GLOBAL_104");
+    assert!(edge.core.received().is_empty());
+}
+
+/// The component reads the host's wall clock (`HostConfig::wall_clock`): a day ahead, a token
+/// minted for ten minutes has expired.
+#[tokio::test]
+async fn the_component_reads_the_hosts_wall_clock() {
+    let edge = TestEdge::start_with(Options::on(Backend::InProcess).host(|config| {
+        config.wall_clock = Some(std::sync::Arc::new(|| {
+            SystemTime::now() + Duration::from_secs(86_400)
+        }));
+    }))
+    .await;
+    let token = edge.signer.token(1, "s1");
+    edge.get_as(&token, "/auth/verifyAccessToken")
         .await
         .assert_error(401, "GLOBAL_104");
     assert!(edge.core.received().is_empty());
@@ -363,6 +380,7 @@ async fn threads_share_limits(backend: Backend) {
     let edge = TestEdge::start_with(
         Options::on(backend)
             .threads(2)
+            .frozen_clock()
             .var("rate_limit_edge_requests_per_member", "10/60s"),
     )
     .await;
@@ -408,7 +426,9 @@ async fn a_freed_instance_permit_always_comes_with_a_free_slot() {
 on_both_stores!(members_over_their_limit_get_429, member_rate_limit);
 async fn member_rate_limit(backend: Backend) {
     let edge = TestEdge::start_with(
-        Options::on(backend).var("rate_limit_edge_requests_per_member", "3/60s"),
+        Options::on(backend)
+            .frozen_clock()
+            .var("rate_limit_edge_requests_per_member", "3/60s"),
     )
     .await;
     let token = edge.signer.token(11, "s11");
@@ -443,7 +463,9 @@ on_both_stores!(
 /// member 11 are refused and do not lock member 11 out.
 async fn forged_tokens_and_member_limit(backend: Backend) {
     let edge = TestEdge::start_with(
-        Options::on(backend).var("rate_limit_edge_requests_per_member", "3/60s"),
+        Options::on(backend)
+            .frozen_clock()
+            .var("rate_limit_edge_requests_per_member", "3/60s"),
     )
     .await;
     let forger = Signer::generate();
@@ -528,6 +550,7 @@ on_both_stores!(addresses_over_their_limit_get_429, ip_rate_limit);
 async fn ip_rate_limit(backend: Backend) {
     let edge = TestEdge::start_with(
         Options::on(backend)
+            .frozen_clock()
             .var("rate_limit_edge_requests_per_ip", "2/60s")
             // Behind one trusted proxy the client is the last X-Forwarded-For entry.
             .var("trusted_proxy_hops", "1"),
