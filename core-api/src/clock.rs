@@ -34,13 +34,7 @@ impl Clock {
 
     /// Seconds since the Unix epoch.
     pub fn now(&self) -> i64 {
-        let frozen_at = self.frozen_at.load(Ordering::Relaxed);
-        let base = if frozen_at != 0 {
-            frozen_at
-        } else {
-            system_secs()
-        };
-        base + self.offset.load(Ordering::Relaxed)
+        secs_since_epoch(self.system_time())
     }
 
     /// This clock as a [`SystemTime`]: the system's, to the nanosecond, while it runs free;
@@ -79,8 +73,12 @@ impl Clock {
 
 /// The system time, in whole seconds since the Unix epoch.
 fn system_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    secs_since_epoch(SystemTime::now())
+}
+
+/// `time` in whole seconds since the Unix epoch (0 before it).
+fn secs_since_epoch(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
@@ -102,16 +100,18 @@ mod tests {
 
     #[test]
     fn the_system_time_follows_the_clock() {
-        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        use std::time::Duration;
         let clock = Clock::system();
-        let free = clock.system_time();
-        assert!((secs(free) - system_secs()).abs() <= 1);
+        assert!((secs_since_epoch(clock.system_time()) - system_secs()).abs() <= 1);
         clock.freeze();
-        assert_eq!(secs(clock.system_time()), clock.now());
-        assert_eq!(clock.system_time(), clock.system_time());
+        let frozen = clock.system_time();
+        let since_epoch = frozen.duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(since_epoch.subsec_nanos(), 0, "frozen at a whole second");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(clock.system_time(), frozen);
         clock.advance(-30);
-        assert_eq!(secs(clock.system_time()), clock.now());
+        assert_eq!(clock.system_time(), frozen - Duration::from_secs(30));
         clock.advance(90);
-        assert_eq!(secs(clock.system_time()), clock.now());
+        assert_eq!(clock.system_time(), frozen + Duration::from_secs(60));
     }
 }

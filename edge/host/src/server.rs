@@ -830,7 +830,6 @@ fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:?}")
 }
 
-/// `left` in epoch ticks, at least one.
 /// One instance's WASI context: stderr inherited (the component's panics reach the log), the
 /// host's wall clock when one is set.
 fn wasi_ctx(clock: Option<&WallClock>) -> WasiCtx {
@@ -842,6 +841,7 @@ fn wasi_ctx(clock: Option<&WallClock>) -> WasiCtx {
     builder.build()
 }
 
+/// `left` in epoch ticks, at least one.
 fn epoch_ticks(left: Duration) -> u64 {
     u64::try_from(left.as_millis() / EPOCH_TICK.as_millis())
         .unwrap_or(u64::MAX)

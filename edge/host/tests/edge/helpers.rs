@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -445,11 +445,7 @@ impl TestEdge {
         config.max_concurrent_requests = 8;
         config.request_timeout = options.request_timeout;
         if options.frozen_clock {
-            let secs = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
-            let frozen = UNIX_EPOCH + Duration::from_secs(secs);
+            let frozen = SystemTime::now();
             config.wall_clock = Some(Arc::new(move || frozen));
         }
         config.in_process_store = Some(match options.wrap_store {
