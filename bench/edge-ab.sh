@@ -43,21 +43,14 @@ A="${A:-}"
 B="${B:?B=<folder with the release binaries to measure>}"
 DURATION="${DURATION:-8s}"
 ROUNDS="${ROUNDS:-2}"
-MEMBERS="${MEMBERS:-1000}"
-POSTS="${POSTS:-20000}"
 DB=heart_edge_ab
 REDIS_PORT="${REDIS_PORT:-6391}"
 . bench/lib.sh
 edge_bench_setup "$DB" "$REDIS_PORT"
 
-echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+machine_line
 echo "A=${A:-none} B=$B duration $DURATION, $ROUNDS rounds"
-if [ "${KEEP_DATA:-0}" = 1 ] && mariadb -uroot -h127.0.0.1 -e "USE $DB" 2>/dev/null; then
-  echo "reusing database $DB"
-else
-  mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-  "${B%:split}/heart-datagen" --members "$MEMBERS" --posts "$POSTS" --follows-per-member 20 --blocks-per-member 1 >/dev/null
-fi
+edge_bench_data "$DB" "${B%:split}"
 
 start() { # start <bin folder>[:split]
   case "$1" in
@@ -158,16 +151,6 @@ if [ "${SYSCALLS:-0}" = 1 ]; then
   done
   exit 0
 fi
-
-# cpu_ticks <pid>: the process's user + system CPU so far, in clock ticks (0 without a pid).
-cpu_ticks() {
-  if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
-    # Fields 14 and 15 (utime, stime), counted after the command's closing parenthesis.
-    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
-  else
-    echo 0
-  fi
-}
 
 if [ "${CPU:-0}" = 1 ]; then
   # CPU=1: for A and B, the CPU each process spends per request over one 8 s wrk run of each

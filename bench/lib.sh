@@ -47,6 +47,32 @@ edge_bench_setup() {
   start_private_redis "$2" "$work/redis.log"
 }
 
+# machine_line: the machine and the time, as a run's log begins.
+machine_line() {
+  echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+}
+
+# edge_bench_data <database> <folder with heart-datagen>: the edge scripts' data in <database>
+# ($MEMBERS members, $POSTS posts), made afresh unless KEEP_DATA=1 and the database exists.
+edge_bench_data() {
+  if [ "${KEEP_DATA:-0}" = 1 ] && mariadb -uroot -h127.0.0.1 -e "USE $1" 2>/dev/null; then
+    echo "reusing database $1"
+  else
+    mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $1; CREATE DATABASE $1 CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    "$2/heart-datagen" --members "${MEMBERS:-1000}" --posts "${POSTS:-20000}" --follows-per-member 20 --blocks-per-member 1 >/dev/null
+  fi
+}
+
+# cpu_ticks <pid>: the process's user + system CPU so far, in clock ticks (0 without a pid).
+cpu_ticks() {
+  if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
+    # Fields 14 and 15 (utime, stime), counted after the command's closing parenthesis.
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+  else
+    echo 0
+  fi
+}
+
 # start_edge_stack <bin folder> <cache prefix>: the stack (`heart`: the edge on :8080 in front of
 # the core on :8081) of <bin folder> with its `heart_edge.wasm`, logging into $work/server.log; sets
 # pid and token (bench1's), and warms it: the feed page $PAGE cached at the edge, connections to

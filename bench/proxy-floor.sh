@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# What the edge's work costs natively, beside what the edge costs, in one run: the floor under
+# the issue's edge targets on this machine.
+#
+# Forwarded (a member's profile, the issue's forward rows): from the core directly; through a
+# bare native proxy (`heart-proxy`: hyper in, a pooled hyper client out, one thread per core with
+# a runtime each, like the edge host); through the same proxy with one Redis round trip per
+# request (the trip the edge must make), as a plain GET and as the edge's own gate script with a
+# verified token's keys; and through the edge (a fresh component instance, the token read, the
+# gate script, the forward over wasi-http).
+# Cached (feed page 0, gzip, the issue's cached row): from the core directly; a native cache hit
+# (`heart-proxy --redis-work page`: the gate script of a cacheable feed read, the edge's own gzip
+# page from Redis, answered without the core); and the edge's cached page.
+# Edge and core run as two processes, as deployed; every row runs in every round.
+#
+#   B=<folder with heart-core, heart-edge-host, heart-proxy, heart-datagen, heart_edge.wasm> \
+#     ROUNDS=3 KEEP_DATA=1 bash bench/proxy-floor.sh
+#
+# For each row: req/s per round, the mean's ratio to the core direct, the CPU µs per request of
+# the process in front (proxy or edge), the core and this run's Redis at 32 connections (from
+# /proc/<pid>/stat deltas; nothing watches the load), and for the forwarded rows the p50 at one
+# connection beside the core direct's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B="${B:?B=<folder with the release binaries to measure>}"
+DURATION="${DURATION:-8s}"
+ROUNDS="${ROUNDS:-3}"
+DB=heart_edge_ab
+REDIS_PORT="${REDIS_PORT:-6391}"
+. bench/lib.sh
+edge_bench_setup "$DB" "$REDIS_PORT"
+[ -x "$B/heart-proxy" ] || { echo "$B/heart-proxy is missing" >&2; exit 2; }
+
+machine_line
+echo "B=$B duration $DURATION, $ROUNDS rounds"
+edge_bench_data "$DB" "$B"
+
+PAGE="/post/posts?member_id=1&page=0&size=10"
+PROFILE="/member/profile?member_id=2"
+proxies=()
+stop_proxies() { for p in "${proxies[@]}"; do stop_pid "$p"; done; proxies=(); }
+trap 'stop_proxies; stop_pid "$pid"; stop_pid "$core_pid"; stop_pid "$redis_pid"; rm -rf "$work"' EXIT
+
+# name|port|index in $proxies of the process in front ("" for none, "edge" for the edge)|path|extra header|connections
+CASES=(
+  "core direct|8081||$PROFILE|X-Bench: 1|32 1"
+  "bare native proxy|8082|0|$PROFILE|X-Bench: 1|32 1"
+  "native proxy + one Redis GET|8083|1|$PROFILE|X-Bench: 1|32 1"
+  "native proxy + the edge's gate script|8084|2|$PROFILE|X-Bench: 1|32 1"
+  "edge (instance, token, gate script, forward)|8080|edge|$PROFILE|X-Bench: 1|32 1"
+  "core direct: feed page 0 (gzip)|8081||$PAGE|Accept-Encoding: gzip|32"
+  "native cache hit (gate script with the page)|8085|3|$PAGE|Accept-Encoding: gzip|32"
+  "edge: feed page 0, cached (gzip)|8080|edge|$PAGE|Accept-Encoding: gzip|32"
+)
+
+hz=$(getconf CLK_TCK)
+
+run_case() { # run_case <case> <connections>: a row into $work/<case>.<connections>
+  local i="$1" c="$2" name port front path header t=2 procs before after n front_pid=""
+  IFS='|' read -r name port front path header _ <<<"${CASES[$i]}"
+  case "$front" in
+    "") ;;
+    edge) front_pid="$pid" ;;
+    *) front_pid="${proxies[$front]}" ;;
+  esac
+  [ "$c" -lt 2 ] && t=1
+  procs=("$front_pid" "$core_pid" "$redis_pid")
+  before=(); for p in "${procs[@]}"; do before+=("$(cpu_ticks "$p")"); done
+  wrk -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency -H "Authorization: Bearer $token" \
+    -H "$header" "http://127.0.0.1:$port$path" >"$work/wrk.out"
+  after=(); for p in "${procs[@]}"; do after+=("$(cpu_ticks "$p")"); done
+  n=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  awk -v n="$n" -v hz="$hz" -v b="${before[*]}" -v a="${after[*]}" '
+    /Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$5}
+    END {
+      split(b, B, " "); split(a, A, " ")
+      printf "%s %s %s %s", rps, p50, p99, (bad==""?0:bad)
+      for (k = 1; k <= 3; k++) printf " %.1f", (A[k] - B[k]) / hz * 1e6 / n
+      printf "\n"
+    }' "$work/wrk.out" >>"$work/$i.$c"
+  echo "  $name ($c): $(tail -1 "$work/$i.$c")"
+}
+
+start_proxy() { # start_proxy <port> <heart-proxy options…>: appended to $proxies
+  local port="$1"; shift
+  "$B/heart-proxy" --listen "127.0.0.1:$port" "$@" >"$work/proxy-$port.log" 2>&1 &
+  proxies+=($!)
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round"
+  start_split_stack "$B" "floor-$RANDOM"
+  # The edge's own cached variant of the page, for the native hit to answer.
+  curl -sf -H "Authorization: Bearer $token" -H 'Accept-Encoding: gzip' "http://127.0.0.1:8080$PAGE" -o "$work/page.gz"
+  redis=(--redis "127.0.0.1:$REDIS_PORT")
+  start_proxy 8082 --core 127.0.0.1:8081
+  start_proxy 8083 --core 127.0.0.1:8081 "${redis[@]}"
+  start_proxy 8084 --core 127.0.0.1:8081 "${redis[@]}" --redis-work gate
+  start_proxy 8085 --core 127.0.0.1:8081 "${redis[@]}" --redis-work page --page-file "$work/page.gz"
+  for k in "${!proxies[@]}"; do
+    wait_ready "${proxies[$k]}" "$work/proxy-$((8082 + k)).log" "http://127.0.0.1:$((8082 + k))/healthz"
+  done
+  for c in 32 1; do
+    for i in "${!CASES[@]}"; do
+      IFS='|' read -r _ _ _ _ _ connections <<<"${CASES[$i]}"
+      case " $connections " in *" $c "*) run_case "$i" "$c" ;; esac
+    done
+  done
+  stop_proxies; stop_pid "$pid"; stop_pid "$core_pid"; pid="" core_pid=""
+done
+
+ms() { # the mean of a latency column (wrk's units) of a row file, in ms
+  awk -v col="$2" '{v=$col; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else {sub("s","",v); v*=1000}; s+=v} END {printf "%.3f", s/NR}' "$1"
+}
+mean() { awk -v col="$2" '{s+=$col} END {printf "%.1f", s/NR}' "$1"; }
+echo
+echo "| row | 32 connections: req/s per round | mean ÷ its core direct | CPU µs/request at 32: front, core, Redis | 1 connection: p50 (mean) | p50 − core direct |"
+echo "|---|---|---|---|---|---|"
+for i in "${!CASES[@]}"; do
+  IFS='|' read -r name port _ path _ <<<"${CASES[$i]}"
+  # The core-direct row of the same path is the first row with it.
+  base=""
+  for j in "${!CASES[@]}"; do
+    IFS='|' read -r _ _ _ other_path _ <<<"${CASES[$j]}"
+    if [ "$other_path" = "$path" ]; then base="$j"; break; fi
+  done
+  rates="$(awk '{r=r (NR>1?", ":"") sprintf("%.0f", $1)} END {print r}' "$work/$i.32")"
+  ratio="$(awk -v a="$(mean "$work/$i.32" 1)" -v b="$(mean "$work/$base.32" 1)" 'BEGIN {printf "%.2f×", a/b}')"
+  cpu="$(mean "$work/$i.32" 5), $(mean "$work/$i.32" 6), $(mean "$work/$i.32" 7)"
+  if [ -f "$work/$i.1" ]; then
+    p50="$(ms "$work/$i.1" 2) ms"
+    extra="$(awk -v a="$(ms "$work/$i.1" 2)" -v b="$(ms "$work/$base.1" 2)" 'BEGIN {printf "%+.2f ms", a-b}')"
+  else
+    p50="" extra=""
+  fi
+  echo "| $name | $rates | $ratio | $cpu | $p50 | $extra |"
+done
+if awk '$4 != 0 {bad = 1} END {exit bad ? 0 : 1}' "$work"/*.32 "$work"/*.1; then
+  echo "Some runs had answers other than 2xx (4th column of the rows above): those rows do not count."
+fi
