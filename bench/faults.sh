@@ -20,7 +20,7 @@
 # are never touched. Needs: mariadbd + mariadb-install-db, redis-server, curl, python3 with aiosmtpd
 # (python3 -m pip install aiosmtpd).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
 MARIADB_PORT="${MARIADB_PORT:-3307}"

@@ -15,6 +15,7 @@
 #
 #   B=<folder with heart-core, heart-edge-host, heart-proxy, heart-datagen, heart_edge.wasm> \
 #     ROUNDS=3 KEEP_DATA=1 bash bench/proxy-floor.sh
+#   PERF=1 B=… bash bench/proxy-floor.sh   # where the front process's CPU goes (see below)
 #
 # For each row: req/s per round, the mean's ratio to the core direct, the CPU µs per request of
 # the process in front (proxy or edge), the core and this run's Redis at 32 connections (from
@@ -87,12 +88,11 @@ start_proxy() { # start_proxy <port> <heart-proxy options…>: appended to $prox
   proxies+=($!)
 }
 
-for round in $(seq 1 "$ROUNDS"); do
-  echo "== round $round"
+start_all() { # the core, the edge and the four proxies, ready
   start_split_stack "$B" "floor-$RANDOM"
   # The edge's own cached variant of the page, for the native hit to answer.
   curl -sf -H "Authorization: Bearer $token" -H 'Accept-Encoding: gzip' "http://127.0.0.1:8080$PAGE" -o "$work/page.gz"
-  redis=(--redis "127.0.0.1:$REDIS_PORT")
+  local redis=(--redis "127.0.0.1:$REDIS_PORT") k
   start_proxy 8082 --core 127.0.0.1:8081
   start_proxy 8083 --core 127.0.0.1:8081 "${redis[@]}"
   start_proxy 8084 --core 127.0.0.1:8081 "${redis[@]}" --redis-work gate
@@ -100,6 +100,49 @@ for round in $(seq 1 "$ROUNDS"); do
   for k in "${!proxies[@]}"; do
     wait_ready "${proxies[$k]}" "$work/proxy-$((8082 + k)).log" "http://127.0.0.1:$((8082 + k))/healthz"
   done
+}
+
+if [ "${PERF:-0}" = 1 ]; then
+  # PERF=1: where the front process's CPU goes, native against the edge. For the forward (the
+  # proxy with the gate script, then the edge) and the hit (the native hit, then the edge's
+  # cached page): `perf record` of that process over one 8 s wrk run at 32 connections, as CPU
+  # µs per request by library (the kernel, libc, the compiled component) and, for the process's
+  # own code, by the crate its symbol names (samples at 1999 Hz of running time).
+  command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
+  start_all
+  for i in 3 4 6 7; do
+    IFS='|' read -r name port front path header _ <<<"${CASES[$i]}"
+    if [ "$front" = edge ]; then front_pid="$pid"; else front_pid="${proxies[$front]}"; fi
+    perf record -F 1999 -o "$work/perf.data" -p "$front_pid" -- sleep 8 >/dev/null 2>&1 &
+    perf_pid=$!
+    wrk -t2 -c32 -d8s -H "Authorization: Bearer $token" -H "$header" "http://127.0.0.1:$port$path" >"$work/wrk.out"
+    wait "$perf_pid" || true
+    rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+    echo "== $name: $rps req/s; CPU µs per request of the process in front"
+    perf report -i "$work/perf.data" --no-inline --no-children --sort dso,symbol -n -g none --stdio 2>/dev/null | grep '%' |
+      awk -v rps="$rps" '
+        { n = $2; dso = $3; sym = ""; for (f = 5; f <= NF; f++) sym = sym " " $f
+          if (dso ~ /kallsyms/) k = "the kernel"
+          else if (dso ~ /libc/) k = "libc"
+          else if (dso ~ /cwasm/) k = "the component (compiled wasm)"
+          else if (dso ~ /vdso/) k = "vdso"
+          else {
+            s = sym; sub(/^ */, "", s); sub(/^_?</, "", s)
+            k = match(s, /^[a-z_0-9]+::/) ? "crate " substr(s, 1, RLENGTH - 2) : "other"
+          }
+          t[k] += n; all += n }
+        END {
+          printf "  %6.1f  %s\n", all / 1999 * 1e6 / (rps * 8), "all"
+          for (k in t) { us = t[k] / 1999 * 1e6 / (rps * 8); if (us >= 0.5) printf "  %6.1f  %s\n", us, k; else rest += us }
+          printf "  %6.1f  %s\n", rest, "(the rest, each under 0.5)"
+        }' | sort -rn
+  done
+  exit 0
+fi
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round"
+  start_all
   for c in 32 1; do
     for i in "${!CASES[@]}"; do
       IFS='|' read -r _ _ _ _ _ connections <<<"${CASES[$i]}"

@@ -144,8 +144,11 @@ done
 applied="$(mariadb --no-defaults -uroot -h"${mysql_host_port%%:*}" -P"${mysql_host_port##*:}" -N -B "$DB" \
   -e 'SELECT COUNT(*) FROM _sqlx_migrations')"
 files="$(find core-api/migrations/mysql -name '*.sql' | wc -l)"
-[ "$applied" = "$files" ] && check PASS "$REPLICAS core(s) started at once; $applied migrations applied once" ||
+if [ "$applied" = "$files" ]; then
+  check PASS "$REPLICAS core(s) started at once; $applied migrations applied once"
+else
   check FAIL "migrations: $applied rows in _sqlx_migrations for $files files"
+fi
 "$bin/heart-rr" --listen "127.0.0.1:$CORE_LB_PORT" "${cores[@]}" 2>"$work/rr-cores.log" &
 pids+=($!)
 
@@ -196,9 +199,11 @@ for url in "${entries[@]}"; do
   s="$(status_of -H "Authorization: Bearer $token" "$url/auth/verifyAccessToken")"
   [ "$s" = 401 ] && refused=$((refused + 1)) || echo "  $url answered $s after the logout"
 done
-[ "$logout" = 200 ] && [ "$refused" = "${#entries[@]}" ] &&
-  check PASS "a logout on edge $last is refused at once by all ${#entries[@]} edges and cores" ||
+if [ "$logout" = 200 ] && [ "$refused" = "${#entries[@]}" ]; then
+  check PASS "a logout on edge $last is refused at once by all ${#entries[@]} edges and cores"
+else
   check FAIL "logout $logout; refused by $refused of ${#entries[@]} edges and cores"
+fi
 
 member="$(login 4)"
 member_id="$(echo "$member" | json_of member_id)"
@@ -213,8 +218,11 @@ for i in $(seq 0 $((REPLICAS - 1))); do
     python3 -c 'import json,sys; print(json.load(sys.stdin)["posts"][0]["id"])')"
   [ "$first" = "$post_id" ] && fresh=$((fresh + 1)) || echo "  edge $i served post $first first, not $post_id"
 done
-[ "$fresh" = "$REPLICAS" ] && check PASS "a post written through edge 0 is on the page every edge serves right after" ||
+if [ "$fresh" = "$REPLICAS" ]; then
+  check PASS "a post written through edge 0 is on the page every edge serves right after"
+else
   check FAIL "only $fresh of $REPLICAS edges served the new post"
+fi
 
 # --- load -----------------------------------------------------------------------------------------
 if [ "$LOAD" = 1 ]; then
