@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shell helpers of the benchmark scripts (sourced by bench/run.sh, bench/storm.sh and
+# Shell helpers of the benchmark scripts (sourced by bench/run.sh, bench/storm.sh, bench/proxy-floor.sh and
 # bench/edge-ab.sh from the repository root).
 
 # stop_pid <pid>: ends a background process of this script, if any, and waits for it to be gone.

@@ -211,6 +211,33 @@ async fn call(redis: &mut BufStream<TcpStream>, request: &[u8]) -> std::io::Resu
     read_answer(redis).await
 }
 
+/// `EVALSHA` of the gate script as the edge sends it (`edge/component/src/gate.rs`), with this
+/// proxy's keys and limits no load reaches: four keys for a forward, five for a feed read.
+fn gate_arguments(work: RedisWork) -> Vec<&'static [u8]> {
+    let mut gate: Vec<&[u8]> = vec![
+        b"EVALSHA",
+        GATE_SCRIPT_SHA1.as_bytes(),
+        b"4",
+        b"heart-proxy:ip",
+        b"heart-proxy:revoked",
+        b"heart-proxy:member",
+        b"heart-proxy:mark",
+    ];
+    if work == RedisWork::Page {
+        gate[2] = b"5";
+        gate.push(b"heart-proxy:feed-version");
+    }
+    gate.extend([
+        b"60".as_slice(),
+        b"60",
+        PAGE_HEAD.as_bytes(),
+        PAGE_TAIL.as_bytes(),
+        b"1000000000",
+        b"1000000000",
+    ]);
+    gate
+}
+
 /// One round trip of `work` (the gate's script loaded first when Redis does not know it);
 /// the page, for [`RedisWork::Page`].
 async fn redis_round_trip(
@@ -237,30 +264,9 @@ async fn redis_round_trip(
     let Some(redis) = slot.as_mut() else {
         return Err(std::io::Error::other("no Redis connection"));
     };
-    let mut gate: Vec<&[u8]> = vec![
-        b"EVALSHA",
-        GATE_SCRIPT_SHA1.as_bytes(),
-        b"4",
-        b"heart-proxy:ip",
-        b"heart-proxy:revoked",
-        b"heart-proxy:member",
-        b"heart-proxy:mark",
-    ];
-    if work == RedisWork::Page {
-        gate[2] = b"5";
-        gate.push(b"heart-proxy:feed-version");
-    }
-    gate.extend([
-        b"60".as_slice(),
-        b"60",
-        PAGE_HEAD.as_bytes(),
-        PAGE_TAIL.as_bytes(),
-        b"1000000000",
-        b"1000000000",
-    ]);
     let request = match work {
         RedisWork::Get => command(&[b"GET", b"heart-proxy:no-such-key"]),
-        RedisWork::Gate | RedisWork::Page => command(&gate),
+        RedisWork::Gate | RedisWork::Page => command(&gate_arguments(work)),
     };
     let mut answer = call(redis, &request).await?;
     if work != RedisWork::Get
@@ -286,6 +292,8 @@ async fn redis_round_trip(
     }
 }
 
+/// Serves one request: the Redis round trip, if any; then the page (a native hit) or the
+/// request forwarded to the core; `502` with an empty body when Redis or the core fails.
 async fn forward(
     mut request: Request<Incoming>,
     client: CoreClient,
@@ -422,6 +430,19 @@ mod tests {
             command(&[b"SET", b"k", b""]),
             b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn the_gate_is_called_with_the_edges_shape_of_arguments() {
+        // EVALSHA <sha> <numkeys> <keys…> then six ARGV: two windows, the page key's head and
+        // tail, two limits (the order of heart_shared::edge::GATE_SCRIPT's doc).
+        for (work, keys) in [(RedisWork::Gate, 4), (RedisWork::Page, 5)] {
+            let args = gate_arguments(work);
+            assert_eq!(args[1], GATE_SCRIPT_SHA1.as_bytes());
+            assert_eq!(args[2], keys.to_string().as_bytes());
+            assert_eq!(args.len(), 3 + keys + 6);
+            assert_eq!(args[3 + keys + 2], PAGE_HEAD.as_bytes());
+        }
     }
 
     /// `read_answer` on what a server sent over a real socket, then closed.
