@@ -77,8 +77,7 @@ run_case() { # run_case <label> <case> → "rps p50 p99" into $work/<label>.<i>
   IFS='|' read -r name c url header <<<"${CASES[$i]}"
   [ "$c" -lt 2 ] && t=1
   wrk -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency -H "Authorization: Bearer $token" -H "$header" "$url" >"$work/wrk.out"
-  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$5}
-       END {printf "%s %s %s %s\n", rps, p50, p99, (bad==""?0:bad)}' "$work/wrk.out" >>"$work/$label.$i"
+  wrk_row "$work/wrk.out" >>"$work/$label.$i"
   echo "  $label $name ($c): $(tail -1 "$work/$label.$i")"
 }
 
@@ -246,7 +245,7 @@ done
 echo
 echo "Ratios the issue sets (mean of the rounds, B):"
 mean() { awk '{s+=$1} END {printf "%.0f", s/NR}' "$work/B.$1"; }
-p50() { awk '{v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else {sub("s","",v); v*=1000}; s+=v} END {printf "%.2f", s/NR}' "$work/B.$1"; }
+p50() { mean_ms "$work/B.$1" 2 2; }
 echo "- cached page through the edge ÷ core direct (32 connections): $(mean 0) ÷ $(mean 1) = $(awk -v a="$(mean 0)" -v b="$(mean 1)" 'BEGIN {printf "%.2f×", a/b}')"
 echo "- forwarded ÷ core direct (32 connections): $(mean 2) ÷ $(mean 3) = $(awk -v a="$(mean 2)" -v b="$(mean 3)" 'BEGIN {printf "%.2f×", a/b}')"
 echo "- forwarded p50 − core direct p50 (1 connection): $(p50 4) − $(p50 5) ms = $(awk -v a="$(p50 4)" -v b="$(p50 5)" 'BEGIN {printf "+%.2f ms", a-b}')"

@@ -63,6 +63,18 @@ edge_bench_data() {
   fi
 }
 
+# wrk_row <wrk --latency output>: "req/s p50 p99 non-2xx" (latencies in wrk's units).
+wrk_row() {
+  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$5}
+       END {printf "%s %s %s %s\n", rps, p50, p99, (bad==""?0:bad)}' "$1"
+}
+
+# mean_ms <row file> <column> <decimals>: the mean of a latency column of wrk_row rows (wrk's
+# units: us, ms, s), in ms.
+mean_ms() {
+  awk -v col="$2" -v fmt="%.$3f" '{v=$col; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else {sub("s","",v); v*=1000}; s+=v} END {printf fmt, s/NR}' "$1"
+}
+
 # cpu_ticks <pid>: the process's user + system CPU so far, in clock ticks (0 without a pid).
 cpu_ticks() {
   if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then

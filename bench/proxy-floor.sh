@@ -57,7 +57,7 @@ CASES=(
 hz=$(getconf CLK_TCK)
 
 run_case() { # run_case <case> <connections>: a row into $work/<case>.<connections>
-  local i="$1" c="$2" name port front path header t=2 procs before after n front_pid=""
+  local i="$1" c="$2" name port front path header t=2 procs before after n cpu front_pid=""
   IFS='|' read -r name port front path header _ <<<"${CASES[$i]}"
   case "$front" in
     "") ;;
@@ -71,14 +71,11 @@ run_case() { # run_case <case> <connections>: a row into $work/<case>.<connectio
     -H "$header" "http://127.0.0.1:$port$path" >"$work/wrk.out"
   after=(); for p in "${procs[@]}"; do after+=("$(cpu_ticks "$p")"); done
   n=$(awk '/requests in/ {print $1}' "$work/wrk.out")
-  awk -v n="$n" -v hz="$hz" -v b="${before[*]}" -v a="${after[*]}" '
-    /Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$5}
-    END {
+  cpu=$(awk -v n="$n" -v hz="$hz" -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
       split(b, B, " "); split(a, A, " ")
-      printf "%s %s %s %s", rps, p50, p99, (bad==""?0:bad)
-      for (k = 1; k <= 3; k++) printf " %.1f", (A[k] - B[k]) / hz * 1e6 / n
-      printf "\n"
-    }' "$work/wrk.out" >>"$work/$i.$c"
+      for (k = 1; k <= 3; k++) printf "%s%.1f", (k > 1 ? " " : ""), (A[k] - B[k]) / hz * 1e6 / n
+    }')
+  echo "$(wrk_row "$work/wrk.out") $cpu" >>"$work/$i.$c"
   echo "  $name ($c): $(tail -1 "$work/$i.$c")"
 }
 
@@ -152,9 +149,6 @@ for round in $(seq 1 "$ROUNDS"); do
   stop_proxies; stop_pid "$pid"; stop_pid "$core_pid"; pid="" core_pid=""
 done
 
-ms() { # the mean of a latency column (wrk's units) of a row file, in ms
-  awk -v col="$2" '{v=$col; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else {sub("s","",v); v*=1000}; s+=v} END {printf "%.3f", s/NR}' "$1"
-}
 mean() { awk -v col="$2" '{s+=$col} END {printf "%.1f", s/NR}' "$1"; }
 echo
 echo "| row | 32 connections: req/s per round | mean ÷ its core direct | CPU µs/request at 32: front, core, Redis | 1 connection: p50 (mean) | p50 − core direct |"
@@ -171,8 +165,8 @@ for i in "${!CASES[@]}"; do
   ratio="$(awk -v a="$(mean "$work/$i.32" 1)" -v b="$(mean "$work/$base.32" 1)" 'BEGIN {printf "%.2f×", a/b}')"
   cpu="$(mean "$work/$i.32" 5), $(mean "$work/$i.32" 6), $(mean "$work/$i.32" 7)"
   if [ -f "$work/$i.1" ]; then
-    p50="$(ms "$work/$i.1" 2) ms"
-    extra="$(awk -v a="$(ms "$work/$i.1" 2)" -v b="$(ms "$work/$base.1" 2)" 'BEGIN {printf "%+.2f ms", a-b}')"
+    p50="$(mean_ms "$work/$i.1" 2 3) ms"
+    extra="$(awk -v a="$(mean_ms "$work/$i.1" 2 3)" -v b="$(mean_ms "$work/$base.1" 2 3)" 'BEGIN {printf "%+.2f ms", a-b}')"
   else
     p50="" extra=""
   fi

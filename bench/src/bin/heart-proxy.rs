@@ -322,11 +322,7 @@ async fn forward(
             }
         }
     }
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let Ok(uri) = format!("http://{core}{path}").parse() else {
         return Ok(bad_gateway());
     };
