@@ -325,6 +325,7 @@ async fn reset_mails_waiting_on_a_silent_mail_server_are_bounded() {
 async fn reset_mail_shares_the_verification_mail_limits() {
     let app =
         TestApp::spawn_with(&[("HEART_RATE_LIMIT_VERIFICATION_SEND_PER_EMAIL", "2/600")]).await;
+    app.clock.freeze();
     let email = unique_email("reset-limit");
     assert_eq!(app.send_code(&email).await.status, StatusCode::ACCEPTED);
     assert_eq!(request_reset(&app, &email).await.status, StatusCode::OK);
@@ -450,6 +451,7 @@ async fn change_password_acts_for_the_caller_only() {
 async fn guesses_of_the_current_password_are_rate_limited() {
     // The login that made the session counts too: one login and two guesses use up three.
     let app = TestApp::spawn_with(&[("HEART_RATE_LIMIT_LOGIN_PER_EMAIL", "3/300")]).await;
+    app.clock.freeze();
     let member = app.member("change-limit").await;
     for _ in 0..2 {
         assert_code(

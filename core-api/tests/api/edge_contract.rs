@@ -164,6 +164,8 @@ async fn the_edge_client_address_counts_for_rate_limits_only_with_the_secret() {
         ("HEART_RATE_LIMIT_LOGIN_PER_IP", "1/60"),
     ])
     .await;
+    // One rate-limit window for the whole test (windows are fixed to the epoch).
+    app.clock.freeze();
     let login = |ip: &str, secret: &str| {
         Request::post("/auth/login")
             .header("content-type", "application/json")

@@ -198,6 +198,7 @@ async fn a_redis_outage_keeps_reads_and_logout_working_and_rate_limits_open() {
         ("HEART_RATE_LIMIT_LOGIN_PER_EMAIL", "2/10m"),
     ])
     .await;
+    app.clock.freeze(); // one rate-limit window for the whole test
     let kim = app.member("kim").await; // login 1
     let second = app.login(&kim.email, PASSWORD).await; // login 2
     assert_eq!(second.status, StatusCode::OK);
@@ -518,6 +519,7 @@ async fn redis_fault(mode: Mode) {
         ("HEART_RATE_LIMIT_LOGIN_PER_EMAIL", "2/10m"),
     ])
     .await;
+    app.clock.freeze(); // one rate-limit window for the whole test
     let kim = app.member("kim").await; // login 1
     app.register_post(&kim, "cached or not", &[]).await;
     let feed = feed_path(&kim);
