@@ -232,13 +232,7 @@ async fn run(sizes: Sizes) -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let sizes = match parse_args() {
-        Ok(sizes) => sizes,
-        Err(message) => {
-            eprintln!("heart-datagen: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let sizes = heart_bench::args_or_exit(parse_args().map_err(|m| format!("heart-datagen: {m}")));
     match run(sizes).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

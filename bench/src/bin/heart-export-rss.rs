@@ -224,13 +224,8 @@ async fn run(sizes: Sizes) -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let sizes = match parse_args() {
-        Ok(sizes) => sizes,
-        Err(message) => {
-            eprintln!("heart-export-rss: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let sizes =
+        heart_bench::args_or_exit(parse_args().map_err(|m| format!("heart-export-rss: {m}")));
     match run(sizes).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -376,13 +376,7 @@ fn serve_thread(options: Options) -> std::io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    let options = heart_bench::args_or_exit(parse_args());
     eprintln!(
         "heart-proxy on {} → core {}{}, {} threads",
         options.listen,

@@ -39,13 +39,7 @@ fn parse_args() -> Result<(SocketAddr, Vec<SocketAddr>), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (listen, backends) = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    let (listen, backends) = heart_bench::args_or_exit(parse_args());
     let proxy = match RoundRobin::start_on(listen, backends.clone()).await {
         Ok(proxy) => proxy,
         Err(error) => {

@@ -95,13 +95,7 @@ async fn serve(options: Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    let options = heart_bench::args_or_exit(parse_args());
     let result = tokio::runtime::Runtime::new()
         .map_err(|e| e.to_string())
         .and_then(|runtime| runtime.block_on(serve(options)));
