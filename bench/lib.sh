@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shell helpers of the benchmark scripts (sourced by bench/run.sh, bench/storm.sh, bench/proxy-floor.sh and
-# bench/edge-ab.sh from the repository root).
+# Shell helpers of the benchmark scripts (sourced by bench/run.sh, bench/storm.sh,
+# bench/edge-ab.sh and bench/proxy-floor.sh from the repository root).
 
 # stop_pid <pid>: ends a background process of this script, if any, and waits for it to be gone.
 stop_pid() {

@@ -56,14 +56,18 @@ CASES=(
 
 hz=$(getconf CLK_TCK)
 
-run_case() { # run_case <case> <connections>: a row into $work/<case>.<connections>
-  local i="$1" c="$2" name port front path header t=2 procs before after n cpu front_pid=""
-  IFS='|' read -r name port front path header _ <<<"${CASES[$i]}"
-  case "$front" in
-    "") ;;
-    edge) front_pid="$pid" ;;
-    *) front_pid="${proxies[$front]}" ;;
+front_pid_of() { # front_pid_of <a case's front field>: the pid of the process in front, if any
+  case "$1" in
+    "") echo "" ;;
+    edge) echo "$pid" ;;
+    *) echo "${proxies[$1]}" ;;
   esac
+}
+
+run_case() { # run_case <case> <connections>: a row into $work/<case>.<connections>
+  local i="$1" c="$2" name port front path header t=2 procs before after n cpu front_pid
+  IFS='|' read -r name port front path header _ <<<"${CASES[$i]}"
+  front_pid="$(front_pid_of "$front")"
   [ "$c" -lt 2 ] && t=1
   procs=("$front_pid" "$core_pid" "$redis_pid")
   before=(); for p in "${procs[@]}"; do before+=("$(cpu_ticks "$p")"); done
@@ -109,7 +113,7 @@ if [ "${PERF:-0}" = 1 ]; then
   start_all
   for i in 3 4 6 7; do
     IFS='|' read -r name port front path header _ <<<"${CASES[$i]}"
-    if [ "$front" = edge ]; then front_pid="$pid"; else front_pid="${proxies[$front]}"; fi
+    front_pid="$(front_pid_of "$front")"
     perf record -F 1999 -o "$work/perf.data" -p "$front_pid" -- sleep 8 >/dev/null 2>&1 &
     perf_pid=$!
     wrk -t2 -c32 -d8s -H "Authorization: Bearer $token" -H "$header" "http://127.0.0.1:$port$path" >"$work/wrk.out"
